@@ -1,0 +1,291 @@
+//! Scalar values of the spec language: durations, sizes and payloads.
+//!
+//! Each parses from the YAML scalar an instructor writes (`5ms`, `1MiB`) and
+//! fails with a message that says what was expected; serde-saphyr attaches the
+//! location of the offending scalar.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written `250ms`, `2s`, `1.5s` or `1m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("a duration such as `250ms` or `2s`, found `{text}`"))?;
+        let seconds = match unit.trim() {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" | "min" => value * 60.0,
+            "" => return Err(format!("a duration with a unit (`{text}ms` or `{text}s`)")),
+            other => return Err(format!("a duration unit `ms`, `s` or `m`, found `{other}`")),
+        };
+        if !seconds.is_finite() || seconds > 3600.0 {
+            return Err(format!("a duration of at most an hour, found `{text}`"));
+        }
+        Ok(Span(Duration::from_secs_f64(seconds)))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(|e| de::Error::custom(format!("expected {e}")))
+    }
+}
+
+/// A byte count written `4096`, `64KiB` or `1MiB`. Negative sizes are errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub usize);
+
+impl Size {
+    pub fn parse(text: &str) -> Result<Size, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        if number.is_empty() {
+            return Err(format!(
+                "a size such as `4096`, `64KiB` or `1MiB`, found `{text}`"
+            ));
+        }
+        let n: usize = number
+            .parse()
+            .map_err(|_| format!("a size that fits, found `{text}`"))?;
+        let factor = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            other => return Err(format!("a size unit `B`, `KiB` or `MiB`, found `{other}`")),
+        };
+        n.checked_mul(factor)
+            .filter(|&n| n <= 1 << 30)
+            .map(Size)
+            .ok_or_else(|| format!("a size of at most 1GiB, found `{text}`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as `4096`, `64KiB` or `1MiB`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|&n| n <= 1 << 30)
+                    .map(Size)
+                    .ok_or_else(|| E::custom("expected a size of at most 1GiB"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                if v < 0 {
+                    return Err(E::custom(format!(
+                        "expected a size of zero or more, found {v}"
+                    )));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                Size::parse(v).map_err(|e| E::custom(format!("expected {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Bytes the harness sends, or expects, or feeds to a program's stdin.
+///
+/// Written as a plain string (`"hello\n"`), or a map with exactly one of
+/// `text`, `hex` or `generate`, optionally followed by `then` (text appended,
+/// e.g. the newline after a generated megabyte).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payload {
+    pub source: PayloadSource,
+    pub then: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayloadSource {
+    Text(String),
+    Hex(Vec<u8>),
+    /// `size` bytes: `repeat` cycled, or pseudo-random bytes from `seed`.
+    Generate {
+        size: usize,
+        fill: Fill,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fill {
+    Repeat(Vec<u8>),
+    Seed(u64),
+}
+
+impl Payload {
+    pub fn text(s: &str) -> Payload {
+        Payload {
+            source: PayloadSource::Text(s.to_string()),
+            then: None,
+        }
+    }
+
+    /// The bytes themselves. Generation is deterministic: the same spec always
+    /// produces the same bytes, so transcripts and snapshots are stable.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = match &self.source {
+            PayloadSource::Text(t) => t.as_bytes().to_vec(),
+            PayloadSource::Hex(b) => b.clone(),
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Repeat(pattern),
+            } => pattern.iter().copied().cycle().take(*size).collect(),
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Seed(seed),
+            } => seeded_bytes(*seed, *size),
+        };
+        if let Some(then) = &self.then {
+            out.extend_from_slice(then.as_bytes());
+        }
+        out
+    }
+
+    /// How the payload reads in a transcript: short texts verbatim, generated
+    /// data by its recipe so a megabyte doesn't flood the report.
+    pub fn describe(&self) -> String {
+        let main = match &self.source {
+            PayloadSource::Text(t) => crate::escape::quote(t.as_bytes(), 80),
+            PayloadSource::Hex(b) => crate::escape::quote(b, 80),
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Repeat(p),
+            } => {
+                format!("{size} bytes of {}", crate::escape::quote(p, 16))
+            }
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Seed(s),
+            } => {
+                format!("{size} random bytes (seed {s})")
+            }
+        };
+        match &self.then {
+            Some(t) => format!("{main} + {}", crate::escape::quote(t.as_bytes(), 16)),
+            None => main,
+        }
+    }
+}
+
+/// xorshift64*: a tiny, well-known generator. Not for secrets: for test data
+/// whose every byte value occurs and which no echo server could guess.
+pub fn seeded_bytes(seed: u64, size: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err("an even number of hex digits".into());
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).unwrap_or("");
+            u8::from_str_radix(s, 16).map_err(|_| format!("hex digits, found `{s}`"))
+        })
+        .collect()
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Map {
+            text: Option<String>,
+            hex: Option<String>,
+            generate: Option<super::steps::Generate>,
+            then: Option<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Payload;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, or a map with one of `text`, `hex`, `generate`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Payload, E> {
+                Ok(Payload::text(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
+                let m = Map::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                super::steps::payload_of(&m.text, &m.hex, &m.generate, &m.then)
+                    .and_then(|p| p.ok_or_else(|| "one of `text`, `hex` or `generate`".to_string()))
+                    .map_err(|e| de::Error::custom(format!("expected {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(Span::parse("5ms").unwrap().0, Duration::from_millis(5));
+        assert_eq!(Span::parse("1.5s").unwrap().0, Duration::from_millis(1500));
+        assert!(Span::parse("5").unwrap_err().contains("with a unit"));
+        assert!(Span::parse("5 hours").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("1MiB").unwrap().0, 1 << 20);
+        assert_eq!(Size::parse("64KiB").unwrap().0, 65536);
+        assert!(Size::parse("-1").is_err());
+        assert!(Size::parse("3GB").is_err());
+    }
+
+    #[test]
+    fn seeded_bytes_are_stable_and_varied() {
+        let a = seeded_bytes(7, 4096);
+        assert_eq!(a, seeded_bytes(7, 4096));
+        assert_ne!(a, seeded_bytes(8, 4096));
+        let distinct: std::collections::HashSet<u8> = a.iter().copied().collect();
+        assert_eq!(distinct.len(), 256);
+    }
+}
