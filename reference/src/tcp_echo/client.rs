@@ -84,7 +84,8 @@ pub fn run(host: &str, port: u16) -> Result<(), String> {
 }
 
 /// Resolves `host` and connects to the first IPv4 address that accepts.
-fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+/// On failure, the error is the line to print on stderr.
+pub fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     // getaddrinfo(): a name like "localhost" may resolve to several addresses
     // (and to IPv6 ones, which these labs do not use).
     let addrs: Vec<SocketAddr> = (host, port)
