@@ -182,7 +182,7 @@ async fn connection(stream: &mut TcpStream, docroot: &Path) -> io::Result<()> {
             Body::Unsupported => keep_alive = false,
         }
 
-        answer(stream, &request, docroot, keep_alive).await?;
+        let keep_alive = answer(stream, &request, docroot, keep_alive).await?;
         if !keep_alive {
             lingering_close(stream).await;
             return Ok(());
@@ -190,17 +190,19 @@ async fn connection(stream: &mut TcpStream, docroot: &Path) -> io::Result<()> {
     }
 }
 
-/// Sends the response to one request.
+/// Sends the response to one request. Returns whether the connection stays
+/// open.
 async fn answer(
     stream: &mut TcpStream,
     request: &Request,
     docroot: &Path,
     keep_alive: bool,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let is_head = request.method == "HEAD";
     if request.method != "GET" && !is_head {
         let bytes = response::error(response::NOT_IMPLEMENTED, keep_alive, true);
-        return write_all(stream, &bytes).await;
+        write_all(stream, &bytes).await?;
+        return Ok(keep_alive);
     }
 
     // Finding and opening the file are blocking system calls. The kernel has
@@ -212,8 +214,17 @@ async fn answer(
         .await
         .map_err(io::Error::other)?;
     match found {
-        Ok(found) => send_file(stream, found, is_head, keep_alive).await,
-        Err(status) => send_error(stream, status, is_head, keep_alive).await,
+        Ok(found) => {
+            send_file(stream, found, is_head, keep_alive).await?;
+            Ok(keep_alive)
+        }
+        Err(status) => {
+            // A target that is not a path, or has a broken `%` escape, is a
+            // malformed request line: 400, and close, as for other garbage.
+            let keep_alive = keep_alive && status != response::BAD_REQUEST;
+            send_error(stream, status, is_head, keep_alive).await?;
+            Ok(keep_alive)
+        }
     }
 }
 
