@@ -46,8 +46,13 @@ impl Proc {
 
     /// Sends SIGTERM (std cannot send signals, so ask kill(1)).
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (TERM, STOP, CONT...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());

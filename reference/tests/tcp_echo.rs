@@ -178,6 +178,28 @@ fn server_serves_a_hundred_clients_at_once_and_a_silent_one_delays_nobody() {
 }
 
 #[test]
+fn server_backlog_holds_at_least_16_pending_connections() {
+    let (server, port) = server();
+    // A stopped server accepts nothing: every connection made now waits in
+    // the listen backlog, where the kernel completes its handshake.
+    server.signal("STOP");
+    let pending: Vec<TcpStream> = (0..40).map(|_| connect(port)).collect();
+    for (i, s) in pending.iter().enumerate() {
+        (&*s)
+            .write_all(format!("pending {i}\n").as_bytes())
+            .unwrap();
+    }
+    server.signal("CONT");
+    for (i, mut s) in pending.into_iter().enumerate() {
+        let want = format!("pending {i}\n");
+        let mut back = vec![0; want.len()];
+        s.read_exact(&mut back)
+            .expect("the echo of a connection that waited");
+        assert_eq!(back, want.as_bytes());
+    }
+}
+
+#[test]
 fn server_closes_each_connection_descriptor() {
     let (server, port) = server();
     let before = fd_count(server.pid());
