@@ -2,8 +2,9 @@
 //! echo of each line.
 //!
 //! This client uses plain blocking sockets from `std`: it does one thing at a
-//! time, so threads and `async` would only hide the system calls. There is one
-//! exception, explained in [`run`]: a long line is sent from a second thread.
+//! time, so `async` would only hide the system calls. There is one exception,
+//! explained in [`run`]: lines are sent from a second thread, because a long
+//! line must be sent while its echo is being read.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
