@@ -6,5 +6,16 @@
 //! harness), while the `transcript` records what happened; a `verdict` comes
 //! out of each scenario and the `report` modules print them.
 
+pub mod conn;
 pub mod escape;
+pub mod isolation;
+pub mod program;
+pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod scenario;
 pub mod spec;
+pub mod submission;
+pub mod transcript;
+pub mod verdict;
+pub mod witness;

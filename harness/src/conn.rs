@@ -1,0 +1,436 @@
+//! One TCP connection played by the harness, towards the program under test
+//! (as its client) or from it (as its server).
+//!
+//! Writes go through a writer task in order (sends, then shutdown or close),
+//! so a large send never blocks the steps that read; reads happen only in
+//! `expect` steps, which is what lets a scenario stop reading and build
+//! back-pressure. Every fragment boundary is the harness's: TCP_NODELAY is
+//! on and a send with `gap` waits between its writes.
+
+use crate::escape;
+use crate::transcript::Transcript;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+enum WriteOp {
+    Data {
+        bytes: Arc<Vec<u8>>,
+        sizes: Vec<usize>,
+        gap: Duration,
+        done: Option<oneshot::Sender<()>>,
+    },
+    Shutdown,
+    Close,
+}
+
+/// What the connection has seen of its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    Open,
+    Eof,
+    Reset,
+}
+
+pub struct Conn {
+    pub name: String,
+    stream: Option<Arc<TcpStream>>,
+    writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
+    /// Received and not yet consumed by an expectation.
+    pub inbox: Vec<u8>,
+    pub peer: PeerState,
+    /// Everything queued for sending, and how much of it came back: for
+    /// `expect: { echo: true }`.
+    sent: Vec<u8>,
+    echoed: usize,
+    slow: Option<(usize, Duration)>,
+    pub transcript: Transcript,
+}
+
+/// What an expectation waits for.
+pub enum Matcher {
+    Exact(Vec<u8>),
+    Prefix(Vec<u8>),
+    Contains(Vec<u8>),
+    Regex(regex::bytes::Regex),
+    Size(usize),
+    Echo,
+}
+
+pub enum Outcome {
+    /// Matched; these bytes were consumed.
+    Matched(Vec<u8>),
+    Failed(String),
+}
+
+impl Conn {
+    pub fn new(name: &str, stream: TcpStream, transcript: Transcript) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let stream = Arc::new(stream);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(
+            stream.clone(),
+            rx,
+            name.to_string(),
+            transcript.clone(),
+        ));
+        Conn {
+            name: name.to_string(),
+            stream: Some(stream),
+            writer: Some((tx, task)),
+            inbox: Vec::new(),
+            peer: PeerState::Open,
+            sent: Vec::new(),
+            echoed: 0,
+            slow: None,
+            transcript,
+        }
+    }
+
+    /// Queues bytes, split as the plan says. Returns at once unless `wait`.
+    pub async fn send(
+        &mut self,
+        bytes: Vec<u8>,
+        sizes: Vec<usize>,
+        gap: Duration,
+        wait: Option<Duration>,
+    ) -> Result<(), String> {
+        let Some((tx, _)) = &self.writer else {
+            return Err(format!("`{}` is closed", self.name));
+        };
+        self.sent.extend_from_slice(&bytes);
+        let (done_tx, done_rx) = oneshot::channel();
+        let op = WriteOp::Data {
+            bytes: Arc::new(bytes),
+            sizes,
+            gap,
+            done: Some(done_tx),
+        };
+        if tx.send(op).is_err() {
+            return Err("the connection can no longer send (an earlier write failed)".into());
+        }
+        if let Some(bound) = wait {
+            match tokio::time::timeout(bound, done_rx).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("the write failed (see the transcript)".into()),
+                Err(_) => {
+                    return Err(format!(
+                        "not all bytes could be written within {}ms: the program is not reading",
+                        bound.as_millis()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shutdown(&mut self) -> Result<(), String> {
+        match &self.writer {
+            Some((tx, _)) if tx.send(WriteOp::Shutdown).is_ok() => Ok(()),
+            _ => Err(format!("`{}` is already closed", self.name)),
+        }
+    }
+
+    /// Closes after everything queued was written; waits at most `bound`.
+    pub async fn close(&mut self, bound: Duration) -> Result<(), String> {
+        self.stream = None;
+        let Some((tx, task)) = self.writer.take() else {
+            return Ok(());
+        };
+        let _ = tx.send(WriteOp::Close);
+        drop(tx);
+        match tokio::time::timeout(bound, task).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!(
+                "could not finish sending before closing within {}ms: the program is not reading",
+                bound.as_millis()
+            )),
+        }
+    }
+
+    /// Resets the connection: SO_LINGER 0 makes close() send RST, and what
+    /// is still queued is dropped.
+    pub async fn abort(&mut self) {
+        if let Some(stream) = &self.stream {
+            let _ = socket2::SockRef::from(stream.as_ref()).set_linger(Some(Duration::ZERO));
+        }
+        if let Some((tx, task)) = self.writer.take() {
+            drop(tx);
+            task.abort();
+            let _ = task.await;
+        }
+        self.stream = None;
+    }
+
+    pub fn read_slowly(&mut self, chunk: usize, gap: Duration) {
+        self.slow = Some((chunk, gap));
+    }
+
+    /// Reads more into the inbox; false when the peer is done or the
+    /// deadline passed.
+    async fn fill(&mut self, deadline: Instant) -> bool {
+        let Some(stream) = self.stream.clone() else {
+            return false;
+        };
+        if self.peer != PeerState::Open {
+            return false;
+        }
+        let limit = self.slow.map(|(c, _)| c).unwrap_or(64 << 10);
+        let mut buf = vec![0u8; limit];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.readable()).await {
+                Err(_) => return false,
+                Ok(Err(_)) => {
+                    self.peer = PeerState::Reset;
+                    return false;
+                }
+                Ok(Ok(())) => {}
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => {
+                    self.peer = PeerState::Eof;
+                    return false;
+                }
+                Ok(n) => {
+                    self.inbox.extend_from_slice(&buf[..n]);
+                    if let Some((_, gap)) = self.slow {
+                        tokio::time::sleep(gap).await;
+                    }
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.peer = PeerState::Reset;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Gathers bytes until `matcher` is satisfied, the bytes can no longer
+    /// satisfy it, the peer ends, or `bound` passes.
+    pub async fn expect(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
+        if let Matcher::Echo = matcher {
+            let expected = self.sent[self.echoed..].to_vec();
+            let out = self.gather(&Matcher::Exact(expected), bound).await;
+            if let Outcome::Matched(b) = &out {
+                self.echoed += b.len();
+            }
+            return out;
+        }
+        self.gather(matcher, bound).await
+    }
+
+    async fn gather(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
+        let deadline = Instant::now() + bound;
+        loop {
+            match self.check(matcher) {
+                Check::Done(n) => return Outcome::Matched(self.inbox.drain(..n).collect()),
+                Check::Wrong(why) => return Outcome::Failed(why),
+                Check::More => {}
+            }
+            if !self.fill(deadline).await {
+                if let Check::Done(n) = self.check(matcher) {
+                    return Outcome::Matched(self.inbox.drain(..n).collect());
+                }
+                let got = escape::quote(&self.inbox, 200);
+                let what = describe(matcher);
+                let why = match self.peer {
+                    PeerState::Eof => format!("expected {what}, but the connection was closed (EOF) after {} bytes: {got}", self.inbox.len()),
+                    PeerState::Reset => format!("expected {what}, but the connection was reset after {} bytes: {got}", self.inbox.len()),
+                    PeerState::Open if self.stream.is_none() => format!("expected {what}, but `{}` is closed", self.name),
+                    PeerState::Open => format!(
+                        "expected {what} within {}ms; {} bytes arrived: {got}",
+                        bound.as_millis(),
+                        self.inbox.len()
+                    ),
+                };
+                return Outcome::Failed(why);
+            }
+        }
+    }
+
+    fn check(&self, matcher: &Matcher) -> Check {
+        let inbox = &self.inbox;
+        match matcher {
+            Matcher::Exact(want) | Matcher::Prefix(want) => {
+                let n = inbox.len().min(want.len());
+                if inbox[..n] != want[..n] {
+                    let diff =
+                        escape::first_difference(&want[..n], &inbox[..n]).unwrap_or_default();
+                    return Check::Wrong(format!(
+                        "expected {}\n  got      {}\n  {diff}",
+                        escape::quote(want, 200),
+                        escape::quote(inbox, 200)
+                    ));
+                }
+                if inbox.len() < want.len() {
+                    return Check::More;
+                }
+                match matcher {
+                    Matcher::Prefix(_) => Check::Done(inbox.len()),
+                    _ => Check::Done(want.len()),
+                }
+            }
+            Matcher::Contains(want) => match inbox
+                .windows(want.len().max(1))
+                .position(|w| w == want.as_slice())
+            {
+                Some(at) => Check::Done(at + want.len()),
+                None => Check::More,
+            },
+            Matcher::Regex(re) => match re.find(inbox) {
+                Some(m) => Check::Done(m.end()),
+                None => Check::More,
+            },
+            Matcher::Size(n) => {
+                if inbox.len() >= *n {
+                    Check::Done(*n)
+                } else {
+                    Check::More
+                }
+            }
+            Matcher::Echo => Check::More,
+        }
+    }
+
+    /// Expects the peer to close: no more bytes, then EOF.
+    pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        while self.inbox.is_empty() && self.fill(deadline).await {}
+        let what = if want == PeerState::Eof {
+            "end of stream (EOF)"
+        } else {
+            "a reset (RST)"
+        };
+        if !self.inbox.is_empty() {
+            return Err(format!(
+                "expected {what}, but {} more bytes arrived: {}",
+                self.inbox.len(),
+                escape::quote(&self.inbox, 200)
+            ));
+        }
+        match (self.peer, want) {
+            (a, b) if a == b => Ok(()),
+            (PeerState::Open, _) => Err(format!(
+                "expected {what} within {}ms; the connection stayed open",
+                bound.as_millis()
+            )),
+            (PeerState::Eof, _) => Err(format!(
+                "expected {what}, but the connection was closed normally (EOF)"
+            )),
+            (PeerState::Reset, _) => Err(format!("expected {what}, but the connection was reset")),
+        }
+    }
+}
+
+enum Check {
+    Done(usize),
+    More,
+    Wrong(String),
+}
+
+pub fn describe(m: &Matcher) -> String {
+    match m {
+        Matcher::Exact(b) => escape::quote(b, 80),
+        Matcher::Prefix(b) => format!("bytes starting with {}", escape::quote(b, 80)),
+        Matcher::Contains(b) => format!("bytes containing {}", escape::quote(b, 80)),
+        Matcher::Regex(r) => format!("bytes matching /{}/", r.as_str()),
+        Matcher::Size(n) => format!("{n} bytes"),
+        Matcher::Echo => "the echo of everything sent".into(),
+    }
+}
+
+/// Splits `len` bytes by the plan: explicit sizes (the rest in one write),
+/// a chunk size, or one write.
+pub fn plan(len: usize, chunk: Option<usize>, sizes: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut left = len;
+    if !sizes.is_empty() {
+        for &s in sizes {
+            let s = s.min(left);
+            if s > 0 {
+                out.push(s);
+                left -= s;
+            }
+        }
+    } else if let Some(c) = chunk {
+        while left > 0 {
+            let s = c.min(left);
+            out.push(s);
+            left -= s;
+        }
+    }
+    if left > 0 {
+        out.push(left);
+    }
+    out
+}
+
+async fn writer(
+    stream: Arc<TcpStream>,
+    mut ops: mpsc::UnboundedReceiver<WriteOp>,
+    name: String,
+    transcript: Transcript,
+) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            WriteOp::Data {
+                bytes,
+                sizes,
+                gap,
+                done,
+            } => {
+                let mut offset = 0;
+                for (i, size) in sizes.iter().enumerate() {
+                    if i > 0 && !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                    if let Err(e) = write_all(&stream, &bytes[offset..offset + size]).await {
+                        transcript.record(
+                            &name,
+                            format!(
+                                "write failed after {offset} of {} bytes: {}",
+                                bytes.len(),
+                                os_error(&e)
+                            ),
+                        );
+                        return;
+                    }
+                    offset += size;
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            WriteOp::Shutdown => {
+                let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Write);
+            }
+            WriteOp::Close => return,
+        }
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `ECONNRESET (Connection reset by peer)`.
+pub fn os_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{} ({})", nix::errno::Errno::from_raw(code), e.kind()),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,205 @@
+//! A program under test, running: its output captured with a cap, its stdin
+//! fed from the spec, its end observed as soon as the kernel reports it.
+
+use crate::sandbox::{self, Limits};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+
+/// What a program wrote on one stream: the head and the tail are kept, the
+/// middle only counted, so a program printing forever costs nothing.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub head: Vec<u8>,
+    pub tail: VecDeque<u8>,
+    pub total: u64,
+}
+
+pub const HEAD_CAP: usize = 4 << 20;
+pub const TAIL_CAP: usize = 16 << 10;
+
+impl Captured {
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = HEAD_CAP.saturating_sub(self.head.len());
+        let (into_head, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(into_head);
+        self.tail.extend(rest);
+        while self.tail.len() > TAIL_CAP {
+            self.tail.pop_front();
+        }
+    }
+
+    /// Everything, when nothing was dropped.
+    pub fn whole(&self) -> Option<Vec<u8>> {
+        (self.total as usize == self.head.len() + self.tail.len()).then(|| {
+            let mut v = self.head.clone();
+            v.extend(&self.tail);
+            v
+        })
+    }
+
+    /// The last `n` bytes kept, for a report.
+    pub fn last(&self, n: usize) -> (Vec<u8>, u64) {
+        let mut all = self.head.clone();
+        all.extend(&self.tail);
+        let from = all.len().saturating_sub(n);
+        (all[from..].to_vec(), self.total - (all.len() - from) as u64)
+    }
+}
+
+/// How a program ended, in words a student knows.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exited {code}")
+    } else if let Some(sig) = status.signal() {
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or(format!("signal {sig}"));
+        let core = if status.core_dumped() {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        format!("killed by {name}{core}")
+    } else {
+        "ended".to_string()
+    }
+}
+
+pub struct Running {
+    pub name: String,
+    pub pid: i32,
+    pub stdout: Arc<Mutex<Captured>>,
+    pub stderr: Arc<Mutex<Captured>>,
+    /// Woken whenever output arrives or the program ends.
+    pub changed: Arc<Notify>,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    /// Set when the harness itself asked it to end (stop, kill, restart), so
+    /// a report can tell an expected end from a crash.
+    pub ended_on_request: bool,
+}
+
+impl Running {
+    pub fn spawn(
+        name: &str,
+        argv: &[String],
+        dir: &Path,
+        uid: Option<u32>,
+        stdin: Option<Vec<u8>>,
+    ) -> std::io::Result<Running> {
+        let mut cmd = sandbox::command(&argv[0], &argv[1..], dir, uid, Limits::default());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let changed = Arc::new(Notify::new());
+        let stdout = Arc::new(Mutex::new(Captured::default()));
+        let stderr = Arc::new(Mutex::new(Captured::default()));
+        let out_done = capture(child.stdout.take(), stdout.clone(), changed.clone());
+        let err_done = capture(child.stderr.take(), stderr.clone(), changed.clone());
+        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
+            // A program that never reads its input must not block us: the
+            // write goes on in its own task and is dropped with the program.
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            });
+        }
+        let (tx, rx) = watch::channel(None);
+        let notify = changed.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await.ok();
+            // Output written just before the end is collected before anyone
+            // is told that the program ended. Bounded: a grandchild may hold
+            // the pipes open after the program itself is gone.
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                let _ = out_done.await;
+                let _ = err_done.await;
+            })
+            .await;
+            let _ = tx.send(status);
+            notify.notify_waiters();
+            // Keep `child` alive until here: kill_on_drop is for aborts.
+            drop(child);
+        });
+        Ok(Running {
+            name: name.to_string(),
+            pid,
+            stdout,
+            stderr,
+            changed,
+            exit: rx,
+            ended_on_request: false,
+        })
+    }
+
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// Waits for the end, at most `bound`.
+    pub async fn wait(&mut self, bound: Duration) -> Option<ExitStatus> {
+        let mut rx = self.exit.clone();
+        let _ = tokio::time::timeout(bound, rx.wait_for(|s| s.is_some())).await;
+        self.exit_status()
+    }
+
+    pub fn output(&self, stream: crate::spec::Stream) -> &Arc<Mutex<Captured>> {
+        match stream {
+            crate::spec::Stream::Stdout => &self.stdout,
+            crate::spec::Stream::Stderr => &self.stderr,
+        }
+    }
+
+    /// The last lines of stderr, for a failure report.
+    pub fn stderr_tail(&self, bytes: usize) -> String {
+        let (tail, dropped) = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last(bytes);
+        let text = String::from_utf8_lossy(&tail).into_owned();
+        if dropped > 0 {
+            format!("[... {dropped} bytes before]\n{text}")
+        } else {
+            text
+        }
+    }
+}
+
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    pipe: Option<R>,
+    into: Arc<Mutex<Captured>>,
+    changed: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(mut pipe) = pipe else { return };
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&buf[..n]);
+            changed.notify_waiters();
+        }
+    })
+}

@@ -1,0 +1,172 @@
+//! Runs the scenarios of a spec against a built submission: `jobs` at once,
+//! each on a thread of its own (network namespaces belong to threads), each
+//! with a fresh copy of the submission, a fresh port and its own user.
+
+use crate::isolation::{self, Isolation};
+use crate::sandbox::{self, Identity};
+use crate::scenario::{self, Setting};
+use crate::spec::Spec;
+use crate::verdict::{ScenarioResult, Status};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Mutex;
+
+pub struct Options {
+    pub jobs: usize,
+    pub isolation: Isolation,
+    /// Only scenarios whose name contains one of these (all when empty).
+    pub filter: Vec<String>,
+}
+
+/// Every scenario's result, in spec order. `broken` makes every scenario an
+/// `error` with that message (a submission that didn't build).
+pub fn run(
+    spec: &Spec,
+    built_dir: &Path,
+    work: &Path,
+    options: &Options,
+    broken: Option<&str>,
+) -> Vec<ScenarioResult> {
+    let selected: Vec<usize> = (0..spec.scenarios.len())
+        .filter(|&i| {
+            options.filter.is_empty()
+                || options
+                    .filter
+                    .iter()
+                    .any(|f| spec.scenarios[i].name.contains(f.as_str()))
+        })
+        .collect();
+    if let Some(why) = broken {
+        return selected.iter().map(|&i| errored(spec, i, why)).collect();
+    }
+    let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
+    let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
+    let jobs = options.jobs.max(1).min(selected.len().max(1));
+    std::thread::scope(|s| {
+        for worker in 0..jobs {
+            let (queue, results) = (&queue, &results);
+            s.spawn(move || {
+                // One user per worker, reused for its scenarios one at a time.
+                let identity = Identity::acquire();
+                loop {
+                    let Some(i) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let dir = work.join(format!("s{worker}-{i}"));
+                    let result = run_one(
+                        spec,
+                        i,
+                        built_dir,
+                        &dir,
+                        identity.as_ref().map(|id| id.uid),
+                        options.isolation,
+                    );
+                    let _ = std::fs::remove_dir_all(&dir);
+                    results.lock().unwrap().push((i, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
+    let s = &spec.scenarios[i];
+    ScenarioResult {
+        name: s.name.clone(),
+        tags: s.tags.clone(),
+        status: Status::Error,
+        score: 0,
+        max_score: s.points,
+        duration_ms: 0,
+        visibility: s.visibility,
+        hint: None,
+        failure: None,
+        error: Some(why.to_string()),
+        transcript: String::new(),
+        normalised: String::new(),
+    }
+}
+
+/// One scenario on a thread of its own: a namespace made on it stays on it.
+fn run_one(
+    spec: &Spec,
+    i: usize,
+    built: &Path,
+    dir: &Path,
+    uid: Option<u32>,
+    isolation: Isolation,
+) -> ScenarioResult {
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| -> Result<ScenarioResult, String> {
+            if isolation == Isolation::Netns {
+                isolation::enter_netns()
+                    .map_err(|e| format!("could not make a network namespace: {e}"))?;
+            }
+            let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
+            sandbox::copy_dir(built, dir, uid)
+                .map_err(|e| format!("could not copy the submission: {e}"))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let setting = Setting {
+                dir: dir.to_path_buf(),
+                uid,
+                port,
+            };
+            Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
+        })
+        .join()
+    });
+    match outcome {
+        Ok(Ok(r)) => r,
+        Ok(Err(why)) => errored(
+            spec,
+            i,
+            &format!("the harness could not run this scenario: {why}"),
+        ),
+        Err(_) => errored(
+            spec,
+            i,
+            "the harness failed while running this scenario (a bug in sockgrade)",
+        ),
+    }
+}
+
+/// The whole run as one value: what the reporters print.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub lab: String,
+    pub spec: String,
+    pub submission: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub build: crate::submission::Build,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+impl Report {
+    pub fn new(
+        spec: &Spec,
+        submission: String,
+        build: crate::submission::Build,
+        scenarios: Vec<ScenarioResult>,
+    ) -> Report {
+        Report {
+            lab: spec.lab.clone(),
+            spec: spec.path.display().to_string(),
+            submission,
+            score: scenarios.iter().map(|s| s.score).sum(),
+            max_score: scenarios.iter().map(|s| s.max_score).sum(),
+            build,
+            scenarios,
+        }
+    }
+
+    pub fn all_passed(&self) -> bool {
+        self.build.succeeded() && self.scenarios.iter().all(|s| s.status == Status::Passed)
+    }
+}

@@ -1,0 +1,202 @@
+//! Running untrusted code: what a submission's processes may do, and making
+//! sure nothing they start outlives its scenario.
+//!
+//! Each program runs in its own process group, with a cleaned environment, a
+//! private working directory, rlimits and no core files. When the harness runs
+//! as root (as in CI), each scenario also gets a user id of its own, taken from
+//! a range no one else uses and locked for the lifetime of the run: its
+//! processes can't touch the harness or other scenarios, RLIMIT_NPROC becomes
+//! meaningful (it is ignored for root), and at the end `kill(-1, SIGKILL)`
+//! issued *as that user* ends every process it owns, daemons that called
+//! setsid() included. Without root, the process group and the process tree
+//! are what we can reach.
+
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{Pid, Uid};
+use std::fs::File;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// User ids handed to scenarios. Chosen far from real accounts.
+const UID_BASE: u32 = 64_000;
+const UID_COUNT: u32 = 1000;
+
+/// A user id owned by this process until dropped; the lock file makes it
+/// exclusive across concurrently running sockgrade processes too.
+#[derive(Debug)]
+pub struct Identity {
+    pub uid: u32,
+    _lock: nix::fcntl::Flock<File>,
+}
+
+pub fn is_root() -> bool {
+    Uid::effective().is_root()
+}
+
+impl Identity {
+    /// A free user id, or `None` when we are not root.
+    pub fn acquire() -> Option<Identity> {
+        if !is_root() {
+            return None;
+        }
+        let dir = Path::new("/tmp/sockgrade-uids");
+        std::fs::create_dir_all(dir).ok()?;
+        let start = std::process::id() % UID_COUNT;
+        for i in 0..UID_COUNT {
+            let uid = UID_BASE + (start + i) % UID_COUNT;
+            let Ok(file) = File::create(dir.join(uid.to_string())) else {
+                continue;
+            };
+            if let Ok(lock) =
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            {
+                // A previous run that died may have left processes behind.
+                kill_all_of(uid);
+                return Some(Identity { uid, _lock: lock });
+            }
+        }
+        None
+    }
+}
+
+/// The limits a program under test runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub cpu_seconds: u64,
+    pub address_space: u64,
+    pub open_files: u64,
+    pub processes: u64,
+    pub file_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_seconds: 60,
+            // Threaded servers reserve 8 MiB of stack per thread: 64 threads
+            // need half a gigabyte of address space before doing anything.
+            address_space: 4 << 30,
+            open_files: 1024,
+            processes: 512,
+            file_size: 64 << 20,
+        }
+    }
+}
+
+/// A command for untrusted code: cleaned environment, own process group,
+/// limits, the scenario's user when there is one. `program` is resolved
+/// against `dir`, which is also the working directory.
+pub fn command(
+    program: &str,
+    args: &[String],
+    dir: &Path,
+    uid: Option<u32>,
+    limits: Limits,
+) -> std::process::Command {
+    let exe: PathBuf = if program.contains('/') {
+        dir.join(program)
+    } else {
+        PathBuf::from(program)
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("TMPDIR", dir)
+        .env("LC_ALL", "C")
+        .process_group(0);
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let set = |r: Resource, v: u64| setrlimit(r, v, v).map_err(io::Error::from);
+            set(Resource::RLIMIT_CPU, limits.cpu_seconds)?;
+            set(Resource::RLIMIT_AS, limits.address_space)?;
+            set(Resource::RLIMIT_NOFILE, limits.open_files)?;
+            set(Resource::RLIMIT_FSIZE, limits.file_size)?;
+            set(Resource::RLIMIT_CORE, 0)?;
+            if let Some(uid) = uid {
+                set(Resource::RLIMIT_NPROC, limits.processes)?;
+                nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+                nix::unistd::setgid(nix::unistd::Gid::from_raw(uid)).map_err(io::Error::from)?;
+                nix::unistd::setuid(Uid::from_raw(uid)).map_err(io::Error::from)?;
+            }
+            // If the harness thread that started us dies, so do we.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Ends every process owned by `uid`: a child of ours becomes that user and
+/// sends SIGKILL to all it may signal (`kill(-1)`), which is exactly that
+/// user's processes. Repeated until /proc shows none, in case one was forking.
+pub fn kill_all_of(uid: u32) {
+    for _ in 0..100 {
+        if !any_process_of(uid) {
+            return;
+        }
+        // SAFETY: the child makes only raw system calls and _exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => unsafe {
+                if nix::libc::setresuid(uid, uid, uid) == 0 {
+                    nix::libc::kill(-1, nix::libc::SIGKILL);
+                }
+                nix::libc::_exit(0);
+            },
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn any_process_of(uid: u32) -> bool {
+    let Ok(all) = procfs::process::all_processes() else {
+        return false;
+    };
+    all.flatten()
+        .any(|p| p.uid().ok() == Some(uid) && p.stat().map(|s| s.state != 'Z').unwrap_or(false))
+}
+
+/// Without a user of its own: SIGKILL the program's group and every
+/// descendant /proc still shows.
+pub fn kill_tree(pid: i32) {
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let all = crate::witness::processes();
+    for p in crate::witness::tree(pid, &all) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+}
+
+/// Copies a submission into a private directory (regular files, directories
+/// and symbolic links; nothing else), and hands it to `uid`.
+pub fn copy_dir(from: &Path, to: &Path, uid: Option<u32>) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target, uid)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        }
+        chown(&target, uid)?;
+    }
+    chown(to, uid)
+}
+
+pub fn chown(path: &Path, uid: Option<u32>) -> io::Result<()> {
+    if let Some(uid) = uid {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! A submission: copied to a private directory and built there with `make`,
+//! under the same sandbox as the programs (a Makefile is untrusted code too).
+//! A build that fails is a graded result, not an error of the harness.
+
+use crate::program::{Captured, Running};
+use crate::sandbox::{self, Identity};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
+const OUTPUT_SHOWN: usize = 16 << 10;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Build {
+    /// `ok`, `failed`, `timeout`, or `none` (no Makefile: nothing to build).
+    pub status: String,
+    /// What make and the compiler printed (the end of it, when long).
+    pub output: String,
+}
+
+impl Build {
+    pub fn succeeded(&self) -> bool {
+        self.status == "ok" || self.status == "none"
+    }
+}
+
+/// A submission copied into `work/build` and built there.
+pub struct Built {
+    pub dir: PathBuf,
+    pub build: Build,
+}
+
+/// Copies `source` to a private directory under `work` and runs `make`.
+pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
+    let identity = Identity::acquire();
+    let uid = identity.as_ref().map(|i| i.uid);
+    let dir = work.join("build");
+    sandbox::copy_dir(source, &dir, uid)?;
+    if !dir.join("Makefile").exists() && !dir.join("makefile").exists() {
+        return Ok(Built {
+            dir,
+            build: Build {
+                status: "none".into(),
+                output: String::new(),
+            },
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let build = runtime.block_on(async {
+        let argv = vec!["make".to_string()];
+        let mut make = match Running::spawn("make", &argv, &dir, uid, None) {
+            Ok(m) => m,
+            Err(e) => {
+                return Build {
+                    status: "failed".into(),
+                    output: format!("could not run make: {e}"),
+                }
+            }
+        };
+        let status = make.wait(BUILD_TIMEOUT).await;
+        let status = match status {
+            Some(s) if s.success() => "ok",
+            Some(_) => "failed",
+            None => "timeout",
+        };
+        // Everything make started goes, whatever happened.
+        match uid {
+            Some(uid) => sandbox::kill_all_of(uid),
+            None => sandbox::kill_tree(make.pid),
+        }
+        make.wait(Duration::from_secs(2)).await;
+        let mut output = interleave(&make.stdout.lock().unwrap(), &make.stderr.lock().unwrap());
+        if status == "timeout" {
+            output.push_str(&format!(
+                "\n[make did not finish within {}s and was stopped]\n",
+                BUILD_TIMEOUT.as_secs()
+            ));
+        }
+        Build {
+            status: status.into(),
+            output,
+        }
+    });
+    drop(identity);
+    Ok(Built { dir, build })
+}
+
+/// make's stdout then its stderr, each cut to its end when long.
+fn interleave(out: &Captured, err: &Captured) -> String {
+    let part = |c: &Captured| {
+        let (bytes, dropped) = c.last(OUTPUT_SHOWN);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if dropped > 0 {
+            format!("[... {dropped} bytes before]\n{text}")
+        } else {
+            text
+        }
+    };
+    let mut s = part(out);
+    let e = part(err);
+    if !s.is_empty() && !e.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s + &e
+}
+
+/// The reference programs, laid out as a submission: each program's
+/// executable copied from `reference_dir` (where cargo put the `reference`
+/// crate's binaries).
+pub fn reference(
+    spec: &crate::spec::Spec,
+    reference_dir: &Path,
+    work: &Path,
+) -> Result<Built, String> {
+    let dir = work.join("reference");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for program in spec.programs.values() {
+        let exe = program.command[0].trim_start_matches("./");
+        let from = reference_dir.join(exe);
+        if !from.exists() {
+            return Err(format!(
+                "no reference program `{exe}` in {} (build them with `cargo build --release -p reference`, or name the directory with --reference-dir)",
+                reference_dir.display()
+            ));
+        }
+        std::fs::copy(&from, dir.join(exe))
+            .map_err(|e| format!("copying {}: {e}", from.display()))?;
+    }
+    Ok(Built {
+        dir,
+        build: Build {
+            status: "none".into(),
+            output: String::new(),
+        },
+    })
+}

@@ -1,0 +1,131 @@
+//! The kernel as a witness: what /proc says about a program, without its help.
+//!
+//! Readiness (a socket of the program listening on the port), open
+//! descriptors, zombie children, CPU time and memory are all read here. Every
+//! function is a single look; the callers poll with an upper bound.
+
+use crate::spec::Protocol;
+use procfs::process::{FDTarget, Process};
+use std::collections::{HashMap, HashSet};
+
+/// One process as /proc shows it.
+#[derive(Clone, Debug)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub state: char,
+    pub ticks: u64,
+    pub rss_pages: u64,
+}
+
+/// Every process on the machine (that we can see), by pid.
+pub fn processes() -> HashMap<i32, ProcInfo> {
+    let mut out = HashMap::new();
+    let Ok(all) = procfs::process::all_processes() else {
+        return out;
+    };
+    for p in all.flatten() {
+        if let Ok(stat) = p.stat() {
+            out.insert(
+                stat.pid,
+                ProcInfo {
+                    pid: stat.pid,
+                    ppid: stat.ppid,
+                    state: stat.state,
+                    ticks: stat.utime + stat.stime,
+                    rss_pages: stat.rss,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// `root` and all its descendants still alive (zombies included).
+pub fn tree(root: i32, all: &HashMap<i32, ProcInfo>) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for p in all.values() {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if all.contains_key(&pid) {
+            out.push(pid);
+            if let Some(c) = children.get(&pid) {
+                stack.extend(c);
+            }
+        }
+    }
+    out
+}
+
+fn socket_inodes(pid: i32) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    if let Ok(fds) = Process::new(pid).and_then(|p| p.fd()) {
+        for fd in fds.flatten() {
+            if let FDTarget::Socket(inode) = fd.target {
+                out.insert(inode);
+            }
+        }
+    }
+    out
+}
+
+/// Is a socket of one of `pids` listening on `port` (TCP) or bound to it
+/// (UDP)? The socket table is read from the process's own network namespace.
+pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
+    let Some(&first) = pids.first() else {
+        return false;
+    };
+    let inodes: HashSet<u64> = pids.iter().flat_map(|&p| socket_inodes(p)).collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(process) = Process::new(first) else {
+        return false;
+    };
+    match protocol {
+        Protocol::Tcp => {
+            let mut entries = process.tcp().unwrap_or_default();
+            entries.extend(process.tcp6().unwrap_or_default());
+            entries.iter().any(|e| {
+                e.state == procfs::net::TcpState::Listen
+                    && e.local_address.port() == port
+                    && inodes.contains(&e.inode)
+            })
+        }
+        Protocol::Udp => {
+            let mut entries = process.udp().unwrap_or_default();
+            entries.extend(process.udp6().unwrap_or_default());
+            entries
+                .iter()
+                .any(|e| e.local_address.port() == port && inodes.contains(&e.inode))
+        }
+    }
+}
+
+/// Open descriptors of one process.
+pub fn fd_count(pid: i32) -> Option<usize> {
+    Process::new(pid).and_then(|p| p.fd_count()).ok()
+}
+
+/// Children of `pid` that have exited and not been waited for.
+pub fn zombies(pid: i32, all: &HashMap<i32, ProcInfo>) -> Vec<i32> {
+    let mut z: Vec<i32> = all
+        .values()
+        .filter(|p| p.ppid == pid && p.state == 'Z')
+        .map(|p| p.pid)
+        .collect();
+    z.sort_unstable();
+    z
+}
+
+/// Clock ticks per second, for CPU time in /proc/PID/stat.
+pub fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second()
+}
+
+pub fn page_size() -> u64 {
+    procfs::page_size()
+}
