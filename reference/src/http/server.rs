@@ -17,7 +17,8 @@
 //! answered in order for free: the next one simply waits in our buffer, or
 //! in the kernel's, until we come back for it.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,17 +206,20 @@ async fn answer(
         return Ok(keep_alive);
     }
 
-    // Finding and opening the file are blocking system calls. The kernel has
-    // no "readiness" for regular files (they are always "ready", and a read
-    // may still wait for the disk), so tokio cannot poll them; like
-    // `tokio::fs`, we run them on the runtime's pool of blocking threads.
+    // Finding, opening and reading the file are blocking system calls. The
+    // kernel has no "readiness" for regular files (they are always "ready",
+    // and a read may still wait for the disk), so tokio cannot poll them;
+    // like `tokio::fs`, we run them on the runtime's pool of blocking
+    // threads. Each trip to that pool costs two thread switches, so one trip
+    // finds the file, opens it and reads its first chunk: for most files, all
+    // of it.
     let (docroot, target) = (docroot.to_path_buf(), request.target.clone());
-    let found = spawn_blocking(move || path::resolve(&docroot, &target))
+    let opened = spawn_blocking(move || open_and_read_first(&docroot, &target, is_head))
         .await
         .map_err(io::Error::other)?;
-    match found {
-        Ok(found) => {
-            send_file(stream, found, is_head, keep_alive).await?;
+    match opened {
+        Ok((found, first)) => {
+            send_file(stream, found, first, is_head, keep_alive).await?;
             Ok(keep_alive)
         }
         Err(status) => {
@@ -226,6 +230,35 @@ async fn answer(
             Ok(keep_alive)
         }
     }
+}
+
+/// Finds and opens the file, and reads its first chunk (unless the request
+/// is `HEAD`). Runs on a blocking thread.
+fn open_and_read_first(
+    docroot: &Path,
+    target: &str,
+    is_head: bool,
+) -> Result<(Found, Vec<u8>), Status> {
+    let mut found = path::resolve(docroot, target)?;
+    if is_head {
+        return Ok((found, Vec::new()));
+    }
+    // Nothing has been sent yet, so a failed read can still get a proper
+    // error response.
+    let first =
+        read_chunk(&mut found.file, found.length).map_err(|_| response::INTERNAL_SERVER_ERROR)?;
+    Ok((found, first))
+}
+
+/// Reads the next piece of a file being sent: at most [`CHUNK`] bytes, and
+/// at most the `remaining` bytes we announced. Blocking.
+fn read_chunk(file: &mut File, remaining: u64) -> io::Result<Vec<u8>> {
+    let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
+    let mut chunk = vec![0u8; want];
+    // `read` may return fewer bytes than asked for; the caller loops.
+    let n = file.read(&mut chunk)?;
+    chunk.truncate(n);
+    Ok(chunk)
 }
 
 async fn send_error(
@@ -239,10 +272,11 @@ async fn send_error(
 }
 
 /// Sends `200 OK` and the file's bytes, exactly `found.length` of them,
-/// reading and writing one chunk at a time.
+/// one chunk at a time, starting with the chunk already read (`first`).
 async fn send_file(
     stream: &mut TcpStream,
     found: Found,
+    first: Vec<u8>,
     is_head: bool,
     keep_alive: bool,
 ) -> io::Result<()> {
@@ -254,21 +288,9 @@ async fn send_file(
 
     let mut file = found.file;
     let mut remaining = found.length;
-    while remaining > 0 {
-        let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
-        // The read runs on a blocking thread, which needs to own the file
-        // and the buffer; it hands both back when done.
-        let (returned, chunk) = spawn_blocking(move || {
-            use std::io::Read;
-            let mut chunk = vec![0u8; want];
-            let n = file.read(&mut chunk)?;
-            chunk.truncate(n);
-            Ok::<_, io::Error>((file, chunk))
-        })
-        .await
-        .map_err(io::Error::other)??;
-        file = returned;
-        if chunk.is_empty() {
+    let mut chunk = first;
+    loop {
+        if chunk.is_empty() && remaining > 0 {
             // The file shrank after we announced its length. We cannot take
             // the Content-Length back, and sending fewer bytes would leave
             // the client waiting: all that is honest is to close, which the
@@ -280,16 +302,22 @@ async fn send_file(
         }
         remaining -= chunk.len() as u64;
         // The head travels with the first chunk: one write, one segment for
-        // a small file.
+        // a small file. (An empty file: the head alone.)
         out.extend_from_slice(&chunk);
         write_all(stream, &out).await?;
         out.clear();
+        if remaining == 0 {
+            return Ok(());
+        }
+        // The blocking thread needs to own the file while it reads; it hands
+        // it back with the chunk.
+        (file, chunk) = spawn_blocking(move || {
+            let chunk = read_chunk(&mut file, remaining)?;
+            Ok::<_, io::Error>((file, chunk))
+        })
+        .await
+        .map_err(io::Error::other)??;
     }
-    if !out.is_empty() {
-        // An empty file: only the head.
-        write_all(stream, &out).await?;
-    }
-    Ok(())
 }
 
 /// `write_all` with an upper bound on how long the client may take to read.
