@@ -16,8 +16,15 @@ fn main() -> ExitCode {
     };
 
     // A multi-threaded tokio runtime: one worker thread per core, each
-    // running many connections' tasks.
-    let runtime = match tokio::runtime::Runtime::new() {
+    // running many connections' tasks, plus a pool of threads for blocking
+    // file-system calls. That pool grows on demand (to 512 threads by
+    // default); we cap it, so that a thousand simultaneous requests queue
+    // for a thread instead of creating hundreds.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };

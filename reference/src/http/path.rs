@@ -37,10 +37,19 @@ pub struct Found {
 /// only of normal segments (no `.`, no `..`, no empty ones).
 ///
 /// The query (`?…`) and a fragment (`#…`, which clients should not send) are
-/// ignored. Errors: `400` for a target that is not an absolute path or has a
+/// ignored, and so is the scheme and host of an absolute-form target. Errors: `400` for a target that is not an absolute path or has a
 /// bad `%` escape, `403` for one that climbs above the root.
 pub fn relative_path(target: &str) -> Result<PathBuf, Status> {
     let path = target.split(['?', '#']).next().unwrap_or("");
+    // The "absolute form" `http://host/path`, which clients send to proxies,
+    // must be accepted by servers too (RFC 9112, section 3.2.2): keep the path.
+    let path = match path.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => {
+            let after = &path[7..];
+            after.find('/').map_or("/", |slash| &after[slash..])
+        }
+        _ => path,
+    };
     if !path.starts_with('/') {
         return Err(response::BAD_REQUEST);
     }
@@ -171,6 +180,8 @@ mod tests {
         assert_eq!(ok("/a/./b/../c"), PathBuf::from("a/c"));
         assert_eq!(ok("//a"), PathBuf::from("a"));
         assert_eq!(ok("/a%20b.txt"), PathBuf::from("a b.txt"));
+        assert_eq!(ok("http://h:80/a/b?q"), PathBuf::from("a/b"));
+        assert_eq!(ok("HTTP://h"), PathBuf::new());
         for bad in [
             "/..",
             "/../x",
