@@ -48,7 +48,7 @@ struct Play<'a> {
     started: Vec<i32>,
     conns: HashMap<String, Conn>,
     groups: HashMap<String, Vec<String>>,
-    listeners: HashMap<String, TcpListener>,
+    listeners: HashMap<String, Listener>,
     baselines: HashMap<String, usize>,
 }
 
@@ -172,6 +172,9 @@ impl Play<'_> {
                     let name = &p.program.value;
                     let prog = self.running(name)?;
                     prog.ended_on_request = true;
+                    // The whole group: a forking server's children are the
+                    // server too, and they hold its connections.
+                    let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
                     let _ = kill(Pid::from_raw(prog.pid), Signal::SIGKILL);
                     let status = prog.wait(DEFAULT_WITHIN).await;
                     let how = status
@@ -214,17 +217,12 @@ impl Play<'_> {
                 Step::Connect(c) => self.connect(c).await,
                 Step::Listen(l) => {
                     let name = &l.name.value;
-                    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-                    socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
-                    socket
-                        .bind(([127, 0, 0, 1], self.setting.port).into())
-                        .map_err(|e| {
-                            format!(
-                                "the harness could not listen on port {}: {e}",
-                                self.setting.port
-                            )
-                        })?;
-                    let listener = socket.listen(128).map_err(|e| e.to_string())?;
+                    let listener = listen(self.setting.port).map_err(|e| {
+                        format!(
+                            "the harness could not listen on port {}: {e}",
+                            self.setting.port
+                        )
+                    })?;
                     self.transcript.record(name, "listening on {port}");
                     self.listeners.insert(name.clone(), listener);
                     Ok(())
@@ -249,6 +247,7 @@ impl Play<'_> {
                     }
                 }
                 Step::Each(e) => self.each(e).await,
+                Step::Repeat(r) => self.repeat(r).await,
                 Step::FdBaseline(p) => {
                     let name = &p.program.value;
                     let pid = self.running(name)?.pid;
@@ -658,6 +657,48 @@ impl Play<'_> {
         }
     }
 
+    async fn repeat(&mut self, r: &spec::Repeat) -> StepResult {
+        let parent = self.transcript.clone();
+        let mut first: Option<Vec<(String, String)>> = None;
+        let mut alike = true;
+        for round in 1..=r.times {
+            self.transcript = parent.branch();
+            let mut result = Ok(());
+            for step in &r.steps {
+                if let Err(why) = self.step(step).await {
+                    result = Err(format!("round {round} of {}: {why}", r.times));
+                    break;
+                }
+            }
+            let events = self.transcript.events();
+            let texts: Vec<(String, String)> = events
+                .iter()
+                .map(|e| (e.actor.clone(), e.text.clone()))
+                .collect();
+            match &first {
+                None => {
+                    first = Some(texts);
+                    parent.append(events);
+                }
+                Some(f) if *f == texts && result.is_ok() => {}
+                Some(_) => {
+                    alike = false;
+                    parent.record("", format!("round {round}:"));
+                    parent.append(events);
+                }
+            }
+            if result.is_err() {
+                self.transcript = parent;
+                return result;
+            }
+        }
+        self.transcript = parent;
+        let note = if alike { "alike" } else { "not all alike" };
+        self.transcript
+            .record("", format!("repeated {} times, {note}", r.times));
+        Ok(())
+    }
+
     async fn expect_fds(&mut self, f: &spec::ExpectFds) -> StepResult {
         let name = &f.program.value;
         let baseline = *self
@@ -800,6 +841,44 @@ impl Play<'_> {
             p.wait(DEFAULT_WITHIN).await;
         }
     }
+}
+
+/// The harness's listening sockets for a client under test: 127.0.0.1, and
+/// ::1 where IPv6 exists, so a client that resolves `localhost` to ::1 first
+/// is served too. Loopback only, whatever the isolation.
+struct Listener {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        match &self.v6 {
+            Some(v6) => tokio::select! {
+                r = self.v4.accept() => r,
+                r = v6.accept() => r,
+            },
+            None => self.v4.accept().await,
+        }
+    }
+}
+
+fn listen(port: u16) -> std::io::Result<Listener> {
+    let v4 = TcpSocket::new_v4()?;
+    v4.set_reuseaddr(true)?;
+    v4.bind(([127, 0, 0, 1], port).into())?;
+    let v6 = TcpSocket::new_v6().and_then(|s| {
+        s.set_reuseaddr(true)?;
+        s.bind(std::net::SocketAddr::from((
+            std::net::Ipv6Addr::LOCALHOST,
+            port,
+        )))?;
+        s.listen(128)
+    });
+    Ok(Listener {
+        v4: v4.listen(128)?,
+        v6: v6.ok(),
+    })
 }
 
 fn word(o: spec::ConnectOutcome) -> &'static str {

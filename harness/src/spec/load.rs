@@ -447,6 +447,16 @@ impl Checker<'_> {
                 let group = e.connections.value.clone();
                 self.steps(&e.steps, &mut inner, Some(&group));
             }
+            Step::Repeat(r) => {
+                if r.times == 0 {
+                    self.fail(at, "expected `times` of at least 1".into());
+                }
+                if r.steps.is_empty() {
+                    self.fail(at, "expected at least one step to repeat".into());
+                }
+                let mut inner = scope.clone();
+                self.steps(&r.steps, &mut inner, None);
+            }
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectZombies(z) => self.program(&z.program, at),
             Step::ExpectIdle(i) => {

@@ -59,6 +59,8 @@ pub enum Step {
     ReadSlowly(ReadSlowly),
     /// Runs its steps for every connection of a group, all at once.
     Each(Each),
+    /// Runs its steps again and again, one round after the other.
+    Repeat(Repeat),
 
     // --- the kernel as witness ---------------------------------------------
     #[serde(deserialize_with = "short")]
@@ -92,6 +94,7 @@ impl Step {
             Step::Abort(_) => "abort",
             Step::ReadSlowly(_) => "read_slowly",
             Step::Each(_) => "each",
+            Step::Repeat(_) => "repeat",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
             Step::ExpectZombies(_) => "expect_zombies",
@@ -424,6 +427,14 @@ pub struct ReadSlowly {
 pub struct Each {
     /// The group opened by `connect` with `count`.
     pub connections: Name,
+    pub steps: Vec<Spanned<Step>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    pub times: usize,
+    /// Names opened inside belong to one round and are reused by the next.
     pub steps: Vec<Spanned<Step>>,
 }
 
