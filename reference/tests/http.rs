@@ -355,8 +355,7 @@ fn other_methods_get_501() {
     }
     // A body in chunked coding: we do not decode request bodies, so we
     // cannot find the next request: answered, then closed.
-    let request =
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     let r = exchange(&mut stream, request);
     assert_eq!(r.code, 501);
     assert_eq!(r.header("connection"), Some("close"));
