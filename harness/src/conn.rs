@@ -298,6 +298,47 @@ impl Conn {
         }
     }
 
+    /// Plays an echo server: bytes are checked against `want` and sent back
+    /// as they arrive, so a program that waits for the echo of each piece
+    /// before sending the next is served. Returns how many writes it took
+    /// (it depends on the program's pieces, so it's for the full report).
+    pub async fn echo_back(&mut self, want: &[u8], bound: Duration) -> Result<usize, String> {
+        let deadline = Instant::now() + bound;
+        let mut done = 0;
+        let mut writes = 0;
+        while done < want.len() {
+            if self.inbox.is_empty() && !self.fill(deadline).await {
+                let why = match self.peer {
+                    PeerState::Eof => "the connection was closed (EOF)".to_string(),
+                    PeerState::Reset => "the connection was reset".to_string(),
+                    PeerState::Open => {
+                        format!("nothing more arrived within {}ms", bound.as_millis())
+                    }
+                };
+                return Err(format!(
+                    "expected {} to echo; {why} after {done} of its {} bytes",
+                    escape::quote(want, 80),
+                    want.len()
+                ));
+            }
+            let n = self.inbox.len().min(want.len() - done);
+            if self.inbox[..n] != want[done..done + n] {
+                let diff = escape::first_difference(&want[done..done + n], &self.inbox[..n])
+                    .unwrap_or_default();
+                return Err(format!(
+                    "expected {} (from byte {done} on)\n  {diff}",
+                    escape::quote(&want[done..], 80)
+                ));
+            }
+            let piece: Vec<u8> = self.inbox.drain(..n).collect();
+            let len = piece.len();
+            self.send(piece, vec![len], Duration::ZERO, None).await?;
+            done += n;
+            writes += 1;
+        }
+        Ok(writes)
+    }
+
     /// Expects the peer to close: no more bytes, then EOF.
     pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
         let deadline = Instant::now() + bound;

@@ -49,7 +49,7 @@ struct Play<'a> {
     conns: HashMap<String, Conn>,
     groups: HashMap<String, Vec<String>>,
     listeners: HashMap<String, Listener>,
-    baselines: HashMap<String, usize>,
+    baselines: HashMap<String, std::collections::BTreeMap<i32, String>>,
 }
 
 fn within(w: &Option<spec::Span>) -> Duration {
@@ -251,11 +251,11 @@ impl Play<'_> {
                 Step::FdBaseline(p) => {
                     let name = &p.program.value;
                     let pid = self.running(name)?.pid;
-                    let n = witness::fd_count(pid)
+                    let fds = witness::fds(pid)
                         .ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
-                    self.baselines.insert(name.clone(), n);
                     self.transcript
-                        .record(name, format!("{n} open descriptors (baseline)"));
+                        .record(name, format!("{} open descriptors (baseline)", fds.len()));
+                    self.baselines.insert(name.clone(), fds);
                     Ok(())
                 }
                 Step::ExpectFds(f) => self.expect_fds(f).await,
@@ -701,26 +701,46 @@ impl Play<'_> {
 
     async fn expect_fds(&mut self, f: &spec::ExpectFds) -> StepResult {
         let name = &f.program.value;
-        let baseline = *self
+        let baseline = self
             .baselines
             .get(name)
+            .cloned()
             .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
         let pid = self.running(name)?.pid;
-        let limit = baseline + f.above_baseline;
+        let limit = baseline.len() + f.above_baseline;
         let now = poll_until(within(&f.within), || {
-            let n = witness::fd_count(pid).unwrap_or(usize::MAX);
-            (n <= limit, n)
+            let fds = witness::fds(pid).unwrap_or_default();
+            (fds.len() <= limit, fds)
         })
         .await;
         match now {
-            Ok(n) => {
-                self.transcript.record(name, format!("{n} open descriptors (baseline {baseline})"));
+            Ok(fds) => {
+                self.transcript.record(
+                    name,
+                    format!(
+                        "{} open descriptors (baseline {})",
+                        fds.len(),
+                        baseline.len()
+                    ),
+                );
                 Ok(())
             }
-            Err(n) => Err(format!(
-                "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {baseline}); it has {n}: {} more than it started with.\n  A descriptor that is never closed is a leak: each connection must be close()d when its client is done",
-                n.saturating_sub(baseline)
-            )),
+            Err(fds) => {
+                let extra: Vec<String> = fds
+                    .iter()
+                    .filter(|(fd, target)| baseline.get(fd) != Some(target))
+                    .take(5)
+                    .map(|(fd, target)| format!("fd {fd} -> {target}"))
+                    .collect();
+                Err(format!(
+                    "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {}); it has {}: {} more.\n  New since the baseline: {}{}\n  A descriptor that is never closed is a leak: each connection must be close()d when its client is done",
+                    baseline.len(),
+                    fds.len(),
+                    fds.len().saturating_sub(baseline.len()),
+                    extra.join(", "),
+                    if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
+                ))
+            }
         }
     }
 
@@ -900,6 +920,7 @@ fn conn_name(step: &Step) -> Option<&str> {
     let on = match step {
         Step::Send(s) => &s.on,
         Step::Expect(e) => &e.on,
+        Step::Echo(e) => &e.on,
         Step::ExpectEof(c)
         | Step::ExpectReset(c)
         | Step::Shutdown(c)
@@ -976,6 +997,28 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
                             conn.inbox.len()
                         ),
                     );
+                    Err(why)
+                }
+            }
+        }
+        Step::Echo(e) => {
+            let p =
+                spec::payload_of(&e.text, &e.hex, &e.generate, &e.then)?.expect("checked at load");
+            let want = p.bytes();
+            match conn.echo_back(&want, within(&e.within)).await {
+                Ok(writes) => {
+                    t.record(
+                        &name,
+                        format!(
+                            "<-> {}  ({} bytes echoed in {writes} writes)",
+                            p.describe(),
+                            want.len()
+                        ),
+                    );
+                    Ok(())
+                }
+                Err(why) => {
+                    t.record(&name, format!("<-> {}  (not as expected)", p.describe()));
                     Err(why)
                 }
             }

@@ -105,6 +105,23 @@ pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
     }
 }
 
+/// Open descriptors of one process: number and what it points at
+/// (`socket:[1234]`, `/dev/null`, `pipe:[99]`).
+pub fn fds(pid: i32) -> Option<std::collections::BTreeMap<i32, String>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in dir.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        out.insert(fd, target);
+    }
+    Some(out)
+}
+
 /// Open descriptors of one process.
 pub fn fd_count(pid: i32) -> Option<usize> {
     Process::new(pid).and_then(|p| p.fd_count()).ok()

@@ -301,6 +301,7 @@ impl Checker<'_> {
             step,
             Step::Send(_)
                 | Step::Expect(_)
+                | Step::Echo(_)
                 | Step::ExpectEof(_)
                 | Step::ExpectReset(_)
                 | Step::Shutdown(_)
@@ -311,7 +312,7 @@ impl Checker<'_> {
         if each.is_some() && !per_connection {
             self.fail(
                 at,
-                format!("expected a connection step inside `each` (send, expect, expect_eof, expect_reset, shutdown, close, abort, read_slowly), found `{}`", step.keyword()),
+                format!("expected a connection step inside `each` (send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly), found `{}`", step.keyword()),
             );
             return;
         }
@@ -419,6 +420,17 @@ impl Checker<'_> {
                     if let Err(err) = regex::bytes::Regex::new(r) {
                         self.fail(at, format!("expected a valid regular expression: {err}"));
                     }
+                }
+            }
+            Step::Echo(e) => {
+                self.connection(scope, &e.on, at, each);
+                match payload_of(&e.text, &e.hex, &e.generate, &e.then) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => self.fail(
+                        at,
+                        "expected what the program sends: `text`, `hex` or `generate`".into(),
+                    ),
+                    Err(m) => self.fail(at, format!("expected {m}")),
                 }
             }
             Step::ExpectEof(c)

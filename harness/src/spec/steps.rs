@@ -46,6 +46,9 @@ pub enum Step {
     // --- one connection ----------------------------------------------------
     Send(Send),
     Expect(Expect),
+    /// Plays an echo server on this connection: what arrives is checked
+    /// against the payload and sent straight back, until all of it was.
+    Echo(EchoBack),
     #[serde(deserialize_with = "short")]
     ExpectEof(ConnRef),
     #[serde(deserialize_with = "short")]
@@ -87,6 +90,7 @@ impl Step {
             Step::Accept(_) => "accept",
             Step::Send(_) => "send",
             Step::Expect(_) => "expect",
+            Step::Echo(_) => "echo",
             Step::ExpectEof(_) => "expect_eof",
             Step::ExpectReset(_) => "expect_reset",
             Step::Shutdown(_) => "shutdown",
@@ -392,6 +396,23 @@ pub struct Expect {
     /// Any this many bytes.
     #[serde(default)]
     pub size: Option<Size>,
+    #[serde(default)]
+    pub within: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoBack {
+    #[serde(default)]
+    pub on: Option<Name>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub hex: Option<String>,
+    #[serde(default)]
+    pub generate: Option<Generate>,
+    #[serde(default)]
+    pub then: Option<String>,
     #[serde(default)]
     pub within: Option<Span>,
 }
