@@ -72,6 +72,17 @@ pub fn describe_exit(status: &ExitStatus) -> String {
     }
 }
 
+/// How a program ended, as the end of a sentence: "it exited with status
+/// 1", "it was killed by SIGPIPE".
+pub fn ended(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None if status.signal().is_some() => format!("was {}", describe_exit(status)),
+        None => "ended".into(),
+    }
+}
+
 pub struct Running {
     pub name: String,
     pub pid: i32,

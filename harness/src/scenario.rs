@@ -4,7 +4,7 @@
 
 use crate::conn::{self, Conn, Matcher, Outcome, PeerState};
 use crate::escape;
-use crate::program::{describe_exit, Running};
+use crate::program::{describe_exit, ended, Running};
 use crate::spec::{self, Scenario, Spec, Step};
 use crate::transcript::Transcript;
 use crate::verdict::{Failure, ProgramState, ScenarioResult, Status};
@@ -208,7 +208,7 @@ impl Play<'_> {
                         }
                         Some(s) => Err(format!(
                             "expected {name} to be running, but it {}",
-                            describe_exit(&s)
+                            ended(&s)
                         )),
                     }
                 }
@@ -288,7 +288,7 @@ impl Play<'_> {
             None => Ok(prog),
             Some(s) => Err(format!(
                 "expected {name} to be running, but it {}",
-                describe_exit(&s)
+                ended(&s)
             )),
         }
     }
@@ -400,8 +400,8 @@ impl Play<'_> {
                 bound.as_millis()
             ));
         };
-        let how = describe_exit(&status);
-        self.transcript.record(name, how.clone());
+        self.transcript.record(name, describe_exit(&status));
+        let how = ended(&status);
         if let Some(min) = e.not_before {
             if began.elapsed() < min.0 {
                 return Err(format!(
@@ -708,11 +708,31 @@ impl Play<'_> {
             .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
         let pid = self.running(name)?.pid;
         let limit = baseline.len() + f.above_baseline;
+        let prog = &self.programs[name];
         let now = poll_until(within(&f.within), || {
+            // A program that died has no descriptors: that's no pass.
+            if !prog.is_running() || !witness::alive(pid) {
+                return (true, None);
+            }
             let fds = witness::fds(pid).unwrap_or_default();
-            (fds.len() <= limit, fds)
+            (fds.len() <= limit, Some(fds))
         })
         .await;
+        if !witness::alive(pid) {
+            let prog = self.programs.get_mut(name).expect("checked above");
+            let how = prog
+                .wait(DEFAULT_WITHIN)
+                .await
+                .map(|s| ended(&s))
+                .unwrap_or("ended".into());
+            return Err(format!(
+                "expected {name} to be running with at most {limit} open descriptors; it {how}"
+            ));
+        }
+        let now = match now {
+            Ok(fds) => Ok(fds.unwrap_or_default()),
+            Err(fds) => Err(fds.unwrap_or_default()),
+        };
         match now {
             Ok(fds) => {
                 self.transcript.record(
@@ -1074,7 +1094,7 @@ async fn wait_ready(
             return Err(format!(
                 "expected {} to listen on port {port}; it {} before it did",
                 prog.name,
-                describe_exit(&status)
+                ended(&status)
             ));
         }
         // The main process first (cheap); its whole tree now and then, for

@@ -122,6 +122,15 @@ pub fn fds(pid: i32) -> Option<std::collections::BTreeMap<i32, String>> {
     Some(out)
 }
 
+/// Alive: /proc knows it and it is not a zombie (a zombie's descriptors
+/// are all closed, which must not read as "no leak").
+pub fn alive(pid: i32) -> bool {
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .map(|s| s.state != 'Z')
+        .unwrap_or(false)
+}
+
 /// Open descriptors of one process.
 pub fn fd_count(pid: i32) -> Option<usize> {
     Process::new(pid).and_then(|p| p.fd_count()).ok()

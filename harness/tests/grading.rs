@@ -1,0 +1,204 @@
+//! The tcp-echo spec against the reference programs and against every
+//! fixture submission: correct ones pass everything; each buggy one fails
+//! scenarios tagged with its clause (listed in its EXPECT file), and only
+//! scenarios that carry one of those tags. The verdict tables are snapshots.
+
+mod support;
+
+use std::collections::BTreeSet;
+use support::{root, run_json, verdict_table};
+
+const SPEC: &str = "specs/tcp-echo.yaml";
+
+#[test]
+fn the_reference_passes_every_scenario() {
+    let dir = support::reference_dir();
+    let (report, code) = run_json(&[
+        SPEC,
+        "--reference",
+        "--reference-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let failed: Vec<_> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "passed")
+        .map(|s| format!("{}\n{}", s["name"], s["message"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "the reference failed:\n{}",
+        failed.join("\n")
+    );
+    assert_eq!(code, 0);
+    assert_eq!(report["score"], report["max_score"]);
+}
+
+/// Every clause id of the handout tags at least one scenario.
+#[test]
+fn every_clause_of_the_handout_has_a_scenario() {
+    let handout = std::fs::read_to_string(root().join("../shared/labs/tcp-echo.md"))
+        .or_else(|_| std::fs::read_to_string(root().join("shared/labs/tcp-echo.md")));
+    let Ok(handout) = handout else {
+        eprintln!("the handouts (../shared/labs) are not beside this checkout; skipped");
+        return;
+    };
+    let clauses: BTreeSet<String> = handout
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(String::from)
+        .collect();
+    assert!(
+        clauses.len() >= 20,
+        "found only {} clause ids in the handout",
+        clauses.len()
+    );
+    let spec = harness::spec::load(&root().join(SPEC)).unwrap();
+    let tagged: BTreeSet<String> = spec
+        .scenarios
+        .iter()
+        .flat_map(|s| s.tags.iter().cloned())
+        .collect();
+    let untested: Vec<_> = clauses.difference(&tagged).collect();
+    assert!(
+        untested.is_empty(),
+        "clauses without a scenario: {untested:?}"
+    );
+    let unknown: Vec<_> = tagged.difference(&clauses).collect();
+    assert!(
+        unknown.is_empty(),
+        "tags that are no clause of the handout: {unknown:?}"
+    );
+}
+
+/// The clauses a fixture's EXPECT file lists (lines not starting with #).
+fn expected_clauses(fixture: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(
+        root()
+            .join("fixtures/submissions")
+            .join(fixture)
+            .join("EXPECT"),
+    )
+    .unwrap_or_else(|e| panic!("{fixture} has no EXPECT file: {e}"));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+fn grade_fixture(fixture: &str) {
+    let dir = format!("fixtures/submissions/{fixture}");
+    let (report, code) = run_json(&[SPEC, "--submission", &dir]);
+    assert_eq!(
+        report["build"]["status"], "ok",
+        "{fixture} did not build:\n{}",
+        report["build"]["output"]
+    );
+    let expected = expected_clauses(fixture);
+    let mut shown = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for s in report["scenarios"].as_array().unwrap() {
+        if s["status"] == "passed" {
+            continue;
+        }
+        let tags: BTreeSet<String> = s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        if tags.is_disjoint(&expected) {
+            wrong.push(format!(
+                "{} {:?}\n{}",
+                s["name"],
+                tags,
+                s["message"].as_str().unwrap_or("")
+            ));
+        }
+        shown.extend(tags.intersection(&expected).cloned());
+    }
+    assert!(
+        wrong.is_empty(),
+        "{fixture} failed scenarios of clauses it does not violate:\n{}",
+        wrong.join("\n")
+    );
+    let missed: Vec<_> = expected.difference(&shown).collect();
+    assert!(
+        missed.is_empty(),
+        "{fixture}'s bug went unnoticed: no failing scenario for {missed:?}"
+    );
+    assert_eq!(code, if expected.is_empty() { 0 } else { 1 });
+    insta::assert_snapshot!(fixture, verdict_table(&report));
+}
+
+macro_rules! fixtures {
+    ($($test:ident => $dir:literal,)*) => {
+        $( #[test] fn $test() { grade_fixture($dir); } )*
+
+        /// Every fixture directory has its test above.
+        #[test]
+        fn every_fixture_is_graded() {
+            let listed: BTreeSet<&str> = [$($dir),*].into_iter().collect();
+            for entry in std::fs::read_dir(root().join("fixtures/submissions")).unwrap() {
+                let entry = entry.unwrap();
+                let name = entry.file_name().into_string().unwrap();
+                if entry.path().is_dir() && name.starts_with("tcp-echo-") {
+                    assert!(listed.contains(name.as_str()), "fixture {name} has no test in grading.rs");
+                }
+            }
+        }
+    };
+}
+
+fixtures! {
+    fork => "tcp-echo-fork",
+    poll => "tcp-echo-poll",
+    threads => "tcp-echo-threads",
+    iterative => "tcp-echo-iterative",
+    waits_newline => "tcp-echo-waits-newline",
+    half_close => "tcp-echo-half-close",
+    sigpipe => "tcp-echo-sigpipe",
+}
+
+#[test]
+fn a_submission_that_does_not_build_is_graded_with_the_compiler_output() {
+    let (report, code) = run_json(&[SPEC, "--submission", "fixtures/broken/tcp-echo-build-error"]);
+    assert_eq!(code, 1);
+    assert_eq!(report["build"]["status"], "failed");
+    let output = report["build"]["output"].as_str().unwrap();
+    assert!(
+        output.contains("expected ';'"),
+        "the compiler's message is missing:\n{output}"
+    );
+    assert_eq!(report["score"], 0);
+    assert!(report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "error"));
+}
+
+#[test]
+fn a_missing_executable_is_an_error_of_the_scenarios_that_need_it() {
+    let (report, code) = run_json(&[SPEC, "--submission", "fixtures/broken/tcp-echo-server-only"]);
+    assert_eq!(code, 1);
+    assert_eq!(report["build"]["status"], "ok");
+    for s in report["scenarios"].as_array().unwrap() {
+        let client = s["tags"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp-echo.client");
+        if client {
+            assert_eq!(s["status"], "error", "{}", s["name"]);
+            assert!(s["message"]
+                .as_str()
+                .unwrap()
+                .contains("no executable `./echoclient`"));
+        } else {
+            assert_eq!(s["status"], "passed", "{}: {}", s["name"], s["message"]);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Normalised transcripts of a few scenarios on the reference programs:
+//! what the harness did and saw, byte for byte, with ports and times left
+//! out. A change here is a change in behaviour: review it.
+
+mod support;
+
+use harness::isolation::Isolation;
+use harness::runner::{self, Options};
+
+#[test]
+fn reference_transcripts() {
+    let root = support::root();
+    let spec = harness::spec::load(&root.join("specs/tcp-echo.yaml")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let built =
+        harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
+    let wanted = [
+        "a line sent one byte at a time is echoed whole",
+        "16 connections wait in the backlog while the server is stopped",
+        "the server survives clients that reset their connections",
+        "no descriptor is left open after 100 clients",
+        "the client handles a line of a megabyte",
+        "the client gives up on a server that never answers",
+    ];
+    let options = Options {
+        jobs: 2,
+        isolation: Isolation::Auto.resolve().unwrap(),
+        filter: wanted.iter().map(|s| s.to_string()).collect(),
+    };
+    let results = runner::run(&spec, &built.dir, work.path(), &options, None);
+    assert_eq!(results.len(), wanted.len());
+    for r in results {
+        assert_eq!(
+            r.status,
+            harness::verdict::Status::Passed,
+            "{}: {:?}",
+            r.name,
+            r.message()
+        );
+        insta::assert_snapshot!(r.name.replace(' ', "_"), r.normalised);
+    }
+}
