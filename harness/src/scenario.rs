@@ -104,6 +104,9 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
             }
         }
     }
+    if failed.is_some() {
+        play.settle().await;
+    }
     let failure = failed.map(|(i, detail)| {
         let step = &scenario.steps[i];
         Failure {
@@ -329,33 +332,26 @@ impl Play<'_> {
             ));
         }
         let stdin = s.stdin.as_ref().map(|p| p.bytes());
-        let mut prog = Running::spawn(&name, &argv, &self.setting.dir, self.setting.uid, stdin)
+        let prog = Running::spawn(&name, &argv, &self.setting.dir, self.setting.uid, stdin)
             .map_err(|e| format!("{MISSING}could not start `{}`: {e}", argv[0]))?;
         self.started.push(prog.pid);
         match &s.stdin {
-            Some(p) => self
-                .transcript
-                .record(&name, format!("start {shown} < {}", p.describe())),
+            Some(p) => self.transcript.record(&name, format!("start {shown} < {}", p.describe())),
             None => self.transcript.record(&name, format!("start {shown}")),
-        }
-        if let Some(protocol) = program.listens {
-            let bound = s
-                .within
-                .or(program.ready_within)
-                .map(|w| w.0)
-                .unwrap_or(DEFAULT_READY);
-            wait_ready(&mut prog, self.setting.port, protocol, bound).await?;
-            let what = if protocol == spec::Protocol::Tcp {
-                "listening on"
-            } else {
-                "bound to"
-            };
-            self.transcript.record(&name, format!("{what} {{port}}"));
         }
         if !self.order.contains(&name) {
             self.order.push(name.clone());
         }
-        self.programs.insert(name, prog);
+        // In the map before the wait, so that a program that dies before it
+        // listens is reported with its exit and its stderr.
+        self.programs.insert(name.clone(), prog);
+        if let Some(protocol) = program.listens {
+            let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
+            let prog = self.programs.get_mut(&name).expect("just inserted");
+            wait_ready(prog, self.setting.port, protocol, bound).await?;
+            let what = if protocol == spec::Protocol::Tcp { "listening on" } else { "bound to" };
+            self.transcript.record(&name, format!("{what} {{port}}"));
+        }
         Ok(())
     }
 
@@ -837,6 +833,16 @@ impl Play<'_> {
         self.transcript
             .record(name, format!("idle for {}: within bounds", i.duration));
         Ok(())
+    }
+
+    /// A program the kernel already shows dead may not have been reaped by
+    /// its waiter yet: give it a moment, so the report says how it died.
+    async fn settle(&mut self) {
+        for p in self.programs.values_mut() {
+            if p.is_running() && !witness::alive(p.pid) {
+                p.wait(Duration::from_secs(1)).await;
+            }
+        }
     }
 
     fn program_states(&self) -> Vec<ProgramState> {
