@@ -37,6 +37,11 @@ pub enum PeerState {
 
 pub struct Conn {
     pub name: String,
+    /// The harness's end of the connection, to find it in /proc.
+    pub local_port: u16,
+    /// A failed write, kept by the writer task until the next step records
+    /// it in the transcript of the moment (an `each` member's, a round's).
+    write_error: Arc<std::sync::Mutex<Option<String>>>,
     stream: Option<Arc<TcpStream>>,
     writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
     /// Received and not yet consumed by an expectation.
@@ -69,16 +74,15 @@ pub enum Outcome {
 impl Conn {
     pub fn new(name: &str, stream: TcpStream, transcript: Transcript) -> Conn {
         let _ = stream.set_nodelay(true);
+        let local_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
         let stream = Arc::new(stream);
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(
-            stream.clone(),
-            rx,
-            name.to_string(),
-            transcript.clone(),
-        ));
+        let write_error = Arc::new(std::sync::Mutex::new(None));
+        let task = tokio::spawn(writer(stream.clone(), rx, write_error.clone()));
         Conn {
             name: name.to_string(),
+            local_port,
+            write_error,
             stream: Some(stream),
             writer: Some((tx, task)),
             inbox: Vec::new(),
@@ -165,6 +169,11 @@ impl Conn {
         self.stream = None;
     }
 
+    /// A write that failed in the background since the last look.
+    pub fn take_write_error(&self) -> Option<String> {
+        self.write_error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     pub fn read_slowly(&mut self, chunk: usize, gap: Duration) {
         self.slow = Some((chunk, gap));
     }
@@ -240,9 +249,17 @@ impl Conn {
                 let got = escape::quote(&self.inbox, 200);
                 let what = describe(matcher);
                 let why = match self.peer {
-                    PeerState::Eof => format!("expected {what}, but the connection was closed (EOF) after {} bytes: {got}", self.inbox.len()),
-                    PeerState::Reset => format!("expected {what}, but the connection was reset after {} bytes: {got}", self.inbox.len()),
-                    PeerState::Open if self.stream.is_none() => format!("expected {what}, but `{}` is closed", self.name),
+                    PeerState::Eof => format!(
+                        "expected {what}, but the connection was closed (EOF) after {} bytes: {got}",
+                        self.inbox.len()
+                    ),
+                    PeerState::Reset => format!(
+                        "expected {what}, but the connection was reset after {} bytes: {got}",
+                        self.inbox.len()
+                    ),
+                    PeerState::Open if self.stream.is_none() => {
+                        format!("expected {what}, but `{}` is closed", self.name)
+                    }
                     PeerState::Open => format!(
                         "expected {what} within {}ms; {} bytes arrived: {got}",
                         bound.as_millis(),
@@ -260,8 +277,7 @@ impl Conn {
             Matcher::Exact(want) | Matcher::Prefix(want) => {
                 let n = inbox.len().min(want.len());
                 if inbox[..n] != want[..n] {
-                    let diff =
-                        escape::first_difference(&want[..n], &inbox[..n]).unwrap_or_default();
+                    let diff = escape::first_difference(&want[..n], &inbox[..n]).unwrap_or_default();
                     return Check::Wrong(format!(
                         "expected {}\n  got      {}\n  {diff}",
                         escape::quote(want, 200),
@@ -276,10 +292,7 @@ impl Conn {
                     _ => Check::Done(want.len()),
                 }
             }
-            Matcher::Contains(want) => match inbox
-                .windows(want.len().max(1))
-                .position(|w| w == want.as_slice())
-            {
+            Matcher::Contains(want) => match inbox.windows(want.len().max(1)).position(|w| w == want.as_slice()) {
                 Some(at) => Check::Done(at + want.len()),
                 None => Check::More,
             },
@@ -323,8 +336,7 @@ impl Conn {
             }
             let n = self.inbox.len().min(want.len() - done);
             if self.inbox[..n] != want[done..done + n] {
-                let diff = escape::first_difference(&want[done..done + n], &self.inbox[..n])
-                    .unwrap_or_default();
+                let diff = escape::first_difference(&want[done..done + n], &self.inbox[..n]).unwrap_or_default();
                 return Err(format!(
                     "expected {} (from byte {done} on)\n  {diff}",
                     escape::quote(&want[done..], 80)
@@ -361,9 +373,7 @@ impl Conn {
                 "expected {what} within {}ms; the connection stayed open",
                 bound.as_millis()
             )),
-            (PeerState::Eof, _) => Err(format!(
-                "expected {what}, but the connection was closed normally (EOF)"
-            )),
+            (PeerState::Eof, _) => Err(format!("expected {what}, but the connection was closed normally (EOF)")),
             (PeerState::Reset, _) => Err(format!("expected {what}, but the connection was reset")),
         }
     }
@@ -415,8 +425,7 @@ pub fn plan(len: usize, chunk: Option<usize>, sizes: &[usize]) -> Vec<usize> {
 async fn writer(
     stream: Arc<TcpStream>,
     mut ops: mpsc::UnboundedReceiver<WriteOp>,
-    name: String,
-    transcript: Transcript,
+    error: Arc<std::sync::Mutex<Option<String>>>,
 ) {
     while let Some(op) = ops.recv().await {
         match op {
@@ -432,14 +441,8 @@ async fn writer(
                         tokio::time::sleep(gap).await;
                     }
                     if let Err(e) = write_all(&stream, &bytes[offset..offset + size]).await {
-                        transcript.record(
-                            &name,
-                            format!(
-                                "write failed after {offset} of {} bytes: {}",
-                                bytes.len(),
-                                os_error(&e)
-                            ),
-                        );
+                        let text = format!("write failed after {offset} of {} bytes: {}", bytes.len(), os_error(&e));
+                        *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
                         return;
                     }
                     offset += size;

@@ -83,8 +83,13 @@ static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// still pick one below the ephemeral range, so the harness's own outgoing
 /// connections can never take it.
 pub fn choose_port(isolation: Isolation) -> io::Result<u16> {
-    let low = ephemeral_low().min(32768);
-    let (from, to) = (10_000u16, low.saturating_sub(1).max(10_001));
+    let (low, high) = ephemeral_range();
+    // Below the ephemeral range, or above it where it starts too low.
+    let (from, to) = if low > 11_000 {
+        (10_000u16, low - 1)
+    } else {
+        (high.saturating_add(1).min(64_000), 65_535)
+    };
     if isolation == Isolation::Netns {
         return Ok(from + (std::process::id() % 1000) as u16);
     }
@@ -120,9 +125,8 @@ fn free(port: u16) -> bool {
     std::net::TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok()
 }
 
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(32768)
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text.split_whitespace().filter_map(|n| n.parse().ok());
+    (numbers.next().unwrap_or(32768), numbers.next().unwrap_or(60999))
 }

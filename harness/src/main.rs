@@ -27,11 +27,7 @@ enum Command {
         /// The lab's spec (YAML).
         spec: PathBuf,
         /// The submission's directory: built with `make` if it has a Makefile.
-        #[arg(
-            long,
-            conflicts_with = "reference",
-            required_unless_present = "reference"
-        )]
+        #[arg(long, conflicts_with = "reference", required_unless_present = "reference")]
         submission: Option<PathBuf>,
         /// Run against the reference programs instead of a submission.
         #[arg(long)]
@@ -145,10 +141,7 @@ fn main() -> ExitCode {
             } else {
                 let dir = submission.expect("clap requires one");
                 if !dir.is_dir() {
-                    eprintln!(
-                        "error: the submission `{}` is not a directory",
-                        dir.display()
-                    );
+                    eprintln!("error: the submission `{}` is not a directory", dir.display());
                     return ExitCode::from(2);
                 }
                 match submission::build(&dir, work.path()) {

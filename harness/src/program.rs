@@ -61,11 +61,7 @@ pub fn describe_exit(status: &ExitStatus) -> String {
         let name = nix::sys::signal::Signal::try_from(sig)
             .map(|s| s.as_str().to_string())
             .unwrap_or(format!("signal {sig}"));
-        let core = if status.core_dumped() {
-            " (core dumped)"
-        } else {
-            ""
-        };
+        let core = if status.core_dumped() { " (core dumped)" } else { "" };
         format!("killed by {name}{core}")
     } else {
         "ended".to_string()
@@ -91,6 +87,8 @@ pub struct Running {
     /// Woken whenever output arrives or the program ends.
     pub changed: Arc<Notify>,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// True once the program ended and its output pipes are drained.
+    drained: watch::Receiver<bool>,
     /// Set when the harness itself asked it to end (stop, kill, restart), so
     /// a report can tell an expected end from a crash.
     pub ended_on_request: bool,
@@ -105,16 +103,10 @@ impl Running {
         stdin: Option<Vec<u8>>,
     ) -> std::io::Result<Running> {
         let mut cmd = sandbox::command(&argv[0], &argv[1..], dir, uid, Limits::default());
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()?;
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         let changed = Arc::new(Notify::new());
         let stdout = Arc::new(Mutex::new(Captured::default()));
@@ -130,18 +122,21 @@ impl Running {
             });
         }
         let (tx, rx) = watch::channel(None);
+        let (drained_tx, drained) = watch::channel(false);
         let notify = changed.clone();
         tokio::spawn(async move {
             let status = child.wait().await.ok();
-            // Output written just before the end is collected before anyone
-            // is told that the program ended. Bounded: a grandchild may hold
-            // the pipes open after the program itself is gone.
-            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            // The end is known at once (a dead program must never read as
+            // running); its output is complete only once the pipes are
+            // drained. Bounded: a grandchild may hold them open.
+            let _ = tx.send(status);
+            notify.notify_waiters();
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
                 let _ = out_done.await;
                 let _ = err_done.await;
             })
             .await;
-            let _ = tx.send(status);
+            let _ = drained_tx.send(true);
             notify.notify_waiters();
             // Keep `child` alive until here: kill_on_drop is for aborts.
             drop(child);
@@ -153,12 +148,18 @@ impl Running {
             stderr,
             changed,
             exit: rx,
+            drained,
             ended_on_request: false,
         })
     }
 
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
+    }
+
+    /// Ended, and everything it wrote has been read.
+    pub fn output_complete(&self) -> bool {
+        *self.drained.borrow()
     }
 
     pub fn is_running(&self) -> bool {
@@ -181,11 +182,7 @@ impl Running {
 
     /// The last lines of stderr, for a failure report.
     pub fn stderr_tail(&self, bytes: usize) -> String {
-        let (tail, dropped) = self
-            .stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last(bytes);
+        let (tail, dropped) = self.stderr.lock().unwrap_or_else(|e| e.into_inner()).last(bytes);
         let text = String::from_utf8_lossy(&tail).into_owned();
         if dropped > 0 {
             format!("[... {dropped} bytes before]\n{text}")
@@ -207,9 +204,7 @@ fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
             if n == 0 {
                 break;
             }
-            into.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(&buf[..n]);
+            into.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
             changed.notify_waiters();
         }
     })

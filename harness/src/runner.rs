@@ -20,13 +20,7 @@ pub struct Options {
 
 /// Every scenario's result, in spec order. `broken` makes every scenario an
 /// `error` with that message (a submission that didn't build).
-pub fn run(
-    spec: &Spec,
-    built_dir: &Path,
-    work: &Path,
-    options: &Options,
-    broken: Option<&str>,
-) -> Vec<ScenarioResult> {
+pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken: Option<&str>) -> Vec<ScenarioResult> {
     let selected: Vec<usize> = (0..spec.scenarios.len())
         .filter(|&i| {
             options.filter.is_empty()
@@ -52,16 +46,21 @@ pub fn run(
                     let Some(i) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
-                    let dir = work.join(format!("s{worker}-{i}"));
-                    let result = run_one(
-                        spec,
-                        i,
-                        built_dir,
-                        &dir,
-                        identity.as_ref().map(|id| id.uid),
-                        options.isolation,
-                    );
-                    let _ = std::fs::remove_dir_all(&dir);
+                    let result = match &identity {
+                        Err(why) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
+                        Ok(identity) => {
+                            let uid = identity.as_ref().map(|id| id.uid);
+                            let dir = work.join(format!("s{worker}-{i}"));
+                            let result = run_one(spec, i, built_dir, &dir, uid, options.isolation);
+                            // Whatever happened in there (a panic skips the
+                            // scenario's own clean-up), nothing of it survives.
+                            if let Some(uid) = uid {
+                                sandbox::kill_all_of(uid);
+                            }
+                            let _ = std::fs::remove_dir_all(&dir);
+                            result
+                        }
+                    };
                     results.lock().unwrap().push((i, result));
                 }
             });
@@ -91,23 +90,14 @@ fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
 }
 
 /// One scenario on a thread of its own: a namespace made on it stays on it.
-fn run_one(
-    spec: &Spec,
-    i: usize,
-    built: &Path,
-    dir: &Path,
-    uid: Option<u32>,
-    isolation: Isolation,
-) -> ScenarioResult {
+fn run_one(spec: &Spec, i: usize, built: &Path, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| -> Result<ScenarioResult, String> {
             if isolation == Isolation::Netns {
-                isolation::enter_netns()
-                    .map_err(|e| format!("could not make a network namespace: {e}"))?;
+                isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
             }
             let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
-            sandbox::copy_dir(built, dir, uid)
-                .map_err(|e| format!("could not copy the submission: {e}"))?;
+            sandbox::copy_dir(built, dir, uid).map_err(|e| format!("could not copy the submission: {e}"))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -123,11 +113,7 @@ fn run_one(
     });
     match outcome {
         Ok(Ok(r)) => r,
-        Ok(Err(why)) => errored(
-            spec,
-            i,
-            &format!("the harness could not run this scenario: {why}"),
-        ),
+        Ok(Err(why)) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
         Err(_) => errored(
             spec,
             i,

@@ -36,28 +36,34 @@ pub fn is_root() -> bool {
 }
 
 impl Identity {
-    /// A free user id, or `None` when we are not root.
-    pub fn acquire() -> Option<Identity> {
+    /// A free user id; `Ok(None)` when we are not root (and can't switch
+    /// users). As root, failing to get one is an error: the submission must
+    /// never run as root.
+    pub fn acquire() -> Result<Option<Identity>, String> {
         if !is_root() {
-            return None;
+            return Ok(None);
         }
         let dir = Path::new("/tmp/sockgrade-uids");
-        std::fs::create_dir_all(dir).ok()?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let start = std::process::id() % UID_COUNT;
         for i in 0..UID_COUNT {
             let uid = UID_BASE + (start + i) % UID_COUNT;
             let Ok(file) = File::create(dir.join(uid.to_string())) else {
                 continue;
             };
-            if let Ok(lock) =
-                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            {
+            if let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 // A previous run that died may have left processes behind.
                 kill_all_of(uid);
-                return Some(Identity { uid, _lock: lock });
+                return Ok(Some(Identity { uid, _lock: lock }));
             }
         }
-        None
+        Err(format!("no free user id in {UID_BASE}..{}", UID_BASE + UID_COUNT))
+    }
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        kill_all_of(self.uid);
     }
 }
 
@@ -88,13 +94,7 @@ impl Default for Limits {
 /// A command for untrusted code: cleaned environment, own process group,
 /// limits, the scenario's user when there is one. `program` is resolved
 /// against `dir`, which is also the working directory.
-pub fn command(
-    program: &str,
-    args: &[String],
-    dir: &Path,
-    uid: Option<u32>,
-    limits: Limits,
-) -> std::process::Command {
+pub fn command(program: &str, args: &[String], dir: &Path, uid: Option<u32>, limits: Limits) -> std::process::Command {
     let exe: PathBuf = if program.contains('/') {
         dir.join(program)
     } else {
@@ -124,8 +124,11 @@ pub fn command(
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(uid)).map_err(io::Error::from)?;
                 nix::unistd::setuid(Uid::from_raw(uid)).map_err(io::Error::from)?;
             }
-            // If the harness thread that started us dies, so do we.
+            // If the harness thread that started us dies, so do we. (After
+            // setuid, which clears it.)
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // No setuid binary can give the submission back any privilege.
+            nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
             Ok(())
         });
     }
@@ -137,10 +140,9 @@ pub fn command(
 /// user's processes. Repeated until /proc shows none, in case one was forking.
 pub fn kill_all_of(uid: u32) {
     for _ in 0..100 {
-        if !any_process_of(uid) {
-            return;
-        }
-        // SAFETY: the child makes only raw system calls and _exits.
+        // SAFETY: the child makes only raw system calls and _exits. If it
+        // can't become `uid` it must not kill anything: as root, kill(-1)
+        // would end every process on the machine.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => unsafe {
                 if nix::libc::setresuid(uid, uid, uid) == 0 {
@@ -153,23 +155,38 @@ pub fn kill_all_of(uid: u32) {
             }
             Err(_) => return,
         }
+        if !any_process_of(uid) {
+            return;
+        }
     }
 }
 
+/// The owner of /proc/PID is root for a non-dumpable process, so the ids
+/// come from its status: real, effective or saved.
 fn any_process_of(uid: u32) -> bool {
     let Ok(all) = procfs::process::all_processes() else {
         return false;
     };
-    all.flatten()
-        .any(|p| p.uid().ok() == Some(uid) && p.stat().map(|s| s.state != 'Z').unwrap_or(false))
+    all.flatten().any(|p| {
+        let owned = p
+            .status()
+            .map(|s| s.ruid == uid || s.euid == uid || s.suid == uid)
+            .unwrap_or(false);
+        owned && p.stat().map(|s| s.state != 'Z').unwrap_or(false)
+    })
 }
 
 /// Without a user of its own: SIGKILL the program's group and every
 /// descendant /proc still shows.
 pub fn kill_tree(pid: i32) {
+    // The tree first: once the group is dead, its children are re-parented
+    // and can no longer be found from `pid`.
+    let tree = crate::witness::tree(pid, &crate::witness::processes());
+    for &p in &tree {
+        let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
+    }
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    let all = crate::witness::processes();
-    for p in crate::witness::tree(pid, &all) {
+    for p in tree {
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
 }
@@ -192,6 +209,23 @@ pub fn copy_dir(from: &Path, to: &Path, uid: Option<u32>) -> io::Result<()> {
         chown(&target, uid)?;
     }
     chown(to, uid)
+}
+
+/// Gives a whole tree to `uid` (0: back to root, so that no scenario's user
+/// can change what later scenarios are copied from).
+pub fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+    if !std::fs::symlink_metadata(path)?.is_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::symlink_metadata(path)?.permissions().mode();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o022))?;
+    }
+    Ok(())
 }
 
 pub fn chown(path: &Path, uid: Option<u32>) -> io::Result<()> {

@@ -72,16 +72,11 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         listeners: HashMap::new(),
         baselines: HashMap::new(),
     };
-    let bound = scenario
-        .timeout
-        .map(|t| t.0)
-        .unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
-    let mut current = 0usize;
+    let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, String)> = None;
     let mut error: Option<String> = None;
     let deadline = Instant::now() + bound;
     for (i, step) in scenario.steps.iter().enumerate() {
-        current = i;
         match tokio::time::timeout_at(deadline, play.step(step)).await {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
@@ -95,10 +90,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
             Err(_) => {
                 failed = Some((
                     i,
-                    format!(
-                        "the scenario did not finish within its bound of {}s",
-                        bound.as_secs()
-                    ),
+                    format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
                 ));
                 break;
             }
@@ -109,6 +101,27 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     }
     let failure = failed.map(|(i, detail)| {
         let step = &scenario.steps[i];
+        // A program that died on its own is the cause a student needs to
+        // see first; the step's own complaint (a refused connection, an
+        // EOF) is only its consequence.
+        let deaths: Vec<String> = play
+            .programs
+            .values()
+            .filter(|p| !p.ended_on_request)
+            .filter_map(|p| p.exit_status().map(|s| (p, s)))
+            // A server should run until stopped; a client may end, but not
+            // by a signal.
+            .filter(|(p, s)| {
+                use std::os::unix::process::ExitStatusExt;
+                spec.programs.get(&p.name).is_some_and(|d| d.listens.is_some()) || s.signal().is_some()
+            })
+            .map(|(p, s)| format!("{} {} during this scenario.", p.name, ended(&s)))
+            .collect();
+        let detail = if deaths.is_empty() {
+            detail
+        } else {
+            format!("{}\n{detail}", deaths.join("\n"))
+        };
         Failure {
             step: i + 1,
             keyword: step.value.keyword().to_string(),
@@ -117,7 +130,6 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
             programs: play.program_states(),
         }
     });
-    let _ = current;
     play.teardown().await;
     let status = if error.is_some() {
         Status::Error
@@ -131,11 +143,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         name: scenario.name.clone(),
         tags: scenario.tags.clone(),
         status,
-        score: if status == Status::Passed {
-            scenario.points
-        } else {
-            0
-        },
+        score: if status == Status::Passed { scenario.points } else { 0 },
         max_score: scenario.points,
         duration_ms: transcript.elapsed().as_millis() as u64,
         visibility: scenario.visibility,
@@ -151,10 +159,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
 const MISSING: &str = "\u{0}missing:";
 
 impl Play<'_> {
-    fn step<'s>(
-        &'s mut self,
-        step: &'s Spanned<Step>,
-    ) -> Pin<Box<dyn Future<Output = StepResult> + 's>> {
+    fn step<'s>(&'s mut self, step: &'s Spanned<Step>) -> Pin<Box<dyn Future<Output = StepResult> + 's>> {
         Box::pin(async move {
             match &step.value {
                 Step::Start(s) => self.start(s).await,
@@ -164,7 +169,9 @@ impl Play<'_> {
                         if p.is_running() {
                             let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
                             p.ended_on_request = true;
-                            p.wait(DEFAULT_WITHIN).await;
+                            if p.wait(DEFAULT_WITHIN).await.is_none() {
+                                return Err(format!("{name} was still running 2s after SIGKILL; cannot restart it"));
+                            }
                             self.transcript.record(name, "SIGKILL for the restart");
                         }
                     }
@@ -180,9 +187,7 @@ impl Play<'_> {
                     let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
                     let _ = kill(Pid::from_raw(prog.pid), Signal::SIGKILL);
                     let status = prog.wait(DEFAULT_WITHIN).await;
-                    let how = status
-                        .map(|s| describe_exit(&s))
-                        .unwrap_or("still running".into());
+                    let how = status.map(|s| describe_exit(&s)).unwrap_or("still running".into());
                     self.transcript.record(name, format!("SIGKILL -> {how}"));
                     Ok(())
                 }
@@ -209,10 +214,7 @@ impl Play<'_> {
                             self.transcript.record(name, "running");
                             Ok(())
                         }
-                        Some(s) => Err(format!(
-                            "expected {name} to be running, but it {}",
-                            ended(&s)
-                        )),
+                        Some(s) => Err(format!("expected {name} to be running, but it {}", ended(&s))),
                     }
                 }
                 Step::ExpectExit(e) => self.expect_exit(e).await,
@@ -220,12 +222,8 @@ impl Play<'_> {
                 Step::Connect(c) => self.connect(c).await,
                 Step::Listen(l) => {
                     let name = &l.name.value;
-                    let listener = listen(self.setting.port).map_err(|e| {
-                        format!(
-                            "the harness could not listen on port {}: {e}",
-                            self.setting.port
-                        )
-                    })?;
+                    let listener = listen(self.setting.port)
+                        .map_err(|e| format!("the harness could not listen on port {}: {e}", self.setting.port))?;
                     self.transcript.record(name, "listening on {port}");
                     self.listeners.insert(name.clone(), listener);
                     Ok(())
@@ -254,22 +252,19 @@ impl Play<'_> {
                 Step::FdBaseline(p) => {
                     let name = &p.program.value;
                     let pid = self.running(name)?.pid;
-                    let fds = witness::fds(pid)
-                        .ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
+                    let fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
                     self.transcript
                         .record(name, format!("{} open descriptors (baseline)", fds.len()));
                     self.baselines.insert(name.clone(), fds);
                     Ok(())
                 }
                 Step::ExpectFds(f) => self.expect_fds(f).await,
+                Step::ExpectReleased(r) => self.expect_released(r).await,
                 Step::ExpectZombies(z) => self.expect_zombies(z).await,
                 Step::ExpectIdle(i) => self.expect_idle(i).await,
                 other => {
                     let on = conn_name(other).expect("a connection step");
-                    let conn = self
-                        .conns
-                        .get_mut(on)
-                        .ok_or_else(|| format!("`{on}` is not open"))?;
+                    let conn = self.conns.get_mut(on).ok_or_else(|| format!("`{on}` is not open"))?;
                     conn_step(conn, other).await
                 }
             }
@@ -289,10 +284,7 @@ impl Play<'_> {
             .ok_or_else(|| format!("{name} was never started"))?;
         match prog.exit_status() {
             None => Ok(prog),
-            Some(s) => Err(format!(
-                "expected {name} to be running, but it {}",
-                ended(&s)
-            )),
+            Some(s) => Err(format!("expected {name} to be running, but it {}", ended(&s))),
         }
     }
 
@@ -336,7 +328,9 @@ impl Play<'_> {
             .map_err(|e| format!("{MISSING}could not start `{}`: {e}", argv[0]))?;
         self.started.push(prog.pid);
         match &s.stdin {
-            Some(p) => self.transcript.record(&name, format!("start {shown} < {}", p.describe())),
+            Some(p) => self
+                .transcript
+                .record(&name, format!("start {shown} < {}", p.describe())),
             None => self.transcript.record(&name, format!("start {shown}")),
         }
         if !self.order.contains(&name) {
@@ -349,7 +343,11 @@ impl Play<'_> {
             let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
             let prog = self.programs.get_mut(&name).expect("just inserted");
             wait_ready(prog, self.setting.port, protocol, bound).await?;
-            let what = if protocol == spec::Protocol::Tcp { "listening on" } else { "bound to" };
+            let what = if protocol == spec::Protocol::Tcp {
+                "listening on"
+            } else {
+                "bound to"
+            };
             self.transcript.record(&name, format!("{what} {{port}}"));
         }
         Ok(())
@@ -370,12 +368,12 @@ impl Play<'_> {
                 prog.wait(DEFAULT_WITHIN).await;
                 self.transcript.record(
                     name,
-                    format!(
-                        "SIGTERM -> still running after {}ms; SIGKILL",
-                        bound.as_millis()
-                    ),
+                    format!("SIGTERM -> still running after {}ms; SIGKILL", bound.as_millis()),
                 );
-                Err(format!("expected {name} to exit within {}ms of SIGTERM; it was still running and was killed", bound.as_millis()))
+                Err(format!(
+                    "expected {name} to exit within {}ms of SIGTERM; it was still running and was killed",
+                    bound.as_millis()
+                ))
             }
         }
     }
@@ -408,13 +406,12 @@ impl Play<'_> {
         }
         use std::os::unix::process::ExitStatusExt;
         match (e.status, e.signal) {
-            (Some(code), _) if status.code() != Some(code) => Err(format!(
-                "expected {name} to exit with status {code}; it {how}"
-            )),
-            (_, Some(sig)) if status.signal() != Some(sig.0 as i32) => Err(format!(
-                "expected {name} to be killed by {}; it {how}",
-                sig.0.as_str()
-            )),
+            (Some(code), _) if status.code() != Some(code) => {
+                Err(format!("expected {name} to exit with status {code}; it {how}"))
+            }
+            (_, Some(sig)) if status.signal() != Some(sig.0 as i32) => {
+                Err(format!("expected {name} to be killed by {}; it {how}", sig.0.as_str()))
+            }
             _ => Ok(()),
         }
     }
@@ -427,27 +424,22 @@ impl Play<'_> {
             spec::Stream::Stderr => "stderr",
         };
         let want_equals = o.equals.as_ref().map(|p| p.bytes());
-        let regex = o
-            .regex
-            .as_ref()
-            .and_then(|r| regex::bytes::Regex::new(r).ok());
+        let regex = o.regex.as_ref().and_then(|r| regex::bytes::Regex::new(r).ok());
         let deadline = Instant::now() + within(&o.within);
         let captured = prog.output(o.stream).clone();
         let changed = prog.changed.clone();
+        let mut last_look = false;
         loop {
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let ended = !prog.is_running();
+            let ended = prog.output_complete();
             let (whole, total) = {
                 let c = captured.lock().unwrap_or_else(|e| e.into_inner());
                 (c.whole(), c.total)
             };
             let text = whole.clone().unwrap_or_default();
-            let lines = text
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
+            let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
             let verdict: Option<Result<String, String>> = if let Some(want) = &want_equals {
                 if whole.as_ref() == Some(want) {
                     Some(Ok(format!("{stream_name}: {}", escape::quote(want, 60))))
@@ -487,6 +479,12 @@ impl Play<'_> {
             } else {
                 Some(Ok(String::new()))
             };
+            // "At most N lines" can only be judged once the program is done
+            // writing: wait for its end (or the bound) before counting.
+            let verdict = match verdict {
+                Some(Ok(_)) if o.max_lines.is_some() && !ended && !last_look => None,
+                v => v,
+            };
             if let Some(Ok(ok)) = &verdict {
                 if let Some(max) = o.max_lines {
                     if lines > max {
@@ -511,6 +509,10 @@ impl Play<'_> {
                 ));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                if !last_look {
+                    last_look = true;
+                    continue;
+                }
                 return Err(format!(
                     "expected {name}'s {stream_name} to satisfy the expectation within {}ms; it is {}",
                     within(&o.within).as_millis(),
@@ -534,21 +536,15 @@ impl Play<'_> {
         for (i, name) in names.iter().enumerate() {
             let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
             if let Some(size) = c.rcvbuf {
-                socket
-                    .set_recv_buffer_size(size.0 as u32)
-                    .map_err(|e| e.to_string())?;
+                socket.set_recv_buffer_size(size.0 as u32).map_err(|e| e.to_string())?;
             }
             let outcome = match tokio::time::timeout(bound, socket.connect(addr)).await {
                 Ok(Ok(stream)) => {
-                    self.conns.insert(
-                        name.clone(),
-                        Conn::new(name, stream, self.transcript.clone()),
-                    );
+                    self.conns
+                        .insert(name.clone(), Conn::new(name, stream, self.transcript.clone()));
                     spec::ConnectOutcome::Established
                 }
-                Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => {
-                    spec::ConnectOutcome::Refused
-                }
+                Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => spec::ConnectOutcome::Refused,
                 Ok(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
                 Err(_) => spec::ConnectOutcome::Pending,
             };
@@ -577,9 +573,7 @@ impl Play<'_> {
             }
         }
         match c.count {
-            None => self
-                .transcript
-                .record(&base, format!("connect -> {}", word(c.expect))),
+            None => self.transcript.record(&base, format!("connect -> {}", word(c.expect))),
             Some(n) => {
                 self.transcript
                     .record(&base, format!("connect {n} -> {}", word(c.expect)));
@@ -590,17 +584,10 @@ impl Play<'_> {
     }
 
     async fn each(&mut self, e: &spec::Each) -> StepResult {
-        let members = self
-            .groups
-            .get(&e.connections.value)
-            .cloned()
-            .unwrap_or_default();
+        let members = self.groups.get(&e.connections.value).cloned().unwrap_or_default();
         let mut conns: Vec<Conn> = Vec::new();
         for m in &members {
-            let mut c = self
-                .conns
-                .remove(m)
-                .ok_or_else(|| format!("`{m}` is closed"))?;
+            let mut c = self.conns.remove(m).ok_or_else(|| format!("`{m}` is closed"))?;
             c.transcript = self.transcript.branch();
             conns.push(c);
         }
@@ -667,10 +654,7 @@ impl Play<'_> {
                 }
             }
             let events = self.transcript.events();
-            let texts: Vec<(String, String)> = events
-                .iter()
-                .map(|e| (e.actor.clone(), e.text.clone()))
-                .collect();
+            let texts: Vec<(String, String)> = events.iter().map(|e| (e.actor.clone(), e.text.clone())).collect();
             match &first {
                 None => {
                     first = Some(texts);
@@ -733,11 +717,7 @@ impl Play<'_> {
             Ok(fds) => {
                 self.transcript.record(
                     name,
-                    format!(
-                        "{} open descriptors (baseline {})",
-                        fds.len(),
-                        baseline.len()
-                    ),
+                    format!("{} open descriptors (baseline {})", fds.len(), baseline.len()),
                 );
                 Ok(())
             }
@@ -757,6 +737,52 @@ impl Play<'_> {
                     if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
                 ))
             }
+        }
+    }
+
+    async fn expect_released(&mut self, r: &spec::ExpectReleased) -> StepResult {
+        let name = &r.program.value;
+        let conn = &r.connection.value;
+        let peer_port = self
+            .conns
+            .get(conn)
+            .map(|c| c.local_port)
+            .ok_or_else(|| format!("`{conn}` was never opened"))?;
+        let pid = self.running(name)?.pid;
+        let port = self.setting.port;
+        let hold = poll_until(within(&r.within), || {
+            if !witness::alive(pid) {
+                return (true, None);
+            }
+            let tree = witness::tree(pid, &witness::processes());
+            let hold = witness::connection_hold(&tree, port, peer_port);
+            (hold == witness::Hold::Released, Some(hold))
+        })
+        .await;
+        if !witness::alive(pid) {
+            let prog = self.programs.get_mut(name).expect("checked above");
+            let how = prog
+                .wait(DEFAULT_WITHIN)
+                .await
+                .map(|s| ended(&s))
+                .unwrap_or("ended".into());
+            return Err(format!(
+                "expected {name} to close its end of `{conn}` and go on; it {how}"
+            ));
+        }
+        match hold {
+            Ok(_) => {
+                self.transcript.record(name, format!("closed its end of {conn}"));
+                Ok(())
+            }
+            Err(Some(witness::Hold::Waiting)) => Err(format!(
+                "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
+                within(&r.within).as_millis()
+            )),
+            Err(_) => Err(format!(
+                "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it",
+                within(&r.within).as_millis()
+            )),
         }
     }
 
@@ -786,16 +812,8 @@ impl Play<'_> {
         let sample = || {
             let all = witness::processes();
             let pids = witness::tree(pid, &all);
-            let ticks: u64 = pids
-                .iter()
-                .filter_map(|p| all.get(p))
-                .map(|p| p.ticks)
-                .sum();
-            let rss: u64 = pids
-                .iter()
-                .filter_map(|p| all.get(p))
-                .map(|p| p.rss_pages)
-                .sum();
+            let ticks: u64 = pids.iter().filter_map(|p| all.get(p)).map(|p| p.ticks).sum();
+            let rss: u64 = pids.iter().filter_map(|p| all.get(p)).map(|p| p.rss_pages).sum();
             (ticks, rss * witness::page_size(), pids.len())
         };
         let (t0, rss0, _) = sample();
@@ -803,9 +821,17 @@ impl Play<'_> {
         // Watching over time is the point of this step: nothing to wait for.
         tokio::time::sleep(i.duration.0).await;
         let (t1, rss1, procs) = sample();
+        if !witness::alive(pid) {
+            let prog = self.programs.get_mut(name).expect("running above");
+            let how = prog
+                .wait(DEFAULT_WITHIN)
+                .await
+                .map(|s| ended(&s))
+                .unwrap_or("ended".into());
+            return Err(format!("expected {name} to stay running while idle; it {how}"));
+        }
         let secs = began.elapsed().as_secs_f64();
-        let cpu =
-            (t1.saturating_sub(t0)) as f64 / witness::ticks_per_second() as f64 / secs * 100.0;
+        let cpu = (t1.saturating_sub(t0)) as f64 / witness::ticks_per_second() as f64 / secs * 100.0;
         if let Some(max) = i.max_cpu_percent {
             if cpu > max as f64 {
                 return Err(format!(
@@ -851,10 +877,7 @@ impl Play<'_> {
             .filter_map(|n| self.programs.get(n))
             .map(|p| ProgramState {
                 name: p.name.clone(),
-                state: p
-                    .exit_status()
-                    .map(|s| describe_exit(&s))
-                    .unwrap_or("running".into()),
+                state: p.exit_status().map(|s| describe_exit(&s)).unwrap_or("running".into()),
                 on_request: p.ended_on_request,
                 stderr_tail: p.stderr_tail(STDERR_TAIL),
             })
@@ -870,8 +893,7 @@ impl Play<'_> {
         for name in self.order.clone() {
             if let Some(p) = self.programs.get_mut(&name) {
                 if p.is_running() {
-                    self.transcript
-                        .record(&name, "still running at the end: killed");
+                    self.transcript.record(&name, "still running at the end: killed");
                 }
             }
         }
@@ -915,10 +937,7 @@ fn listen(port: u16) -> std::io::Result<Listener> {
     v4.bind(([127, 0, 0, 1], port).into())?;
     let v6 = TcpSocket::new_v6().and_then(|s| {
         s.set_reuseaddr(true)?;
-        s.bind(std::net::SocketAddr::from((
-            std::net::Ipv6Addr::LOCALHOST,
-            port,
-        )))?;
+        s.bind(std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))?;
         s.listen(128)
     });
     Ok(Listener {
@@ -947,11 +966,7 @@ fn conn_name(step: &Step) -> Option<&str> {
         Step::Send(s) => &s.on,
         Step::Expect(e) => &e.on,
         Step::Echo(e) => &e.on,
-        Step::ExpectEof(c)
-        | Step::ExpectReset(c)
-        | Step::Shutdown(c)
-        | Step::Close(c)
-        | Step::Abort(c) => &c.on,
+        Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => &c.on,
         Step::ReadSlowly(r) => &r.on,
         _ => return None,
     };
@@ -962,10 +977,22 @@ fn conn_name(step: &Step) -> Option<&str> {
 async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
     let t = conn.transcript.clone();
     let name = conn.name.clone();
+    if let Some(e) = conn.take_write_error() {
+        t.record(&name, e);
+    }
+    let result = conn_step_inner(conn, step).await;
+    if let Some(e) = conn.take_write_error() {
+        t.record(&name, e);
+    }
+    result
+}
+
+async fn conn_step_inner(conn: &mut Conn, step: &Step) -> StepResult {
+    let t = conn.transcript.clone();
+    let name = conn.name.clone();
     match step {
         Step::Send(s) => {
-            let payload =
-                spec::payload_of(&s.text, &s.hex, &s.generate, &s.then)?.expect("checked at load");
+            let payload = spec::payload_of(&s.text, &s.hex, &s.generate, &s.then)?.expect("checked at load");
             let bytes = payload.bytes();
             let sizes: Vec<usize> = s
                 .sizes
@@ -981,11 +1008,7 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
             };
             t.record(
                 &name,
-                format!(
-                    "-> {}  ({} bytes in {writes})",
-                    payload.describe(),
-                    bytes.len()
-                ),
+                format!("-> {}  ({} bytes in {writes})", payload.describe(), bytes.len()),
             );
             let wait = (s.wait == Some(true)).then_some(DEFAULT_WITHIN * 5);
             conn.send(bytes, plan, gap, wait).await
@@ -1002,8 +1025,7 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
             } else if let Some(n) = e.size {
                 Matcher::Size(n.0)
             } else {
-                let p = spec::payload_of(&e.text, &e.hex, &e.generate, &e.then)?
-                    .expect("checked at load");
+                let p = spec::payload_of(&e.text, &e.hex, &e.generate, &e.then)?.expect("checked at load");
                 Matcher::Exact(p.bytes())
             };
             match conn.expect(&matcher, within(&e.within)).await {
@@ -1028,18 +1050,13 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
             }
         }
         Step::Echo(e) => {
-            let p =
-                spec::payload_of(&e.text, &e.hex, &e.generate, &e.then)?.expect("checked at load");
+            let p = spec::payload_of(&e.text, &e.hex, &e.generate, &e.then)?.expect("checked at load");
             let want = p.bytes();
             match conn.echo_back(&want, within(&e.within)).await {
                 Ok(writes) => {
                     t.record(
                         &name,
-                        format!(
-                            "<-> {}  ({} bytes echoed in {writes} writes)",
-                            p.describe(),
-                            want.len()
-                        ),
+                        format!("<-> {}  ({} bytes echoed in {writes} writes)", p.describe(), want.len()),
                     );
                     Ok(())
                 }
@@ -1073,10 +1090,7 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
             Ok(())
         }
         Step::ReadSlowly(r) => {
-            t.record(
-                &name,
-                format!("reads slowly: {} bytes every {}", r.chunk.0, r.gap),
-            );
+            t.record(&name, format!("reads slowly: {} bytes every {}", r.chunk.0, r.gap));
             conn.read_slowly(r.chunk.0, r.gap.0);
             Ok(())
         }
@@ -1086,12 +1100,7 @@ async fn conn_step(conn: &mut Conn, step: &Step) -> StepResult {
 
 /// Waits until the kernel reports the program listening on `port`, polling
 /// /proc quickly; fails at once if the program ends first.
-async fn wait_ready(
-    prog: &mut Running,
-    port: u16,
-    protocol: spec::Protocol,
-    bound: Duration,
-) -> StepResult {
+async fn wait_ready(prog: &mut Running, port: u16, protocol: spec::Protocol, bound: Duration) -> StepResult {
     let deadline = Instant::now() + bound;
     let mut pause = Duration::from_micros(500);
     let mut round = 0u32;
@@ -1166,8 +1175,5 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
+    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
 }

@@ -33,7 +33,7 @@ pub struct Built {
 
 /// Copies `source` to a private directory under `work` and runs `make`.
 pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
-    let identity = Identity::acquire();
+    let identity = Identity::acquire().map_err(std::io::Error::other)?;
     let uid = identity.as_ref().map(|i| i.uid);
     let dir = work.join("build");
     sandbox::copy_dir(source, &dir, uid)?;
@@ -46,9 +46,7 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
             },
         });
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let build = runtime.block_on(async {
         let argv = vec!["make".to_string()];
         let mut make = match Running::spawn("make", &argv, &dir, uid, None) {
@@ -85,6 +83,11 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
         }
     });
     drop(identity);
+    // Back to root: the scenarios copy from here, and none of their users
+    // may change it.
+    if uid.is_some() {
+        sandbox::chown_tree(&dir, 0)?;
+    }
     Ok(Built { dir, build })
 }
 
@@ -110,15 +113,18 @@ fn interleave(out: &Captured, err: &Captured) -> String {
 /// The reference programs, laid out as a submission: each program's
 /// executable copied from `reference_dir` (where cargo put the `reference`
 /// crate's binaries).
-pub fn reference(
-    spec: &crate::spec::Spec,
-    reference_dir: &Path,
-    work: &Path,
-) -> Result<Built, String> {
+pub fn reference(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) -> Result<Built, String> {
     let dir = work.join("reference");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for program in spec.programs.values() {
-        let exe = program.command[0].trim_start_matches("./");
+        // Only programs of the submission (`./name`); a system program
+        // such as python3 is used where it is.
+        let Some(exe) = program.command[0]
+            .strip_prefix("./")
+            .filter(|e| !e.contains('/') && !e.is_empty())
+        else {
+            continue;
+        };
         let from = reference_dir.join(exe);
         if !from.exists() {
             return Err(format!(
@@ -126,8 +132,7 @@ pub fn reference(
                 reference_dir.display()
             ));
         }
-        std::fs::copy(&from, dir.join(exe))
-            .map_err(|e| format!("copying {}: {e}", from.display()))?;
+        std::fs::copy(&from, dir.join(exe)).map_err(|e| format!("copying {}: {e}", from.display()))?;
     }
     Ok(Built {
         dir,

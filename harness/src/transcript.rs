@@ -55,24 +55,15 @@ impl Transcript {
             actor: actor.to_string(),
             text: text.into(),
         };
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event);
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 
     pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn append(&self, events: Vec<Event>) {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(events);
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).extend(events);
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -91,12 +82,7 @@ impl Transcript {
 }
 
 fn render(events: &[Event], port: Option<u16>) -> String {
-    let width = events
-        .iter()
-        .map(|e| e.actor.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
+    let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
     for e in events {
         let text = match port {

@@ -90,9 +90,7 @@ pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
             let mut entries = process.tcp().unwrap_or_default();
             entries.extend(process.tcp6().unwrap_or_default());
             entries.iter().any(|e| {
-                e.state == procfs::net::TcpState::Listen
-                    && e.local_address.port() == port
-                    && inodes.contains(&e.inode)
+                e.state == procfs::net::TcpState::Listen && e.local_address.port() == port && inodes.contains(&e.inode)
             })
         }
         Protocol::Udp => {
@@ -122,13 +120,57 @@ pub fn fds(pid: i32) -> Option<std::collections::BTreeMap<i32, String>> {
     Some(out)
 }
 
-/// Alive: /proc knows it and it is not a zombie (a zombie's descriptors
-/// are all closed, which must not read as "no leak").
+/// Alive: /proc knows it, it is not a zombie, and it is not on its way out
+/// (PF_EXITING: its descriptors may already be closed, which must not read
+/// as "no leak").
 pub fn alive(pid: i32) -> bool {
+    const PF_EXITING: u32 = 0x4;
     Process::new(pid)
         .and_then(|p| p.stat())
-        .map(|s| s.state != 'Z')
+        .map(|s| s.state != 'Z' && s.flags & PF_EXITING == 0)
         .unwrap_or(false)
+}
+
+/// Where the program's end of one connection stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// A descriptor of the program still refers to it.
+    Held,
+    /// Not accepted yet: it waits in the listen queue.
+    Waiting,
+    /// Closed by the program (or gone with it).
+    Released,
+}
+
+/// The program's end of the connection between its `port` and the harness's
+/// `peer_port`, found in the namespace's socket table and matched against
+/// the socket inodes of `pids`.
+pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
+    let Some(&first) = pids.first() else {
+        return Hold::Released;
+    };
+    let inodes: HashSet<u64> = pids.iter().flat_map(|&p| socket_inodes(p)).collect();
+    let Ok(process) = Process::new(first) else {
+        return Hold::Released;
+    };
+    let mut entries = process.tcp().unwrap_or_default();
+    entries.extend(process.tcp6().unwrap_or_default());
+    let mut hold = Hold::Released;
+    for e in entries {
+        if e.local_address.port() != port || e.remote_address.port() != peer_port {
+            continue;
+        }
+        if inodes.contains(&e.inode) {
+            return Hold::Held;
+        }
+        use procfs::net::TcpState::*;
+        // An accepted socket has an inode; one still in the accept queue
+        // has none and is open.
+        if e.inode == 0 && matches!(e.state, Established | CloseWait | SynRecv) {
+            hold = Hold::Waiting;
+        }
+    }
+    hold
 }
 
 /// Open descriptors of one process.

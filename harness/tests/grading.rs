@@ -13,12 +13,7 @@ const SPEC: &str = "specs/tcp-echo.yaml";
 #[test]
 fn the_reference_passes_every_scenario() {
     let dir = support::reference_dir();
-    let (report, code) = run_json(&[
-        SPEC,
-        "--reference",
-        "--reference-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (report, code) = run_json(&[SPEC, "--reference", "--reference-dir", dir.to_str().unwrap()]);
     let failed: Vec<_> = report["scenarios"]
         .as_array()
         .unwrap()
@@ -26,11 +21,7 @@ fn the_reference_passes_every_scenario() {
         .filter(|s| s["status"] != "passed")
         .map(|s| format!("{}\n{}", s["name"], s["message"].as_str().unwrap_or("")))
         .collect();
-    assert!(
-        failed.is_empty(),
-        "the reference failed:\n{}",
-        failed.join("\n")
-    );
+    assert!(failed.is_empty(), "the reference failed:\n{}", failed.join("\n"));
     assert_eq!(code, 0);
     assert_eq!(report["score"], report["max_score"]);
 }
@@ -56,16 +47,9 @@ fn every_clause_of_the_handout_has_a_scenario() {
         clauses.len()
     );
     let spec = harness::spec::load(&root().join(SPEC)).unwrap();
-    let tagged: BTreeSet<String> = spec
-        .scenarios
-        .iter()
-        .flat_map(|s| s.tags.iter().cloned())
-        .collect();
+    let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
     let untested: Vec<_> = clauses.difference(&tagged).collect();
-    assert!(
-        untested.is_empty(),
-        "clauses without a scenario: {untested:?}"
-    );
+    assert!(untested.is_empty(), "clauses without a scenario: {untested:?}");
     let unknown: Vec<_> = tagged.difference(&clauses).collect();
     assert!(
         unknown.is_empty(),
@@ -75,13 +59,8 @@ fn every_clause_of_the_handout_has_a_scenario() {
 
 /// The clauses a fixture's EXPECT file lists (lines not starting with #).
 fn expected_clauses(fixture: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(
-        root()
-            .join("fixtures/submissions")
-            .join(fixture)
-            .join("EXPECT"),
-    )
-    .unwrap_or_else(|e| panic!("{fixture} has no EXPECT file: {e}"));
+    let text = std::fs::read_to_string(root().join("fixtures/submissions").join(fixture).join("EXPECT"))
+        .unwrap_or_else(|e| panic!("{fixture} has no EXPECT file: {e}"));
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -187,16 +166,10 @@ fn a_missing_executable_is_an_error_of_the_scenarios_that_need_it() {
     assert_eq!(code, 1);
     assert_eq!(report["build"]["status"], "ok");
     for s in report["scenarios"].as_array().unwrap() {
-        let client = s["tags"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("tcp-echo.client");
+        let client = s["tags"][0].as_str().unwrap().starts_with("tcp-echo.client");
         if client {
             assert_eq!(s["status"], "error", "{}", s["name"]);
-            assert!(s["message"]
-                .as_str()
-                .unwrap()
-                .contains("no executable `./echoclient`"));
+            assert!(s["message"].as_str().unwrap().contains("no executable `./echoclient`"));
         } else {
             assert_eq!(s["status"], "passed", "{}: {}", s["name"], s["message"]);
         }

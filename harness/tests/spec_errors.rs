@@ -30,11 +30,7 @@ fn check_exits_2_and_names_file_line_column() {
 #[test]
 fn run_refuses_a_broken_spec_before_running_anything() {
     support::sockgrade()
-        .args([
-            "run",
-            "fixtures/specs/invalid/bad-duration.yaml",
-            "--reference",
-        ])
+        .args(["run", "fixtures/specs/invalid/bad-duration.yaml", "--reference"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("expected a duration with a unit"));
@@ -44,11 +40,7 @@ fn run_refuses_a_broken_spec_before_running_anything() {
 fn the_bundled_specs_are_valid() {
     for entry in std::fs::read_dir(support::root().join("specs")).unwrap() {
         let path = entry.unwrap().path();
-        support::sockgrade()
-            .arg("check")
-            .arg(&path)
-            .assert()
-            .success();
+        support::sockgrade().arg("check").arg(&path).assert().success();
     }
 }
 

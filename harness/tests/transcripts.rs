@@ -12,8 +12,7 @@ fn reference_transcripts() {
     let root = support::root();
     let spec = harness::spec::load(&root.join("specs/tcp-echo.yaml")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let built =
-        harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
+    let built = harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
     let wanted = [
         "a line sent one byte at a time is echoed whole",
         "16 connections wait in the backlog while the server is stopped",

@@ -59,9 +59,7 @@ fn site() -> Site {
 
 fn curl(args: &[&str]) -> std::process::Output {
     run(
-        Command::new("curl")
-            .args(["-s", "--max-time", "15"])
-            .args(args),
+        Command::new("curl").args(["-s", "--max-time", "15"]).args(args),
         Duration::from_secs(20),
     )
 }
@@ -76,26 +74,12 @@ fn curl_gets_a_binary_file_byte_for_byte() {
     let body = out.path().join("body");
     let headers = out.path().join("headers");
     let url = format!("http://127.0.0.1:{}/big.dat", server.port);
-    let output = curl(&[
-        "-D",
-        headers.to_str().unwrap(),
-        "-o",
-        body.to_str().unwrap(),
-        &url,
-    ]);
+    let output = curl(&["-D", headers.to_str().unwrap(), "-o", body.to_str().unwrap(), &url]);
     assert!(output.status.success(), "curl: {output:?}");
-    assert!(
-        std::fs::read(&body).unwrap() == all_bytes(BIG),
-        "body differs"
-    );
-    let headers = std::fs::read_to_string(&headers)
-        .unwrap()
-        .to_ascii_lowercase();
+    assert!(std::fs::read(&body).unwrap() == all_bytes(BIG), "body differs");
+    let headers = std::fs::read_to_string(&headers).unwrap().to_ascii_lowercase();
     assert!(headers.starts_with("http/1.1 200 ok\r\n"), "{headers}");
-    assert!(
-        headers.contains(&format!("content-length: {BIG}\r\n")),
-        "{headers}"
-    );
+    assert!(headers.contains(&format!("content-length: {BIG}\r\n")), "{headers}");
     assert!(
         headers.contains("content-type: application/octet-stream\r\n"),
         "{headers}"
@@ -178,10 +162,7 @@ r, data = get("/hello.txt")
 assert r.status == 200 and data == read("hello.txt")
 print("ok")
 "#;
-    python(
-        script,
-        &[&server.port.to_string(), site.www.to_str().unwrap()],
-    );
+    python(script, &[&server.port.to_string(), site.www.to_str().unwrap()]);
 }
 
 #[test]
@@ -202,12 +183,7 @@ fn traversal_never_leaves_docroot() {
         "/link.txt", // a symbolic link pointing out of the document root
     ] {
         // --path-as-is: curl would otherwise remove the dots itself.
-        let output = curl(&[
-            "--path-as-is",
-            "-w",
-            "\n%{http_code}",
-            &format!("{base}{path}"),
-        ]);
+        let output = curl(&["--path-as-is", "-w", "\n%{http_code}", &format!("{base}{path}")]);
         let text = String::from_utf8_lossy(&output.stdout);
         let code = text.rsplit('\n').next().unwrap();
         assert!(code == "403" || code == "404", "{path}: status {code}");
@@ -215,21 +191,12 @@ fn traversal_never_leaves_docroot() {
     }
     // Also raw, in case a client "helps": a target that is not a path.
     let mut stream = connect(server.port);
-    let response = exchange(
-        &mut stream,
-        b"GET ../secret.txt HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    let response = exchange(&mut stream, b"GET ../secret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(response.code, 400);
     // A `..` that stays inside is fine.
     let mut stream = connect(server.port);
-    let response = exchange(
-        &mut stream,
-        b"GET /sub/../hello.txt HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
-    assert_eq!(
-        (response.code, response.body.as_slice()),
-        (200, &b"hello, world\n"[..])
-    );
+    let response = exchange(&mut stream, b"GET /sub/../hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((response.code, response.body.as_slice()), (200, &b"hello, world\n"[..]));
 }
 
 #[test]
@@ -283,10 +250,7 @@ fn oversized_head_gets_431_and_close() {
     let server = start_httpd(&site.www);
     // A whole head of 10 KiB in one write.
     let mut stream = connect(server.port);
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(10 * 1024)
-    );
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(10 * 1024));
     let r = exchange(&mut stream, request.as_bytes());
     assert!(r.code == 431 || r.code == 400, "{}", r.status_line);
     assert!(closes_within(&mut stream, Duration::from_secs(5)));
@@ -348,10 +312,7 @@ fn other_methods_get_501() {
         let request = format!("{method} /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
         let r = exchange(&mut stream, request.as_bytes());
         assert_eq!(r.code, 501, "{method}");
-        assert_eq!(
-            r.header("content-length").unwrap(),
-            r.body.len().to_string()
-        );
+        assert_eq!(r.header("content-length").unwrap(), r.body.len().to_string());
     }
     // A body in chunked coding: we do not decode request bodies, so we
     // cannot find the next request: answered, then closed.
@@ -383,15 +344,9 @@ fn http10_closes_unless_keep_alive_and_11_close() {
     // HTTP/1.1: stays open until `Connection: close`.
     let mut stream = connect(server.port);
     for _ in 0..3 {
-        assert_eq!(
-            exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code,
-            200
-        );
+        assert_eq!(exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code, 200);
     }
-    let r = exchange(
-        &mut stream,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let r = exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.code, 200);
     assert!(closes_within(&mut stream, Duration::from_secs(5)));
 }
@@ -401,23 +356,15 @@ fn idle_connection_is_kept_at_least_5_seconds() {
     let site = site();
     let server = start_httpd(&site.www);
     let mut stream = connect(server.port);
-    assert_eq!(
-        exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code,
-        200
-    );
+    assert_eq!(exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code, 200);
     // Waiting is the point of this test: the connection must survive 5 s of
     // silence.
     assert!(
         !closes_within(&mut stream, Duration::from_millis(5300)),
         "closed before 5 s"
     );
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    assert_eq!(
-        exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code,
-        200
-    );
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(exchange(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").code, 200);
 }
 
 #[test]
@@ -450,18 +397,13 @@ fn slow_client_delays_nobody_and_many_connections() {
         "64 clients took {:?} next to a slow one",
         started.elapsed()
     );
-    assert!(
-        !slow.is_finished(),
-        "the slow client should still be sending"
-    );
+    assert!(!slow.is_finished(), "the slow client should still be sending");
     assert_eq!(slow.join().unwrap(), 200);
 
     // A thousand connections open at once, all served.
     let mut streams: Vec<_> = (0..1000).map(|_| connect(port)).collect();
     for stream in &mut streams {
-        stream
-            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        stream.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     }
     for stream in &mut streams {
         let mut pending = Vec::new();
@@ -476,9 +418,7 @@ fn survives_clients_that_vanish_and_frees_descriptors() {
     let baseline = fd_count(server.proc.pid());
     for reset in [false, true, false, true] {
         let mut stream = connect(server.port);
-        stream
-            .write_all(b"GET /big.dat HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        stream.write_all(b"GET /big.dat HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut first = [0u8; 1000];
         stream.read_exact(&mut first).unwrap();
         if reset {
@@ -524,11 +464,7 @@ fn sigterm_exits_0_and_restarts_on_the_same_port() {
     assert!(closes_within(&mut stream, Duration::from_secs(5)));
 
     let pid = server.proc.pid().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(3);
     let status = loop {
         if let Some(status) = server.proc.child.try_wait().unwrap() {
@@ -548,10 +484,7 @@ fn sigterm_exits_0_and_restarts_on_the_same_port() {
         .unwrap();
     let mut again = Proc { child };
     wait_listening(&mut again, server.port, Duration::from_secs(5)).expect("restart");
-    assert_eq!(
-        exchange(&mut connect(server.port), b"GET / HTTP/1.0\r\n\r\n").code,
-        200
-    );
+    assert_eq!(exchange(&mut connect(server.port), b"GET / HTTP/1.0\r\n\r\n").code, 200);
 }
 
 // -------------------------------------------------------------- httpget
@@ -569,11 +502,7 @@ fn httpget_against_python_http_server() {
     let server = start_python_server(dir.path());
     // Python answers with HTTP/1.0, Content-Length, then closes.
     let output = httpget(&format!("http://localhost:{}/big.dat", server.port));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stdout == all_bytes(BIG), "body differs");
     let output = httpget(&format!("http://127.0.0.1:{}/nothing", server.port));
     assert_eq!(output.status.code(), Some(1));
@@ -611,22 +540,12 @@ fn httpget_request_and_fragmented_response() {
         write_in_pieces(stream, &response[head_len..], 7, Duration::ZERO);
     });
     let output = httpget(&format!("http://localhost:{port}/some/path.txt?q=1"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stdout == body);
     let head = server.join().unwrap();
-    assert!(
-        head.starts_with("GET /some/path.txt?q=1 HTTP/1.1\r\n"),
-        "{head}"
-    );
+    assert!(head.starts_with("GET /some/path.txt?q=1 HTTP/1.1\r\n"), "{head}");
     let lower = head.to_ascii_lowercase();
-    assert!(
-        lower.contains(&format!("\r\nhost: localhost:{port}\r\n")),
-        "{head}"
-    );
+    assert!(lower.contains(&format!("\r\nhost: localhost:{port}\r\n")), "{head}");
     assert!(lower.contains("\r\nconnection: close\r\n"), "{head}");
 }
 
@@ -634,15 +553,11 @@ fn httpget_request_and_fragmented_response() {
 fn httpget_stops_after_content_length_on_open_connection() {
     let (port, server) = test_server(|stream, _| {
         stream
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
-            )
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
             .unwrap();
         // Keep the connection open until the client closes it (an upper
         // bound guards against a client that never does).
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut sink = [0u8; 16];
         let _ = stream.read(&mut sink);
     });
@@ -650,18 +565,14 @@ fn httpget_stops_after_content_length_on_open_connection() {
     let output = httpget(&format!("http://127.0.0.1:{port}/"));
     assert!(output.status.success());
     assert_eq!(output.stdout, b"hello");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "waited for the close"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "waited for the close");
     server.join().unwrap();
 }
 
 #[test]
 fn httpget_decodes_chunked_with_extensions_and_trailers() {
     let body = all_bytes(70_000);
-    let mut response =
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n".to_vec();
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n".to_vec();
     let mut rest = &body[..];
     for (i, size) in [1usize, 16, 255, 4096, 65536].iter().cycle().enumerate() {
         if rest.is_empty() {
@@ -680,11 +591,7 @@ fn httpget_decodes_chunked_with_extensions_and_trailers() {
         // and close right after the last byte
     });
     let output = httpget(&format!("http://127.0.0.1:{port}/"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stdout == body, "chunked body differs");
     server.join().unwrap();
 }
@@ -728,9 +635,7 @@ fn httpget_fails_on(response: &'static [u8]) -> String {
 fn httpget_status_other_than_200() {
     let line = httpget_fails_on(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!");
     assert_eq!(line, "HTTP/1.1 404 Not Found");
-    let line = httpget_fails_on(
-        b"HTTP/1.1 301 Moved Permanently\r\nLocation: /y\r\nContent-Length: 0\r\n\r\n",
-    );
+    let line = httpget_fails_on(b"HTTP/1.1 301 Moved Permanently\r\nLocation: /y\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(line, "HTTP/1.1 301 Moved Permanently");
 }
 
@@ -762,11 +667,7 @@ fn httpget_malformed_responses() {
 #[test]
 fn httpget_refused_and_bad_urls() {
     // A port that was just free: nobody listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let output = httpget(&format!("http://127.0.0.1:{port}/"));
     assert_eq!(output.status.code(), Some(1));
     stderr_line(&output);
@@ -819,12 +720,7 @@ print("ok")
 "#;
     let output = run(
         Command::new("unshare")
-            .args([
-                "-n",
-                "sh",
-                "-c",
-                "ip link set lo up && exec python3 -c \"$0\" \"$1\"",
-            ])
+            .args(["-n", "sh", "-c", "ip link set lo up && exec python3 -c \"$0\" \"$1\""])
             .arg(script)
             .arg(env!("CARGO_BIN_EXE_httpget")),
         Duration::from_secs(20),

@@ -39,11 +39,7 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
-        let name = format!(
-            "sockgrade-mc-{}-{}",
-            std::process::id(),
-            random() % 1_000_000
-        );
+        let name = format!("sockgrade-mc-{}-{}", std::process::id(), random() % 1_000_000);
         let created = quiet(Command::new("ip").args(["netns", "add", &name]));
         let net = Net {
             namespace: created.then_some(name),
@@ -54,9 +50,7 @@ impl Net {
                 "bring lo up in {name}"
             );
         } else {
-            eprintln!(
-                "note: cannot create a network namespace (not root?); using the host's loopback"
-            );
+            eprintln!("note: cannot create a network namespace (not root?); using the host's loopback");
         }
         net
     }
@@ -153,37 +147,20 @@ fn two_receivers_on_one_port_each_get_every_datagram() {
     // Both receivers are still running: what we read was flushed at once.
     for receiver in [&mut first, &mut second] {
         let out = receiver.wait_stdout_len(expected.len(), SOON);
-        assert_eq!(
-            String::from_utf8_lossy(out),
-            String::from_utf8_lossy(expected)
-        );
+        assert_eq!(String::from_utf8_lossy(out), String::from_utf8_lossy(expected));
         assert_eq!(out, expected);
     }
 
     // SIGTERM: exit status 0, and the membership is gone.
     first.sigterm();
     let status = first.wait_exit(SOON);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "mcastrecv: {status}, {}",
-        first.stderr()
-    );
+    assert_eq!(status.code(), Some(0), "mcastrecv: {status}, {}", first.stderr());
     assert_eq!(igmp_users_on_lo(second.pid(), group), Some(1));
 
     second.sigterm();
     let status = second.wait_exit(SOON);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "mcastrecv: {status}, {}",
-        second.stderr()
-    );
-    assert_eq!(
-        igmp_users_in(&net.igmp(), group),
-        None,
-        "nobody left in the group"
-    );
+    assert_eq!(status.code(), Some(0), "mcastrecv: {status}, {}", second.stderr());
+    assert_eq!(igmp_users_in(&net.igmp(), group), None, "nobody left in the group");
 
     // Nothing more was printed, e.g. no datagram twice.
     assert_eq!(first.wait_stdout_eof(SOON), expected);
@@ -246,22 +223,14 @@ fn sender_uses_ttl_1_through_the_loopback_interface() {
     // address 127.0.0.1 is lo's address, taken from IP_MULTICAST_IF.
     let expected = b"ready\nttl=1 ifindex=1 from=127.0.0.1 data=70726f6265\n";
     let out = receiver.wait_stdout_len(expected.len(), SOON);
-    assert_eq!(
-        String::from_utf8_lossy(out),
-        String::from_utf8_lossy(expected)
-    );
+    assert_eq!(String::from_utf8_lossy(out), String::from_utf8_lossy(expected));
 
     // The control: in our namespace, the same send without IP_MULTICAST_IF
     // fails, so the delivery above proves mcastsend set it.
     if net.namespace.is_some() {
         let output = net
             .command("python3")
-            .args([
-                "-c",
-                PY_CARELESS_SENDER,
-                &group.to_string(),
-                &port.to_string(),
-            ])
+            .args(["-c", PY_CARELESS_SENDER, &group.to_string(), &port.to_string()])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&output.stdout), "failed 101\n"); // ENETUNREACH
@@ -286,20 +255,12 @@ fn receiver_exits_on_sigterm_even_when_nobody_reads_its_output() {
     // 40 datagrams of 4000 bytes: 160 kB, more than a pipe holds (64 kB), so
     // the receiver ends up blocked writing to stdout.
     let line = [b'z'; 4000];
-    let input: Vec<u8> = (0..40)
-        .flat_map(|_| line.iter().chain(b"\n"))
-        .copied()
-        .collect();
+    let input: Vec<u8> = (0..40).flat_map(|_| line.iter().chain(b"\n")).copied().collect();
     send(&net, group, port, &input);
 
     receiver.sigterm();
     let status = receiver.wait_exit(SOON);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "mcastrecv: {status}, {}",
-        receiver.stderr()
-    );
+    assert_eq!(status.code(), Some(0), "mcastrecv: {status}, {}", receiver.stderr());
 }
 
 #[test]

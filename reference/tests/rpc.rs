@@ -111,10 +111,7 @@ fn server_reads_and_writes_big_endian() {
     ])
     .unwrap();
     s.read_exact(&mut back).unwrap();
-    assert_eq!(
-        back,
-        [0, 0, 0, 9, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]
-    );
+    assert_eq!(back, [0, 0, 0, 9, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
 }
 
 #[test]
@@ -141,11 +138,7 @@ fn server_computes_wrapping_and_truncating_and_keeps_serving() {
     // Many requests on one connection, including errors in the middle.
     for _ in 0..20 {
         for &(op, a, b, status, result) in cases {
-            assert_eq!(
-                ask(&mut s, op, a, b),
-                response(status, result),
-                "op {op} a {a} b {b}"
-            );
+            assert_eq!(ask(&mut s, op, a, b), response(status, result), "op {op} a {a} b {b}");
         }
     }
 }
@@ -248,8 +241,7 @@ fn server_serves_a_hundred_clients_at_once_and_survives_rude_ones() {
     // Clients that reset, with and without a frame in flight.
     for i in 0..5 {
         let s = connect(port);
-        (&s).write_all(&request(ADD, i, i)[..(i as usize * 4)])
-            .unwrap();
+        (&s).write_all(&request(ADD, i, i)[..(i as usize * 4)]).unwrap();
         reset(s);
     }
     // A client that sends many requests and never reads the answers, then
@@ -294,11 +286,7 @@ fn server_closes_descriptors_exits_0_on_sigterm_and_restarts_at_once() {
     assert_eq!(ask(&mut s, ADD, 1, 1), response(0, 2));
     server.sigterm();
     let status = server.wait_exit(LIMIT);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
     assert_eq!(read_until_closed(&mut s), b"");
     drop(s);
 
@@ -349,13 +337,7 @@ fn compute(op: u8, a: i64, b: i64) -> Vec<u8> {
 }
 
 fn run(port: u16, host: &str, input: &str) -> Output {
-    run_client(
-        CLIENT,
-        &[host, &port.to_string()],
-        input.as_bytes(),
-        LIMIT * 2,
-    )
-    .0
+    run_client(CLIENT, &[host, &port.to_string()], input.as_bytes(), LIMIT * 2).0
 }
 
 fn assert_ok(out: &Output) -> String {
@@ -411,14 +393,10 @@ fn client_writes_and_reads_frames_big_endian() {
         // "sub 72623859790382856 -2": every byte checked by hand.
         assert_eq!(
             frame,
-            [
-                0, 0, 0, 17, 2, 1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                0xfe
-            ]
+            [0, 0, 0, 17, 2, 1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]
         );
         // Answer 0x0000000000000102 = 258, whatever the question.
-        s.write_all(&[0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 2])
-            .unwrap();
+        s.write_all(&[0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 2]).unwrap();
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
@@ -452,20 +430,12 @@ fn client_handles_coalesced_responses_and_statuses_1_and_2() {
         let mut answers = Vec::new();
         for i in 0..4 {
             let (op, a, b) = read_request(&mut s).expect("four requests");
-            answers.extend(if i == 2 {
-                response(2, 0)
-            } else {
-                compute(op, a, b)
-            });
+            answers.extend(if i == 2 { response(2, 0) } else { compute(op, a, b) });
         }
         s.write_all(&answers).unwrap();
         assert!(read_request(&mut s).is_none());
     });
-    let out = run(
-        port,
-        "127.0.0.1",
-        "add 20 22\ndiv 7 0\nmul 2 2\nbad line\nsub 0 1\n",
-    );
+    let out = run(port, "127.0.0.1", "add 20 22\ndiv 7 0\nmul 2 2\nbad line\nsub 0 1\n");
     assert_eq!(
         assert_ok(&out),
         "42\nerror: division by zero\nerror: bad request\nerror: bad input\n-1\n"

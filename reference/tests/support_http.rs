@@ -86,9 +86,7 @@ pub fn is_listening(pid: u32, port: u16) -> bool {
         std::fs::read_link(fd.path())
             .map(|target| {
                 let target = target.to_string_lossy();
-                inodes
-                    .iter()
-                    .any(|inode| target == format!("socket:[{inode}]"))
+                inodes.iter().any(|inode| target == format!("socket:[{inode}]"))
             })
             .unwrap_or(false)
     })
@@ -220,9 +218,7 @@ pub fn python(script: &str, args: &[&str]) {
 /// A connection to 127.0.0.1:`port` with an upper bound on every read.
 pub fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
 }
@@ -319,14 +315,7 @@ pub fn closes_within(stream: &mut TcpStream, bound: Duration) -> bool {
         match stream.read(&mut sink) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return false,
             Err(_) => return true,
         }
     }
@@ -350,9 +339,7 @@ where
     let port = listener.local_addr().unwrap().port();
     let handle = thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         stream.set_nodelay(true).unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {

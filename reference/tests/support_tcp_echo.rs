@@ -15,11 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// of the system can be sitting on it) that nobody is bound to right now.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ (std::process::id() << 8);
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() ^ (std::process::id() << 8);
     loop {
         let offset = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
         let port = 20000 + ((seed.wrapping_add(offset.wrapping_mul(7919))) % 10000) as u16;
@@ -65,10 +61,7 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the program did not exit within {limit:?}"
-            );
+            assert!(Instant::now() < deadline, "the program did not exit within {limit:?}");
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -105,10 +98,7 @@ pub fn socket_inodes(pid: u32) -> HashSet<u64> {
     for entry in dir.flatten() {
         if let Ok(target) = std::fs::read_link(entry.path()) {
             let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|s| s.strip_suffix(']'))
-            {
+            if let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
                 if let Ok(inode) = inode.parse() {
                     inodes.insert(inode);
                 }
@@ -136,11 +126,7 @@ pub fn is_listening(pid: u32, port: u16) -> bool {
         let f: Vec<&str> = line.split_whitespace().collect();
         f.len() > 9
             && f[3] == "0A"
-            && f[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-                == Some(port)
+            && f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
             && f[9].parse::<u64>().is_ok_and(|i| inodes.contains(&i))
     })
 }
@@ -205,9 +191,7 @@ pub fn run_client(exe: &str, args: &[&str], input: &[u8], limit: Duration) -> (O
             }
             thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     });
     let mut out = Vec::new();
     let _ = stdout.read_to_end(&mut out);
@@ -230,23 +214,13 @@ pub fn run_client(exe: &str, args: &[&str], input: &[u8], limit: Duration) -> (O
 /// Asserts that a client failed the way the handout asks: exit 1, one line on stderr.
 pub fn assert_failed_with_one_line(output: &Output) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "exit status; stderr: {stderr}"
-    );
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "one line on stderr, got {stderr:?}"
-    );
+    assert_eq!(output.status.code(), Some(1), "exit status; stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr, got {stderr:?}");
 }
 
 /// Closes `s` with a reset: SO_LINGER with a zero timeout makes close() send
 /// RST instead of FIN.
 pub fn reset(s: std::net::TcpStream) {
-    socket2::SockRef::from(&s)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
     drop(s);
 }

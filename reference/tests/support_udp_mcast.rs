@@ -22,12 +22,8 @@ const POLL: Duration = Duration::from_millis(2);
 /// A pseudo-random number, different for each call, test process and run.
 pub fn random() -> u32 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let mut x =
-        nanos ^ (std::process::id() << 16) ^ COUNTER.fetch_add(0x9e37_79b9, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let mut x = nanos ^ (std::process::id() << 16) ^ COUNTER.fetch_add(0x9e37_79b9, Ordering::Relaxed);
     // xorshift32 scrambles the bits
     x ^= x << 13;
     x ^= x >> 17;
@@ -85,11 +81,7 @@ fn socket_inodes(pid: u32) -> HashSet<u64> {
         .filter_map(|entry| fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_str()?;
-            target
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
+            target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
         })
         .collect()
 }
@@ -117,11 +109,9 @@ pub fn udp_bound(pid: u32, port: u16) -> bool {
 
 /// Waits (at most `limit`) until process `pid` has a UDP socket bound to `port`.
 pub fn wait_udp_bound(pid: u32, port: u16, limit: Duration) {
-    wait_for(
-        limit,
-        &format!("process {pid} bound to UDP port {port}"),
-        || udp_bound(pid, port).then_some(()),
-    );
+    wait_for(limit, &format!("process {pid} bound to UDP port {port}"), || {
+        udp_bound(pid, port).then_some(())
+    });
 }
 
 /// How many sockets joined `group` on device `lo`, from /proc/<pid>/net/igmp

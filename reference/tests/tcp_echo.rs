@@ -185,16 +185,13 @@ fn server_backlog_holds_at_least_16_pending_connections() {
     server.signal("STOP");
     let pending: Vec<TcpStream> = (0..40).map(|_| connect(port)).collect();
     for (i, s) in pending.iter().enumerate() {
-        (&*s)
-            .write_all(format!("pending {i}\n").as_bytes())
-            .unwrap();
+        (&*s).write_all(format!("pending {i}\n").as_bytes()).unwrap();
     }
     server.signal("CONT");
     for (i, mut s) in pending.into_iter().enumerate() {
         let want = format!("pending {i}\n");
         let mut back = vec![0; want.len()];
-        s.read_exact(&mut back)
-            .expect("the echo of a connection that waited");
+        s.read_exact(&mut back).expect("the echo of a connection that waited");
         assert_eq!(back, want.as_bytes());
     }
 }
@@ -227,11 +224,7 @@ fn server_exits_0_on_sigterm_and_restarts_on_the_same_port_at_once() {
     assert_echoes(&mut s, b"before SIGTERM\n");
     server.sigterm();
     let status = server.wait_exit(LIMIT);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
     assert_eq!(read_to_eof(&mut s), b"");
     drop(s);
 
@@ -349,12 +342,7 @@ fn client_fails_when_the_server_closes_before_the_whole_echo() {
         s.write_all(&line[..line.len() / 2]).unwrap();
         // Dropping closes: the client reads EOF in the middle of the echo.
     });
-    let (out, _) = run(
-        port,
-        "127.0.0.1",
-        b"half of this line comes back\nmore\n",
-        LIMIT,
-    );
+    let (out, _) = run(port, "127.0.0.1", b"half of this line comes back\nmore\n", LIMIT);
     assert_failed_with_one_line(&out);
 }
 

@@ -135,11 +135,7 @@ fn server_exits_on_sigterm_and_restarts_on_the_same_port_at_once() {
     assert_eq!(round_trip(&socket, server, b"one"), b"one");
     first.sigterm();
     let status = first.wait_exit(SOON);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
 
     // Restarted at once: bound within the 2 s of `start_server`.
     let mut second = start_server(port);
@@ -176,9 +172,7 @@ struct Received {
 fn receive(peer: &UdpSocket) -> Received {
     peer.set_read_timeout(Some(SOON)).unwrap();
     let mut buf = vec![0u8; 65536];
-    let (len, from) = peer
-        .recv_from(&mut buf)
-        .expect("a datagram from the client");
+    let (len, from) = peer.recv_from(&mut buf).expect("a datagram from the client");
     Received {
         at: Instant::now(),
         bytes: buf[..len].to_vec(),
@@ -188,10 +182,7 @@ fn receive(peer: &UdpSocket) -> Received {
 
 /// Checks that `later` is a retransmission of `earlier`, about 500 ms later.
 fn assert_retransmission(earlier: &Received, later: &Received) {
-    assert_eq!(
-        later.bytes, earlier.bytes,
-        "a retransmission holds the same bytes"
-    );
+    assert_eq!(later.bytes, earlier.bytes, "a retransmission holds the same bytes");
     assert_eq!(later.from, earlier.from, "from the same socket");
     let gap = later.at - earlier.at;
     assert!(
@@ -204,10 +195,7 @@ fn assert_retransmission(earlier: &Received, later: &Received) {
 fn assert_success(client: &mut Proc, expected: &[u8]) {
     let out = client.wait_stdout_eof(SOON).to_vec();
     let status = client.wait_exit(SOON);
-    assert_eq!(
-        String::from_utf8_lossy(&out),
-        String::from_utf8_lossy(expected)
-    );
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(expected));
     assert_eq!(out, expected);
     assert_eq!(status.code(), Some(0), "stderr: {}", client.stderr());
 }
@@ -223,16 +211,10 @@ fn client_sends_each_line_as_one_datagram_to_a_host_name() {
 
     for line in lines {
         let request = receive(&peer);
-        assert_eq!(
-            request.bytes, line,
-            "one datagram per line, without its \\n"
-        );
+        assert_eq!(request.bytes, line, "one datagram per line, without its \\n");
         peer.send_to(&request.bytes, request.from).unwrap();
     }
-    assert_success(
-        &mut client,
-        b"hello world\n\n\x00\x01\xfe\xff\r\t\nno newline\n",
-    );
+    assert_success(&mut client, b"hello world\n\n\x00\x01\xfe\xff\r\t\nno newline\n");
 }
 
 #[test]
@@ -240,9 +222,7 @@ fn client_against_the_real_server() {
     let port = free_udp_port();
     let _server = start_server(port);
     let mut client = start_client("127.0.0.1", port);
-    let input: Vec<u8> = (1..=50)
-        .flat_map(|i| format!("line {i}\n").into_bytes())
-        .collect();
+    let input: Vec<u8> = (1..=50).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
     client.write_stdin(&input);
     client.close_stdin();
     assert_success(&mut client, &input);

@@ -61,11 +61,7 @@ pub fn render(report: &Report, style: &Style) -> String {
             }
         }
     }
-    let passed = report
-        .scenarios
-        .iter()
-        .filter(|s| s.status == Status::Passed)
-        .count();
+    let passed = report.scenarios.iter().filter(|s| s.status == Status::Passed).count();
     out.push_str(&format!(
         "\nscore: {}/{} ({} of {} scenarios passed)\n",
         report.score,

@@ -47,11 +47,7 @@ impl SpecError {
                 .path(&path)
                 .annotation(AnnotationKind::Primary.span(span).label("here")),
         )];
-        let renderer = if color {
-            Renderer::styled()
-        } else {
-            Renderer::plain()
-        };
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         if self.line == 0 {
             return format!("error: {title}");
         }
@@ -115,10 +111,9 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
     };
     for (name, program) in &raw.programs {
         if program.command.is_empty() || program.command[0].trim().is_empty() {
-            checker.errors.push((
-                None,
-                format!("expected program `{name}` to have a non-empty `command`"),
-            ));
+            checker
+                .errors
+                .push((None, format!("expected program `{name}` to have a non-empty `command`")));
         }
     }
     let mut names = HashSet::new();
@@ -258,13 +253,19 @@ impl Checker<'_> {
             (Some(n), Some(group)) if n.value == group => {}
             (Some(n), Some(group)) => self.fail(
                 loc_of(n, step),
-                format!("expected `{group}` (the group this `each` runs over) or no `on`, found `{}`", n.value),
+                format!(
+                    "expected `{group}` (the group this `each` runs over) or no `on`, found `{}`",
+                    n.value
+                ),
             ),
             (Some(n), None) => match scope.names.get(&n.value) {
                 Some(Kind::Connection) => {}
                 Some(Kind::Group) => self.fail(
                     loc_of(n, step),
-                    format!("`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`", n.value, n.value),
+                    format!(
+                        "`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`",
+                        n.value, n.value
+                    ),
                 ),
                 Some(Kind::Listener) => self.fail(
                     loc_of(n, step),
@@ -277,7 +278,11 @@ impl Checker<'_> {
                         .filter(|(_, k)| **k == Kind::Connection)
                         .map(|(n, _)| format!("`{n}`"))
                         .collect();
-                    let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+                    let known = if known.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        known.join(", ")
+                    };
                     self.fail(
                         loc_of(n, step),
                         format!(
@@ -321,9 +326,7 @@ impl Checker<'_> {
                 self.program(&s.program, at);
             }
             Step::Stop(s) => self.program(&s.program, at),
-            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) => {
-                self.program(&p.program, at)
-            }
+            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) => self.program(&p.program, at),
             Step::Signal(s) => self.program(&s.program, at),
             Step::ExpectExit(e) => {
                 self.program(&e.program, at);
@@ -380,10 +383,7 @@ impl Checker<'_> {
                 self.connection(scope, &s.on, at, each);
                 match payload_of(&s.text, &s.hex, &s.generate, &s.then) {
                     Ok(Some(_)) => {}
-                    Ok(None) => self.fail(
-                        at,
-                        "expected what to send: `text`, `hex` or `generate`".into(),
-                    ),
+                    Ok(None) => self.fail(at, "expected what to send: `text`, `hex` or `generate`".into()),
                     Err(e) => self.fail(at, format!("expected {e}")),
                 }
                 if s.chunk.is_some() && s.sizes.is_some() {
@@ -433,11 +433,9 @@ impl Checker<'_> {
                     Err(m) => self.fail(at, format!("expected {m}")),
                 }
             }
-            Step::ExpectEof(c)
-            | Step::ExpectReset(c)
-            | Step::Shutdown(c)
-            | Step::Close(c)
-            | Step::Abort(c) => self.connection(scope, &c.on, at, each),
+            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
+                self.connection(scope, &c.on, at, each)
+            }
             Step::ReadSlowly(r) => {
                 self.connection(scope, &r.on, at, each);
                 if r.chunk.0 == 0 {
@@ -470,14 +468,26 @@ impl Checker<'_> {
                 self.steps(&r.steps, &mut inner, None);
             }
             Step::ExpectFds(f) => self.program(&f.program, at),
+            Step::ExpectReleased(r) => {
+                self.program(&r.program, at);
+                if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {
+                    self.fail(
+                        loc_of(&r.connection, at),
+                        format!(
+                            "expected a connection opened by an earlier `connect`, found `{}`",
+                            r.connection.value
+                        ),
+                    );
+                }
+            }
             Step::ExpectZombies(z) => self.program(&z.program, at),
             Step::ExpectIdle(i) => {
                 self.program(&i.program, at);
-                if i.max_cpu_percent.is_none()
-                    && i.max_processes.is_none()
-                    && i.max_rss_growth.is_none()
-                {
-                    self.fail(at, "expected at least one of `max_cpu_percent`, `max_processes`, `max_rss_growth`".into());
+                if i.max_cpu_percent.is_none() && i.max_processes.is_none() && i.max_rss_growth.is_none() {
+                    self.fail(
+                        at,
+                        "expected at least one of `max_cpu_percent`, `max_processes`, `max_rss_growth`".into(),
+                    );
                 }
             }
         }

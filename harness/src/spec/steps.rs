@@ -69,6 +69,7 @@ pub enum Step {
     #[serde(deserialize_with = "short")]
     FdBaseline(ProgramRef),
     ExpectFds(ExpectFds),
+    ExpectReleased(ExpectReleased),
     ExpectZombies(ExpectZombies),
     ExpectIdle(ExpectIdle),
 }
@@ -101,6 +102,7 @@ impl Step {
             Step::Repeat(_) => "repeat",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
+            Step::ExpectReleased(_) => "expect_released",
             Step::ExpectZombies(_) => "expect_zombies",
             Step::ExpectIdle(_) => "expect_idle",
         }
@@ -174,10 +176,7 @@ pub struct Stop {
 }
 impl FromName for Stop {
     fn from_name(program: Name) -> Self {
-        Stop {
-            program,
-            within: None,
-        }
+        Stop { program, within: None }
     }
 }
 
@@ -211,13 +210,11 @@ impl<'de> Deserialize<'de> for SignalName {
         } else {
             format!("SIG{text}")
         };
-        full.parse::<nix::sys::signal::Signal>()
-            .map(SignalName)
-            .map_err(|_| {
-                de::Error::custom(format!(
-                    "expected a signal name such as `TERM`, `STOP`, `CONT`, `KILL`, found `{text}`"
-                ))
-            })
+        full.parse::<nix::sys::signal::Signal>().map(SignalName).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a signal name such as `TERM`, `STOP`, `CONT`, `KILL`, found `{text}`"
+            ))
+        })
     }
 }
 
@@ -470,6 +467,17 @@ pub struct ExpectFds {
     pub within: Option<Span>,
 }
 
+/// The program closes its end of a connection (after the harness closed or
+/// reset its own): no descriptor of the program or its children refers to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectReleased {
+    pub program: Name,
+    pub connection: Name,
+    #[serde(default)]
+    pub within: Option<Span>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectZombies {
@@ -520,16 +528,9 @@ pub fn payload_of(
             let fill = match (&g.repeat, g.seed) {
                 (Some(r), None) if !r.is_empty() => super::Fill::Repeat(r.clone().into_bytes()),
                 (None, Some(s)) => super::Fill::Seed(s),
-                _ => {
-                    return Err(
-                        "`generate` with exactly one of `repeat` (non-empty) or `seed`".into(),
-                    )
-                }
+                _ => return Err("`generate` with exactly one of `repeat` (non-empty) or `seed`".into()),
             };
-            PayloadSource::Generate {
-                size: g.size.0,
-                fill,
-            }
+            PayloadSource::Generate { size: g.size.0, fill }
         }
         _ => return Err("only one of `text`, `hex` and `generate`".into()),
     };

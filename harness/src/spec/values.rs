@@ -62,14 +62,10 @@ pub struct Size(pub usize);
 impl Size {
     pub fn parse(text: &str) -> Result<Size, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
         if number.is_empty() {
-            return Err(format!(
-                "a size such as `4096`, `64KiB` or `1MiB`, found `{text}`"
-            ));
+            return Err(format!("a size such as `4096`, `64KiB` or `1MiB`, found `{text}`"));
         }
         let n: usize = number
             .parse()
@@ -104,9 +100,7 @@ impl<'de> Deserialize<'de> for Size {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
                 if v < 0 {
-                    return Err(E::custom(format!(
-                        "expected a size of zero or more, found {v}"
-                    )));
+                    return Err(E::custom(format!("expected a size of zero or more, found {v}")));
                 }
                 self.visit_u64(v as u64)
             }

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The workspace's root directory.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 pub fn sockgrade() -> assert_cmd::Command {

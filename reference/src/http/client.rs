@@ -71,8 +71,7 @@ pub fn get(url: &str, out: &mut impl Write) -> Result<(), Failure> {
         Framing::Length(n) => response.copy_exact(n, out)?,
         Framing::UntilClose => response.copy_to_end(out)?,
     }
-    out.flush()
-        .map_err(|e| error(format!("cannot write the body: {e}")))
+    out.flush().map_err(|e| error(format!("cannot write the body: {e}")))
 }
 
 /// Resolves the host (a name may have several addresses, e.g. `localhost`
@@ -166,16 +165,8 @@ impl Incoming {
                 }
                 // A signal arrived during `read`: just read again.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(error(format!(
-                        "no data from the server for {} s",
-                        IO_TIMEOUT.as_secs()
-                    )))
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(error(format!("no data from the server for {} s", IO_TIMEOUT.as_secs())))
                 }
                 Err(e) => return Err(error(format!("connection lost: {e}"))),
             }
@@ -231,10 +222,7 @@ impl Incoming {
                     "connection closed with {length} bytes of the body missing"
                 )));
             }
-            let take = self
-                .buf
-                .len()
-                .min(usize::try_from(length).unwrap_or(usize::MAX));
+            let take = self.buf.len().min(usize::try_from(length).unwrap_or(usize::MAX));
             write_out(out, &self.buf[..take])?;
             self.buf.drain(..take);
             length -= take as u64;
@@ -265,8 +253,8 @@ impl Incoming {
     fn copy_chunked(&mut self, out: &mut impl Write) -> Result<(), Failure> {
         loop {
             let line = self.read_line()?;
-            let size = parse_chunk_size(&line)
-                .ok_or_else(|| error(format!("malformed chunk size {:?}", lossy(&line))))?;
+            let size =
+                parse_chunk_size(&line).ok_or_else(|| error(format!("malformed chunk size {:?}", lossy(&line))))?;
             if size == 0 {
                 break;
             }
@@ -306,9 +294,7 @@ impl Incoming {
                 return Err(error("malformed chunked body: line too long"));
             }
             if self.fill()? == 0 {
-                return Err(error(
-                    "connection closed before the end of the chunked body",
-                ));
+                return Err(error("connection closed before the end of the chunked body"));
             }
         }
     }
@@ -374,9 +360,7 @@ fn interpret(response: &httparse::Response, raw: &[u8]) -> Result<Head, Failure>
 /// spaces and `;extensions`, which we ignore.
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let size = line.split(|&b| b == b';').next()?;
-    let size = std::str::from_utf8(size)
-        .ok()?
-        .trim_end_matches([' ', '\t']);
+    let size = std::str::from_utf8(size).ok()?.trim_end_matches([' ', '\t']);
     if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

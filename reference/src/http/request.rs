@@ -244,12 +244,7 @@ where
 
 /// Reads and throws away a request body of `length` bytes, so that the next
 /// request can be found right after it. Some of it may already sit in `buf`.
-pub async fn discard_body<R>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    length: u64,
-    idle: Duration,
-) -> io::Result<()>
+pub async fn discard_body<R>(reader: &mut R, buf: &mut Vec<u8>, length: u64, idle: Duration) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
 {
@@ -258,9 +253,7 @@ where
     let mut remaining = length - in_buffer as u64;
     let mut chunk = [0u8; READ_SIZE];
     while remaining > 0 {
-        let want = chunk
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = chunk.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = match timeout(idle, reader.read(&mut chunk[..want])).await {
             Ok(result) => result?,
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),

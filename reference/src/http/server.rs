@@ -69,8 +69,7 @@ pub async fn run(port: u16, docroot: &Path) -> io::Result<()> {
             format!("{} is not a directory", docroot.display()),
         ));
     }
-    let listener =
-        listen(port).map_err(|e| io::Error::new(e.kind(), format!("port {port}: {e}")))?;
+    let listener = listen(port).map_err(|e| io::Error::new(e.kind(), format!("port {port}: {e}")))?;
     eprintln!("httpd: serving {} on port {port}", docroot.display());
 
     // Rust programs ignore SIGPIPE (the standard library sets it to SIG_IGN
@@ -193,12 +192,7 @@ async fn connection(stream: &mut TcpStream, docroot: &Path) -> io::Result<()> {
 
 /// Sends the response to one request. Returns whether the connection stays
 /// open.
-async fn answer(
-    stream: &mut TcpStream,
-    request: &Request,
-    docroot: &Path,
-    keep_alive: bool,
-) -> io::Result<bool> {
+async fn answer(stream: &mut TcpStream, request: &Request, docroot: &Path, keep_alive: bool) -> io::Result<bool> {
     let is_head = request.method == "HEAD";
     if request.method != "GET" && !is_head {
         let bytes = response::error(response::NOT_IMPLEMENTED, keep_alive, true);
@@ -234,19 +228,14 @@ async fn answer(
 
 /// Finds and opens the file, and reads its first chunk (unless the request
 /// is `HEAD`). Runs on a blocking thread.
-fn open_and_read_first(
-    docroot: &Path,
-    target: &str,
-    is_head: bool,
-) -> Result<(Found, Vec<u8>), Status> {
+fn open_and_read_first(docroot: &Path, target: &str, is_head: bool) -> Result<(Found, Vec<u8>), Status> {
     let mut found = path::resolve(docroot, target)?;
     if is_head {
         return Ok((found, Vec::new()));
     }
     // Nothing has been sent yet, so a failed read can still get a proper
     // error response.
-    let first =
-        read_chunk(&mut found.file, found.length).map_err(|_| response::INTERNAL_SERVER_ERROR)?;
+    let first = read_chunk(&mut found.file, found.length).map_err(|_| response::INTERNAL_SERVER_ERROR)?;
     Ok((found, first))
 }
 
@@ -261,12 +250,7 @@ fn read_chunk(file: &mut File, remaining: u64) -> io::Result<Vec<u8>> {
     Ok(chunk)
 }
 
-async fn send_error(
-    stream: &mut TcpStream,
-    status: Status,
-    is_head: bool,
-    keep_alive: bool,
-) -> io::Result<()> {
+async fn send_error(stream: &mut TcpStream, status: Status, is_head: bool, keep_alive: bool) -> io::Result<()> {
     let bytes = response::error(status, keep_alive, !is_head);
     write_all(stream, &bytes).await
 }

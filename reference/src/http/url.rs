@@ -108,14 +108,8 @@ mod tests {
             parse("http://localhost:8080/a/b.html").unwrap(),
             url("localhost", 8080, "/a/b.html")
         );
-        assert_eq!(
-            parse("http://127.0.0.1/").unwrap(),
-            url("127.0.0.1", 80, "/")
-        );
-        assert_eq!(
-            parse("HTTP://example.com").unwrap(),
-            url("example.com", 80, "/")
-        );
+        assert_eq!(parse("http://127.0.0.1/").unwrap(), url("127.0.0.1", 80, "/"));
+        assert_eq!(parse("HTTP://example.com").unwrap(), url("example.com", 80, "/"));
         assert_eq!(parse("http://h:81?q=1").unwrap(), url("h", 81, "/?q=1"));
         assert_eq!(parse("http://h/x?y#frag").unwrap(), url("h", 80, "/x?y"));
         assert_eq!(parse("http://h/a b").unwrap(), url("h", 80, "/a%20b"));

@@ -131,8 +131,7 @@ fn print_answers(stream: &TcpStream, lines: Receiver<Line>) -> Result<(), String
         };
         writeln!(out, "{text}").map_err(|e| format!("cannot write standard output: {e}"))?;
     }
-    out.flush()
-        .map_err(|e| format!("cannot write standard output: {e}"))
+    out.flush().map_err(|e| format!("cannot write standard output: {e}"))
 }
 
 /// Reads the next response, in as many reads as it takes. Responses that
@@ -142,8 +141,7 @@ fn next_response(mut stream: &TcpStream, frames: &mut FrameReader) -> Result<Res
     loop {
         match frames.next_frame() {
             Ok(Some(Frame::Body(body))) => {
-                return Response::decode(&body)
-                    .ok_or_else(|| format!("bad response from the server: {body:02x?}"));
+                return Response::decode(&body).ok_or_else(|| format!("bad response from the server: {body:02x?}"));
             }
             Ok(Some(Frame::Skipped(len))) | Err(TooLong(len)) => {
                 return Err(format!(
@@ -190,11 +188,7 @@ mod tests {
             b"add 0x10 2",
             b"add \xff 2",
         ] {
-            assert!(
-                parse_command(bad).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(parse_command(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

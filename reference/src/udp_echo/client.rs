@@ -66,11 +66,7 @@ pub fn run(host: &str, port: u16) -> Result<(), Failure> {
     loop {
         // Lines are bytes, not necessarily UTF-8: read_until, not read_line.
         line.clear();
-        if stdin
-            .read_until(b'\n', &mut line)
-            .map_err(context("stdin"))?
-            == 0
-        {
+        if stdin.read_until(b'\n', &mut line).map_err(context("stdin"))? == 0 {
             return Ok(()); // end of input
         }
         // The datagram is the line without its `\n` (a last line without one
@@ -154,12 +150,7 @@ fn wait_for_reply(
             }
             Ok(_) => continue, // not our reply: ignore it, same deadline
             // The receive timeout expired (Unix reports it as EAGAIN).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 return Ok(None);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

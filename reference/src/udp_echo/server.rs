@@ -65,9 +65,7 @@ async fn serve(socket: &UdpSocket) {
             }
         };
         if len > MAX_DATAGRAM {
-            eprintln!(
-                "udpechoserver: dropped a datagram of more than {MAX_DATAGRAM} bytes from {sender}"
-            );
+            eprintln!("udpechoserver: dropped a datagram of more than {MAX_DATAGRAM} bytes from {sender}");
             continue;
         }
         // An empty datagram (len == 0) is a datagram too: we answer it with an
