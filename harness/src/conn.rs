@@ -313,12 +313,10 @@ impl Conn {
 
     /// Plays an echo server: bytes are checked against `want` and sent back
     /// as they arrive, so a program that waits for the echo of each piece
-    /// before sending the next is served. Returns how many writes it took
-    /// (it depends on the program's pieces, so it's for the full report).
-    pub async fn echo_back(&mut self, want: &[u8], bound: Duration) -> Result<usize, String> {
+    /// before sending the next is served.
+    pub async fn echo_back(&mut self, want: &[u8], bound: Duration) -> Result<(), String> {
         let deadline = Instant::now() + bound;
         let mut done = 0;
-        let mut writes = 0;
         while done < want.len() {
             if self.inbox.is_empty() && !self.fill(deadline).await {
                 let why = match self.peer {
@@ -346,9 +344,8 @@ impl Conn {
             let len = piece.len();
             self.send(piece, vec![len], Duration::ZERO, None).await?;
             done += n;
-            writes += 1;
         }
-        Ok(writes)
+        Ok(())
     }
 
     /// Expects the peer to close: no more bytes, then EOF.

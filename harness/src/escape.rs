@@ -25,6 +25,15 @@ pub fn push_escaped(out: &mut String, b: u8) {
     }
 }
 
+/// "1 byte", "12 bytes".
+pub fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// Where two byte strings first differ, shown around that place: what a
 /// student needs to find the bug in a megabyte echo.
 pub fn first_difference(expected: &[u8], got: &[u8]) -> Option<String> {

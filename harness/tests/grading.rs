@@ -133,13 +133,26 @@ macro_rules! fixtures {
 }
 
 fixtures! {
+    busy_loop => "tcp-echo-busy-loop",
+    client_exit0 => "tcp-echo-client-exit0",
+    client_inet_addr => "tcp-echo-client-inet-addr",
+    client_no_last_line => "tcp-echo-client-no-last-line",
+    client_no_timeout => "tcp-echo-client-no-timeout",
+    client_single_read => "tcp-echo-client-single-read",
+    client_small_buffer => "tcp-echo-client-small-buffer",
+    fd_leak => "tcp-echo-fd-leak",
     fork => "tcp-echo-fork",
-    poll => "tcp-echo-poll",
-    threads => "tcp-echo-threads",
-    iterative => "tcp-echo-iterative",
-    waits_newline => "tcp-echo-waits-newline",
     half_close => "tcp-echo-half-close",
+    iterative => "tcp-echo-iterative",
+    no_reuseaddr => "tcp-echo-no-reuseaddr",
+    poll => "tcp-echo-poll",
+    reset_exit => "tcp-echo-reset-exit",
+    short_write => "tcp-echo-short-write",
     sigpipe => "tcp-echo-sigpipe",
+    small_backlog => "tcp-echo-small-backlog",
+    threads => "tcp-echo-threads",
+    waits_newline => "tcp-echo-waits-newline",
+    zombies => "tcp-echo-zombies",
 }
 
 #[test]
