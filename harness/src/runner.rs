@@ -33,12 +33,22 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     if let Some(why) = broken {
         return selected.iter().map(|&i| errored(spec, i, why)).collect();
     }
+    // Every scenario's private copy is made now, before any scenario starts
+    // a process. Writing an executable while another thread forks lets the
+    // child inherit the open file for a moment, and exec of that file then
+    // fails with ETXTBSY ("text file busy").
+    let mut copy_errors = std::collections::HashMap::new();
+    for &i in &selected {
+        if let Err(e) = sandbox::copy_dir(built_dir, &scenario_dir(work, i), None) {
+            copy_errors.insert(i, format!("could not copy the submission: {e}"));
+        }
+    }
     let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let jobs = options.jobs.max(1).min(selected.len().max(1));
     std::thread::scope(|s| {
-        for worker in 0..jobs {
-            let (queue, results) = (&queue, &results);
+        for _ in 0..jobs {
+            let (queue, results, copy_errors) = (&queue, &results, &copy_errors);
             s.spawn(move || {
                 // One user per worker, reused for its scenarios one at a time.
                 let identity = Identity::acquire();
@@ -50,8 +60,11 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                         Err(why) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
                         Ok(identity) => {
                             let uid = identity.as_ref().map(|id| id.uid);
-                            let dir = work.join(format!("s{worker}-{i}"));
-                            let result = run_one(spec, i, built_dir, &dir, uid, options.isolation);
+                            let dir = scenario_dir(work, i);
+                            let result = match copy_errors.get(&i) {
+                                Some(why) => errored(spec, i, why),
+                                None => run_one(spec, i, &dir, uid, options.isolation),
+                            };
                             // Whatever happened in there (a panic skips the
                             // scenario's own clean-up), nothing of it survives.
                             if let Some(uid) = uid {
@@ -90,14 +103,20 @@ fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
 }
 
 /// One scenario on a thread of its own: a namespace made on it stays on it.
-fn run_one(spec: &Spec, i: usize, built: &Path, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
+fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
+    work.join(format!("scenario-{i}"))
+}
+
+fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| -> Result<ScenarioResult, String> {
             if isolation == Isolation::Netns {
                 isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
             }
             let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
-            sandbox::copy_dir(built, dir, uid).map_err(|e| format!("could not copy the submission: {e}"))?;
+            if let Some(uid) = uid {
+                sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
