@@ -21,6 +21,9 @@ enum WriteOp {
         bytes: Arc<Vec<u8>>,
         sizes: Vec<usize>,
         gap: Duration,
+        /// Hold back the last partial segment (TCP_CORK) for a shutdown that
+        /// follows, so the last bytes and the FIN arrive in one segment.
+        cork: bool,
         done: Option<oneshot::Sender<()>>,
     },
     Shutdown,
@@ -101,6 +104,7 @@ impl Conn {
         sizes: Vec<usize>,
         gap: Duration,
         wait: Option<Duration>,
+        then_shutdown: bool,
     ) -> Result<(), String> {
         let Some((tx, _)) = &self.writer else {
             return Err(format!("`{}` is closed", self.name));
@@ -111,9 +115,10 @@ impl Conn {
             bytes: Arc::new(bytes),
             sizes,
             gap,
+            cork: then_shutdown,
             done: Some(done_tx),
         };
-        if tx.send(op).is_err() {
+        if tx.send(op).is_err() || (then_shutdown && tx.send(WriteOp::Shutdown).is_err()) {
             return Err("the connection can no longer send (an earlier write failed)".into());
         }
         if let Some(bound) = wait {
@@ -342,7 +347,7 @@ impl Conn {
             }
             let piece: Vec<u8> = self.inbox.drain(..n).collect();
             let len = piece.len();
-            self.send(piece, vec![len], Duration::ZERO, None).await?;
+            self.send(piece, vec![len], Duration::ZERO, None, false).await?;
             done += n;
         }
         Ok(())
@@ -430,8 +435,14 @@ async fn writer(
                 bytes,
                 sizes,
                 gap,
+                cork,
                 done,
             } => {
+                if cork {
+                    // The shutdown queued behind these bytes uncorks: the
+                    // kernel then sends the last bytes and the FIN together.
+                    let _ = socket2::SockRef::from(stream.as_ref()).set_tcp_cork(true);
+                }
                 let mut offset = 0;
                 for (i, size) in sizes.iter().enumerate() {
                     if i > 0 && !gap.is_zero() {

@@ -112,7 +112,13 @@ pub fn command(program: &str, args: &[String], dir: &Path, uid: Option<u32>, lim
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            let set = |r: Resource, v: u64| setrlimit(r, v, v).map_err(io::Error::from);
+            // Only ever lower a limit: without root, raising a hard limit
+            // above what we have is refused.
+            let set = |r: Resource, v: u64| {
+                let (_, hard) = nix::sys::resource::getrlimit(r).map_err(io::Error::from)?;
+                let v = v.min(hard);
+                setrlimit(r, v, v).map_err(io::Error::from)
+            };
             set(Resource::RLIMIT_CPU, limits.cpu_seconds)?;
             set(Resource::RLIMIT_AS, limits.address_space)?;
             set(Resource::RLIMIT_NOFILE, limits.open_files)?;

@@ -699,12 +699,7 @@ impl Play<'_> {
         })
         .await;
         if !witness::alive(pid) {
-            let prog = self.programs.get_mut(name).expect("checked above");
-            let how = prog
-                .wait(DEFAULT_WITHIN)
-                .await
-                .map(|s| ended(&s))
-                .unwrap_or("ended".into());
+            let how = self.how_it_ended(name).await;
             return Err(format!(
                 "expected {name} to be running with at most {limit} open descriptors; it {how}"
             ));
@@ -760,12 +755,7 @@ impl Play<'_> {
         })
         .await;
         if !witness::alive(pid) {
-            let prog = self.programs.get_mut(name).expect("checked above");
-            let how = prog
-                .wait(DEFAULT_WITHIN)
-                .await
-                .map(|s| ended(&s))
-                .unwrap_or("ended".into());
+            let how = self.how_it_ended(name).await;
             return Err(format!(
                 "expected {name} to close its end of `{conn}` and go on; it {how}"
             ));
@@ -822,12 +812,7 @@ impl Play<'_> {
         tokio::time::sleep(i.duration.0).await;
         let (t1, rss1, procs) = sample();
         if !witness::alive(pid) {
-            let prog = self.programs.get_mut(name).expect("running above");
-            let how = prog
-                .wait(DEFAULT_WITHIN)
-                .await
-                .map(|s| ended(&s))
-                .unwrap_or("ended".into());
+            let how = self.how_it_ended(name).await;
             return Err(format!("expected {name} to stay running while idle; it {how}"));
         }
         let secs = began.elapsed().as_secs_f64();
@@ -859,6 +844,19 @@ impl Play<'_> {
         self.transcript
             .record(name, format!("idle for {}: within bounds", i.duration));
         Ok(())
+    }
+
+    /// How a program that the kernel shows dead ended, once its waiter has
+    /// collected the status.
+    async fn how_it_ended(&mut self, name: &str) -> String {
+        match self.programs.get_mut(name) {
+            Some(p) => p
+                .wait(DEFAULT_WITHIN)
+                .await
+                .map(|s| ended(&s))
+                .unwrap_or("ended".into()),
+            None => "was never started".into(),
+        }
     }
 
     /// A program the kernel already shows dead may not have been reaped by
@@ -1015,7 +1013,11 @@ async fn conn_step_inner(conn: &mut Conn, step: &Step) -> StepResult {
                 ),
             );
             let wait = (s.wait == Some(true)).then_some(DEFAULT_WITHIN * 5);
-            conn.send(bytes, plan, gap, wait).await
+            let shutdown = s.shutdown == Some(true);
+            if shutdown {
+                t.record(&name, "shutdown write (the FIN with the last bytes)");
+            }
+            conn.send(bytes, plan, gap, wait, shutdown).await
         }
         Step::Expect(e) => {
             let matcher = if e.echo == Some(true) {

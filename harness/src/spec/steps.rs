@@ -366,6 +366,11 @@ pub struct Send {
     /// read, so a megabyte can't deadlock against a correct echo server.
     #[serde(default)]
     pub wait: Option<bool>,
+    /// Shut down the sending side right after, the FIN in the same segment
+    /// as the last bytes (TCP_CORK): the program reads its last data and
+    /// end-of-file in one go, which is when a half-close bug shows.
+    #[serde(default)]
+    pub shutdown: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
