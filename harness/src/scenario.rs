@@ -173,6 +173,7 @@ impl Play<'_> {
                                 return Err(format!("{name} was still running 2s after SIGKILL; cannot restart it"));
                             }
                             self.transcript.record(name, "SIGKILL for the restart");
+                            record_output(&self.transcript, p);
                         }
                     }
                     self.start(s).await
@@ -889,10 +890,11 @@ impl Play<'_> {
             c.abort().await;
         }
         for name in self.order.clone() {
-            if let Some(p) = self.programs.get_mut(&name) {
+            if let Some(p) = self.programs.get(&name) {
                 if p.is_running() {
                     self.transcript.record(&name, "still running at the end: killed");
                 }
+                record_output(&self.transcript, p);
             }
         }
         match self.setting.uid {
@@ -942,6 +944,23 @@ fn listen(port: u16) -> std::io::Result<Listener> {
         v4: v4.listen(128)?,
         v6: v6.ok(),
     })
+}
+
+/// What a program printed, for the full transcript (the start and the end of
+/// each stream when it is long).
+fn record_output(t: &Transcript, p: &Running) {
+    for (stream, captured) in [("stdout", &p.stdout), ("stderr", &p.stderr)] {
+        let (tail, dropped) = captured.lock().unwrap_or_else(|e| e.into_inner()).last(400);
+        if tail.is_empty() {
+            continue;
+        }
+        let skipped = if dropped > 0 {
+            format!("[{dropped} bytes before] ")
+        } else {
+            String::new()
+        };
+        t.record_detail(&p.name, format!("{stream}: {skipped}{}", escape::quote(&tail, 400)));
+    }
 }
 
 fn word(o: spec::ConnectOutcome) -> &'static str {

@@ -15,6 +15,10 @@ pub struct Event {
     pub at: Duration,
     pub actor: String,
     pub text: String,
+    /// Shown in the full transcript only: what a program printed, which can
+    /// hold ports, pids and times of its own.
+    #[serde(skip)]
+    pub full_only: bool,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -50,10 +54,20 @@ impl Transcript {
     }
 
     pub fn record(&self, actor: &str, text: impl Into<String>) {
+        self.push(actor, text.into(), false);
+    }
+
+    /// An event for the full transcript only (see `Event::full_only`).
+    pub fn record_detail(&self, actor: &str, text: impl Into<String>) {
+        self.push(actor, text.into(), true);
+    }
+
+    fn push(&self, actor: &str, text: String, full_only: bool) {
         let event = Event {
             at: self.started.elapsed(),
             actor: actor.to_string(),
-            text: text.into(),
+            text,
+            full_only,
         };
         self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
@@ -84,7 +98,7 @@ impl Transcript {
 fn render(events: &[Event], port: Option<u16>) -> String {
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
-    for e in events {
+    for e in events.iter().filter(|e| port.is_some() || !e.full_only) {
         let text = match port {
             Some(p) => e.text.replace("{port}", &p.to_string()),
             None => e.text.clone(),
