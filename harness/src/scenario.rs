@@ -79,12 +79,12 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     for (i, step) in scenario.steps.iter().enumerate() {
         match tokio::time::timeout_at(deadline, play.step(step)).await {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => {
-                if let Some(missing) = why.strip_prefix(MISSING) {
-                    error = Some(missing.to_string());
-                } else {
-                    failed = Some((i, why));
-                }
+            Ok(Err(StepError::CannotRun(why))) => {
+                error = Some(why);
+                break;
+            }
+            Ok(Err(StepError::Failed(why))) => {
+                failed = Some((i, why));
                 break;
             }
             Err(_) => {
@@ -155,14 +155,27 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     }
 }
 
-/// A step result that means "this scenario can't run" rather than "fails".
-const MISSING: &str = "\u{0}missing:";
+/// Why a step did not complete.
+enum StepError {
+    /// The program did not do what the step expects: the scenario fails.
+    Failed(String),
+    /// The scenario can't run at all (the submission lacks the program, or
+    /// it can't be started): an `error`, not a failure.
+    CannotRun(String),
+}
+
+impl From<String> for StepError {
+    fn from(why: String) -> Self {
+        StepError::Failed(why)
+    }
+}
 
 impl Play<'_> {
-    fn step<'s>(&'s mut self, step: &'s Spanned<Step>) -> Pin<Box<dyn Future<Output = StepResult> + 's>> {
+    fn step<'s>(&'s mut self, step: &'s Spanned<Step>) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + 's>> {
         Box::pin(async move {
-            match &step.value {
-                Step::Start(s) => self.start(s).await,
+            let result: StepResult = match &step.value {
+                Step::Start(s) => return self.start(s).await,
+                Step::Repeat(r) => return self.repeat(r).await,
                 Step::Restart(s) => {
                     let name = &s.program.value;
                     if let Some(p) = self.programs.get_mut(name) {
@@ -170,13 +183,15 @@ impl Play<'_> {
                             let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
                             p.ended_on_request = true;
                             if p.wait(DEFAULT_WITHIN).await.is_none() {
-                                return Err(format!("{name} was still running 2s after SIGKILL; cannot restart it"));
+                                return Err(StepError::Failed(format!(
+                                    "{name} was still running 2s after SIGKILL; cannot restart it"
+                                )));
                             }
                             self.transcript.record(name, "SIGKILL for the restart");
                             record_output(&self.transcript, p);
                         }
                     }
-                    self.start(s).await
+                    return self.start(s).await;
                 }
                 Step::Stop(s) => self.stop(&s.program.value, within(&s.within)).await,
                 Step::Kill(p) => {
@@ -249,7 +264,6 @@ impl Play<'_> {
                     }
                 }
                 Step::Each(e) => self.each(e).await,
-                Step::Repeat(r) => self.repeat(r).await,
                 Step::FdBaseline(p) => {
                     let name = &p.program.value;
                     let pid = self.running(name)?.pid;
@@ -268,7 +282,8 @@ impl Play<'_> {
                     let conn = self.conns.get_mut(on).ok_or_else(|| format!("`{on}` is not open"))?;
                     conn_step(conn, other).await
                 }
-            }
+            };
+            result.map_err(StepError::Failed)
         })
     }
 
@@ -306,27 +321,27 @@ impl Play<'_> {
         (argv, shown)
     }
 
-    async fn start(&mut self, s: &spec::Start) -> StepResult {
+    async fn start(&mut self, s: &spec::Start) -> Result<(), StepError> {
         let name = s.program.value.clone();
         let program = &self.spec.programs[&name];
         if let Some(p) = self.programs.get(&name) {
             if p.is_running() {
-                return Err(format!(
+                return Err(StepError::Failed(format!(
                     "{name} is already running; `stop` or `kill` it first, or use `restart`"
-                ));
+                )));
             }
         }
         let (argv, shown) = self.argv(program, &s.args);
         let exe = self.setting.dir.join(&argv[0]);
         if argv[0].contains('/') && !is_executable(&exe) {
-            return Err(format!(
-                "{MISSING}the submission has no executable `{}` (after make)",
+            return Err(StepError::CannotRun(format!(
+                "the submission has no executable `{}` (after make)",
                 argv[0]
-            ));
+            )));
         }
         let stdin = s.stdin.as_ref().map(|p| p.bytes());
         let prog = Running::spawn(&name, &argv, &self.setting.dir, self.setting.uid, stdin)
-            .map_err(|e| format!("{MISSING}could not start `{}`: {e}", argv[0]))?;
+            .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
         self.started.push(prog.pid);
         match &s.stdin {
             Some(p) => self
@@ -641,7 +656,7 @@ impl Play<'_> {
         }
     }
 
-    async fn repeat(&mut self, r: &spec::Repeat) -> StepResult {
+    async fn repeat(&mut self, r: &spec::Repeat) -> Result<(), StepError> {
         let parent = self.transcript.clone();
         let mut first: Option<Vec<(String, String)>> = None;
         let mut alike = true;
@@ -649,9 +664,16 @@ impl Play<'_> {
             self.transcript = parent.branch();
             let mut result = Ok(());
             for step in &r.steps {
-                if let Err(why) = self.step(step).await {
-                    result = Err(format!("round {round} of {}: {why}", r.times));
-                    break;
+                match self.step(step).await {
+                    Ok(()) => {}
+                    Err(StepError::Failed(why)) => {
+                        result = Err(StepError::Failed(format!("round {round} of {}: {why}", r.times)));
+                        break;
+                    }
+                    Err(cannot) => {
+                        result = Err(cannot);
+                        break;
+                    }
                 }
             }
             let events = self.transcript.events();

@@ -173,11 +173,6 @@ pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
     hold
 }
 
-/// Open descriptors of one process.
-pub fn fd_count(pid: i32) -> Option<usize> {
-    Process::new(pid).and_then(|p| p.fd_count()).ok()
-}
-
 /// Children of `pid` that have exited and not been waited for.
 pub fn zombies(pid: i32, all: &HashMap<i32, ProcInfo>) -> Vec<i32> {
     let mut z: Vec<i32> = all

@@ -91,8 +91,3 @@ pub struct Scenario {
 fn one_point() -> u32 {
     1
 }
-
-/// The `file:line:column` of a node, for messages.
-pub fn at(path: &std::path::Path, loc: &serde_saphyr::Location) -> String {
-    format!("{}:{}:{}", path.display(), loc.line(), loc.column())
-}

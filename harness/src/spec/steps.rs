@@ -13,10 +13,6 @@ use std::marker::PhantomData;
 /// written (unknown for shorthand forms; then the step's location is used).
 pub type Name = Spanned<String>;
 
-pub fn name_value(n: &Name) -> &str {
-    &n.value
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
