@@ -72,6 +72,13 @@ fn socket_inodes(pid: i32) -> HashSet<u64> {
     out
 }
 
+/// The TCP sockets (IPv4 and IPv6) of the process's network namespace.
+fn tcp_table(process: &Process) -> Vec<procfs::net::TcpNetEntry> {
+    let mut entries = process.tcp().unwrap_or_default();
+    entries.extend(process.tcp6().unwrap_or_default());
+    entries
+}
+
 /// Is a socket of one of `pids` listening on `port` (TCP) or bound to it
 /// (UDP)? The socket table is read from the process's own network namespace.
 pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
@@ -87,8 +94,7 @@ pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
     };
     match protocol {
         Protocol::Tcp => {
-            let mut entries = process.tcp().unwrap_or_default();
-            entries.extend(process.tcp6().unwrap_or_default());
+            let entries = tcp_table(&process);
             entries.iter().any(|e| {
                 e.state == procfs::net::TcpState::Listen && e.local_address.port() == port && inodes.contains(&e.inode)
             })
@@ -153,8 +159,7 @@ pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
     let Ok(process) = Process::new(first) else {
         return Hold::Released;
     };
-    let mut entries = process.tcp().unwrap_or_default();
-    entries.extend(process.tcp6().unwrap_or_default());
+    let entries = tcp_table(&process);
     let mut hold = Hold::Released;
     for e in entries {
         if e.local_address.port() != port || e.remote_address.port() != peer_port {
