@@ -89,9 +89,10 @@ pub struct Running {
     exit: watch::Receiver<Option<ExitStatus>>,
     /// True once the program ended and its output pipes are drained.
     drained: watch::Receiver<bool>,
-    /// Set when the harness itself asked it to end (stop, kill, restart), so
-    /// a report can tell an expected end from a crash.
-    pub ended_on_request: bool,
+    /// Set when the harness itself asked it to end (stop, kill, restart) or
+    /// a passed `expect_exit` waited for that end, so a report can tell an
+    /// expected end from a crash.
+    pub end_expected: bool,
 }
 
 impl Running {
@@ -149,7 +150,7 @@ impl Running {
             changed,
             exit: rx,
             drained,
-            ended_on_request: false,
+            end_expected: false,
         })
     }
 

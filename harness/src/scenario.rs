@@ -107,7 +107,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         let deaths: Vec<String> = play
             .programs
             .values()
-            .filter(|p| !p.ended_on_request)
+            .filter(|p| !p.end_expected)
             .filter_map(|p| p.exit_status().map(|s| (p, s)))
             // A server should run until stopped; a client may end, but not
             // by a signal.
@@ -181,7 +181,7 @@ impl Play<'_> {
                     if let Some(p) = self.programs.get_mut(name) {
                         if p.is_running() {
                             let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
-                            p.ended_on_request = true;
+                            p.end_expected = true;
                             if p.wait(DEFAULT_WITHIN).await.is_none() {
                                 return Err(StepError::Failed(format!(
                                     "{name} was still running 2s after SIGKILL; cannot restart it"
@@ -197,7 +197,7 @@ impl Play<'_> {
                 Step::Kill(p) => {
                     let name = &p.program.value;
                     let prog = self.running(name)?;
-                    prog.ended_on_request = true;
+                    prog.end_expected = true;
                     // The whole group: a forking server's children are the
                     // server too, and they hold its connections.
                     let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
@@ -267,9 +267,18 @@ impl Play<'_> {
                 Step::FdBaseline(p) => {
                     let name = &p.program.value;
                     let pid = self.running(name)?.pid;
-                    let fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
-                    self.transcript
-                        .record(name, format!("{} open descriptors (baseline)", fds.len()));
+                    let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
+                    // The baseline is what the program holds with no client
+                    // connected. A connection the harness just closed may not
+                    // be closed by the program yet; counting it would make
+                    // the baseline depend on the scheduler (and excuse a leak).
+                    let connections = witness::connection_fds(pid);
+                    fds.retain(|fd, _| !connections.contains(fd));
+                    self.transcript.record_with_detail(
+                        name,
+                        "open descriptors noted as the baseline",
+                        format!("{} open", fds.len()),
+                    );
                     self.baselines.insert(name.clone(), fds);
                     Ok(())
                 }
@@ -371,7 +380,7 @@ impl Play<'_> {
 
     async fn stop(&mut self, name: &str, bound: Duration) -> StepResult {
         let prog = self.running(name)?;
-        prog.ended_on_request = true;
+        prog.end_expected = true;
         let _ = kill(Pid::from_raw(prog.pid), Signal::SIGTERM);
         match prog.wait(bound).await {
             Some(status) => {
@@ -428,7 +437,10 @@ impl Play<'_> {
             (_, Some(sig)) if status.signal() != Some(sig.0 as i32) => {
                 Err(format!("expected {name} to be killed by {}; it {how}", sig.0.as_str()))
             }
-            _ => Ok(()),
+            _ => {
+                prog.end_expected = true;
+                Ok(())
+            }
         }
     }
 
@@ -733,9 +745,13 @@ impl Play<'_> {
         };
         match now {
             Ok(fds) => {
-                self.transcript.record(
+                // The difference is the program's doing; the counts also
+                // hold whatever its runtime opened for itself.
+                let difference = fds.len() as i64 - baseline.len() as i64;
+                self.transcript.record_with_detail(
                     name,
-                    format!("{} open descriptors (baseline {})", fds.len(), baseline.len()),
+                    format!("open descriptors: baseline {difference:+}"),
+                    format!("{} open, baseline {}", fds.len(), baseline.len()),
                 );
                 Ok(())
             }
@@ -899,7 +915,7 @@ impl Play<'_> {
             .map(|p| ProgramState {
                 name: p.name.clone(),
                 state: p.exit_status().map(|s| describe_exit(&s)).unwrap_or("running".into()),
-                on_request: p.ended_on_request,
+                end_expected: p.end_expected,
                 stderr_tail: p.stderr_tail(STDERR_TAIL),
             })
             .collect()

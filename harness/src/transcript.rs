@@ -19,6 +19,11 @@ pub struct Event {
     /// hold ports, pids and times of its own.
     #[serde(skip)]
     pub full_only: bool,
+    /// Shown after the text in the full transcript only: figures that depend
+    /// on the machine or the program's runtime, not on its behaviour (how
+    /// many descriptors a runtime opens for itself, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -54,20 +59,26 @@ impl Transcript {
     }
 
     pub fn record(&self, actor: &str, text: impl Into<String>) {
-        self.push(actor, text.into(), false);
+        self.push(actor, text.into(), false, None);
+    }
+
+    /// An event whose full rendering adds `detail` to `text`.
+    pub fn record_with_detail(&self, actor: &str, text: impl Into<String>, detail: impl Into<String>) {
+        self.push(actor, text.into(), false, Some(detail.into()));
     }
 
     /// An event for the full transcript only (see `Event::full_only`).
     pub fn record_detail(&self, actor: &str, text: impl Into<String>) {
-        self.push(actor, text.into(), true);
+        self.push(actor, text.into(), true, None);
     }
 
-    fn push(&self, actor: &str, text: String, full_only: bool) {
+    fn push(&self, actor: &str, text: String, full_only: bool, detail: Option<String>) {
         let event = Event {
             at: self.started.elapsed(),
             actor: actor.to_string(),
             text,
             full_only,
+            detail,
         };
         self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
@@ -99,9 +110,10 @@ fn render(events: &[Event], port: Option<u16>) -> String {
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
     for e in events.iter().filter(|e| port.is_some() || !e.full_only) {
-        let text = match port {
-            Some(p) => e.text.replace("{port}", &p.to_string()),
-            None => e.text.clone(),
+        let text = match (port, &e.detail) {
+            (Some(p), Some(d)) => format!("{}  [{d}]", e.text.replace("{port}", &p.to_string())),
+            (Some(p), None) => e.text.replace("{port}", &p.to_string()),
+            (None, _) => e.text.clone(),
         };
         if port.is_some() {
             out.push_str(&format!("{:>8.1}ms  ", e.at.as_secs_f64() * 1000.0));

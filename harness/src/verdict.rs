@@ -32,8 +32,9 @@ pub struct ProgramState {
     pub name: String,
     /// `running`, `exited 1`, `killed by SIGPIPE`...
     pub state: String,
-    /// Whether the harness asked for that end (stop, kill, restart).
-    pub on_request: bool,
+    /// Whether that end was asked for (stop, kill, restart) or expected (a
+    /// passed `expect_exit`).
+    pub end_expected: bool,
     pub stderr_tail: String,
 }
 
@@ -75,7 +76,7 @@ impl ScenarioResult {
                 out.push_str(&format!("  {line}\n"));
             }
             for p in &f.programs {
-                let how = if p.on_request || p.state == "running" {
+                let how = if p.end_expected || p.state == "running" {
                     p.state.clone()
                 } else {
                     format!("{} (unexpectedly)", p.state)

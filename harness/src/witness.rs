@@ -126,6 +126,112 @@ pub fn fds(pid: i32) -> Option<std::collections::BTreeMap<i32, String>> {
     Some(out)
 }
 
+/// The descriptors of `pid` that are TCP connections, in whatever state:
+/// what a server holds for its clients, as opposed to what it holds for
+/// itself (listeners, its runtime's epoll and eventfd, files).
+///
+/// The socket table alone can't say: a connection that has reached CLOSE
+/// (reset, or both FINs exchanged) leaves the table while the program may
+/// still hold its descriptor. So each socket is looked at directly, through
+/// a copy of the descriptor (`pidfd_getfd`). Where that is refused (no right
+/// to ptrace the program, an old kernel), the table is the fallback.
+pub fn connection_fds(pid: i32) -> HashSet<i32> {
+    let Ok(process) = Process::new(pid) else {
+        return HashSet::new();
+    };
+    let Ok(fds) = process.fd() else {
+        return HashSet::new();
+    };
+    let sockets: Vec<(i32, u64)> = fds
+        .flatten()
+        .filter_map(|fd| match fd.target {
+            FDTarget::Socket(inode) => Some((fd.fd, inode)),
+            _ => None,
+        })
+        .collect();
+    if let Some(found) = foreign::Descriptors::of(pid).and_then(|theirs| {
+        let mut found = HashSet::new();
+        for &(fd, _) in &sockets {
+            match theirs.copy(fd) {
+                Ok(copy) if foreign::is_tcp_connection(&copy) => {
+                    found.insert(fd);
+                }
+                Ok(_) => {}
+                // Closed since /proc listed it.
+                Err(nix::errno::Errno::EBADF) => {}
+                Err(_) => return None,
+            }
+        }
+        Some(found)
+    }) {
+        return found;
+    }
+    let connections: HashSet<u64> = tcp_table(&process)
+        .into_iter()
+        .filter(|e| e.state != procfs::net::TcpState::Listen)
+        .map(|e| e.inode)
+        .collect();
+    sockets
+        .into_iter()
+        .filter(|(_, inode)| connections.contains(inode))
+        .map(|(fd, _)| fd)
+        .collect()
+}
+
+/// Looking at another process's descriptors through copies of them.
+mod foreign {
+    use nix::errno::Errno;
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A pidfd: a handle on one process that can't be confused with a
+    /// later process of the same pid.
+    pub struct Descriptors(OwnedFd);
+
+    impl Descriptors {
+        pub fn of(pid: i32) -> Option<Descriptors> {
+            // SAFETY: a system call that returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+            (fd >= 0).then(|| Descriptors(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+        }
+
+        /// Our own copy of the process's descriptor `fd` (the same open
+        /// socket). EBADF: it is closed; EPERM: we may not look.
+        pub fn copy(&self, fd: i32) -> Result<OwnedFd, Errno> {
+            // SAFETY: as above.
+            let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.0.as_raw_fd(), fd, 0) };
+            // SAFETY: as above.
+            Errno::result(copy).map(|copy| unsafe { OwnedFd::from_raw_fd(copy as i32) })
+        }
+    }
+
+    fn int_option(fd: &OwnedFd, option: libc::c_int) -> Option<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are valid for the duration of the call.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&raw mut value).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(value)
+    }
+
+    /// An IPv4 or IPv6 TCP socket that is not listening: a connection, or
+    /// what is left of one.
+    pub fn is_tcp_connection(fd: &OwnedFd) -> bool {
+        let inet = matches!(int_option(fd, libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6));
+        let tcp = int_option(fd, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP);
+        let listening = int_option(fd, libc::SO_ACCEPTCONN) == Some(1);
+        inet && tcp && !listening
+    }
+}
+
 /// Alive: /proc knows it, it is not a zombie, and it is not on its way out
 /// (PF_EXITING: its descriptors may already be closed, which must not read
 /// as "no leak").
