@@ -809,7 +809,7 @@ impl Play<'_> {
                 within(&r.within).as_millis()
             )),
             Err(_) => Err(format!(
-                "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it",
+                "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  Every descriptor of a connection must be close()d once its client is gone: in a forking server, the parent's copy too",
                 within(&r.within).as_millis()
             )),
         }

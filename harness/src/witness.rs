@@ -7,6 +7,7 @@
 use crate::spec::Protocol;
 use procfs::process::{FDTarget, Process};
 use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
 
 /// One process as /proc shows it.
 #[derive(Clone, Debug)]
@@ -257,17 +258,25 @@ pub enum Hold {
 /// The program's end of the connection between its `port` and the harness's
 /// `peer_port`, found in the namespace's socket table and matched against
 /// the socket inodes of `pids`.
+///
+/// A connection that was reset, or closed on both sides, leaves the table
+/// while a descriptor may still hold it (a forking server whose parent
+/// forgot to close its copy). So the program's sockets that are not in the
+/// table are looked at directly: a TCP connection on `port` whose peer is
+/// `peer_port`, or whose peer is gone (a closed socket has none, so it can't
+/// be told apart from the others: it counts as held).
 pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
     let Some(&first) = pids.first() else {
         return Hold::Released;
     };
-    let inodes: HashSet<u64> = pids.iter().flat_map(|&p| socket_inodes(p)).collect();
     let Ok(process) = Process::new(first) else {
         return Hold::Released;
     };
     let entries = tcp_table(&process);
+    let in_table: HashSet<u64> = entries.iter().map(|e| e.inode).collect();
+    let inodes: HashSet<u64> = pids.iter().flat_map(|&p| socket_inodes(p)).collect();
     let mut hold = Hold::Released;
-    for e in entries {
+    for e in &entries {
         if e.local_address.port() != port || e.remote_address.port() != peer_port {
             continue;
         }
@@ -281,7 +290,46 @@ pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
             hold = Hold::Waiting;
         }
     }
+    for &pid in pids {
+        if holds_closed_connection(pid, port, peer_port, &in_table) {
+            return Hold::Held;
+        }
+    }
     hold
+}
+
+/// Does `pid` hold, among the sockets the table no longer shows, a TCP
+/// connection on `port` (or on no port any more) to `peer_port` (or to no
+/// peer any more)?
+fn holds_closed_connection(pid: i32, port: u16, peer_port: u16, in_table: &HashSet<u64>) -> bool {
+    let Ok(fds) = Process::new(pid).and_then(|p| p.fd()) else {
+        return false;
+    };
+    let Some(theirs) = foreign::Descriptors::of(pid) else {
+        return false;
+    };
+    fds.flatten()
+        .filter(|fd| matches!(fd.target, FDTarget::Socket(inode) if !in_table.contains(&inode)))
+        .filter_map(|fd| theirs.copy(fd.fd).ok())
+        .filter(foreign::is_tcp_connection)
+        .any(|copy| {
+            let local = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(copy.as_raw_fd());
+            // Linux may forget the local port of a closed socket (0).
+            let on_port = matches!(local.ok().and_then(|a| port_of(&a)), Some(p) if p == port || p == 0);
+            let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(copy.as_raw_fd());
+            on_port
+                && match peer {
+                    Ok(a) => port_of(&a) == Some(peer_port),
+                    Err(_) => true,
+                }
+        })
+}
+
+fn port_of(address: &nix::sys::socket::SockaddrStorage) -> Option<u16> {
+    address
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| address.as_sockaddr_in6().map(|a| a.port()))
 }
 
 /// Children of `pid` that have exited and not been waited for.
