@@ -79,11 +79,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { spec: path } => match spec::load(&path) {
             Ok(s) => {
+                let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
                 println!(
-                    "{}: {} programs, {} scenarios: ok",
+                    "{}: {}, {}: ok",
                     path.display(),
-                    s.programs.len(),
-                    s.scenarios.len()
+                    count(s.programs.len(), "program"),
+                    count(s.scenarios.len(), "scenario")
                 );
                 ExitCode::SUCCESS
             }

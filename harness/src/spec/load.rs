@@ -102,7 +102,15 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
     let raw: RawSpec = serde_saphyr::from_str(source).map_err(|e| {
         let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
         let text = e.render_with_options(options);
-        err(e.location(), clean_message(&text))
+        match bare_step(source, e.location(), &text) {
+            Some((line, column, message)) => SpecError {
+                line,
+                column,
+                message,
+                ..err(e.location(), String::new())
+            },
+            None => err(e.location(), clean_message(&text)),
+        }
     })?;
 
     let mut checker = Checker {
@@ -169,6 +177,38 @@ fn token_len(rest: &str) -> usize {
             .min(rest.trim_end().len())
             .max(1),
     }
+}
+
+/// A step written as a bare word (`- close`) reaches serde as a variant
+/// still owed its value: serde-saphyr takes the next list item for it
+/// ("unknown field") or finds the list's end ("unexpected sequence end").
+/// When the last item before the error's line is such a word, say what a
+/// step looks like, and point at the word.
+fn bare_step(source: &str, at: Option<Location>, text: &str) -> Option<(u64, u64, String)> {
+    if !text.contains("unexpected sequence end") && !text.contains("unknown field") {
+        return None;
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let before = (at?.line() as usize).saturating_sub(1).min(lines.len());
+    let (index, line) = lines[..before]
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let item = line.trim_start().strip_prefix('-')?;
+    let word = item.split('#').next()?.trim();
+    if word.is_empty() || !word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        return None;
+    }
+    let column = line.len() - item.trim_start().len() + 1;
+    Some((
+        index as u64 + 1,
+        column as u64,
+        format!(
+            "expected a step as a one-key map, `{word}: ...`; a bare `{word}` has no value. \
+             Write `{word}: <name>`, or `{word}: {{}}` inside `each` (its connection is the member's)"
+        ),
+    ))
 }
 
 /// serde-saphyr's text carries its own location prefix/suffix; keep the words.
