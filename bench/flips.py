@@ -23,6 +23,7 @@ def main():
     p.add_argument("--cpu", type=int, default=2, help="stress-ng --cpu workers")
     p.add_argument("--no-load", action="store_true")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--only", action="append", default=[], help="a scenario's name (repeatable), as sockgrade run --only")
     a = p.parse_args()
     if not os.path.exists(EXE):
         sys.exit("build first: cargo build --release --workspace")
@@ -37,7 +38,8 @@ def main():
     messages = collections.defaultdict(list)
     try:
         for run in range(a.runs):
-            out = subprocess.run([EXE, "run", a.spec, *target, "--format", "json", "--jobs", str(a.jobs)],
+            only = [w for name in a.only for w in ("--only", name)]
+            out = subprocess.run([EXE, "run", a.spec, *target, "--format", "json", "--jobs", str(a.jobs), *only],
                                  cwd=ROOT, capture_output=True)
             report = json.loads(out.stdout)
             for s in report["scenarios"]:

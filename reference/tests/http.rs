@@ -2,7 +2,7 @@
 //! independent peers: curl, Python's http.client and http.server, and
 //! hand-written bytes on raw sockets.
 
-#[path = "support_http.rs"]
+#[path = "support/http.rs"]
 mod support;
 
 use std::io::{Read, Write};

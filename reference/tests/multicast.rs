@@ -16,7 +16,7 @@
 //! they still check delivery, output, TTL and sigterm, but a sender without
 //! `IP_MULTICAST_IF` might go unnoticed.
 
-#[path = "support_udp_mcast.rs"]
+#[path = "support/udp_mcast.rs"]
 mod support;
 
 use std::net::Ipv4Addr;

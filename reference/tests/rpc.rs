@@ -4,7 +4,7 @@
 
 // The process helpers (free ports, readiness from /proc, kill guards) are the
 // ones of the tcp-echo tests.
-#[path = "support_tcp_echo.rs"]
+#[path = "support/tcp_echo.rs"]
 mod support;
 
 use std::io::{ErrorKind, Read, Write};

@@ -2,7 +2,7 @@
 //! server against raw std sockets, the client against small servers written
 //! here that misbehave on purpose.
 
-#[path = "support_tcp_echo.rs"]
+#[path = "support/tcp_echo.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

@@ -4,7 +4,7 @@
 //! peer (a `UdpSocket` in the test playing the server) that loses, delays and
 //! duplicates replies and sends datagrams that must be ignored.
 
-#[path = "support_udp_mcast.rs"]
+#[path = "support/udp_mcast.rs"]
 mod support;
 
 use std::fs;
