@@ -997,7 +997,7 @@ fn record_output(t: &Transcript, p: &Running) {
         } else {
             String::new()
         };
-        t.record_detail(&p.name, format!("{stream}: {skipped}{}", escape::quote(&tail, 400)));
+        t.record_full_only(&p.name, format!("{stream}: {skipped}{}", escape::quote(&tail, 400)));
     }
 }
 

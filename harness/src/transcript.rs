@@ -68,7 +68,7 @@ impl Transcript {
     }
 
     /// An event for the full transcript only (see `Event::full_only`).
-    pub fn record_detail(&self, actor: &str, text: impl Into<String>) {
+    pub fn record_full_only(&self, actor: &str, text: impl Into<String>) {
         self.push(actor, text.into(), true, None);
     }
 
