@@ -50,6 +50,8 @@ struct Play<'a> {
     groups: HashMap<String, Vec<String>>,
     listeners: HashMap<String, Listener>,
     baselines: HashMap<String, std::collections::BTreeMap<i32, String>>,
+    /// Resident bytes of a program's process tree, from `memory_baseline`.
+    memory_baselines: HashMap<String, u64>,
 }
 
 fn within(w: &Option<spec::Span>) -> Duration {
@@ -71,6 +73,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         groups: HashMap::new(),
         listeners: HashMap::new(),
         baselines: HashMap::new(),
+        memory_baselines: HashMap::new(),
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, String)> = None;
@@ -283,6 +286,19 @@ impl Play<'_> {
                     Ok(())
                 }
                 Step::ExpectFds(f) => self.expect_fds(f).await,
+                Step::MemoryBaseline(p) => {
+                    let name = &p.program.value;
+                    let pid = self.running(name)?.pid;
+                    let rss = tree_rss(pid);
+                    self.transcript.record_with_detail(
+                        name,
+                        "resident memory noted as the baseline",
+                        format!("{} KiB", rss >> 10),
+                    );
+                    self.memory_baselines.insert(name.clone(), rss);
+                    Ok(())
+                }
+                Step::ExpectMemory(m) => self.expect_memory(m).await,
                 Step::ExpectReleased(r) => self.expect_released(r).await,
                 Step::ExpectZombies(z) => self.expect_zombies(z).await,
                 Step::ExpectIdle(i) => self.expect_idle(i).await,
@@ -835,6 +851,47 @@ impl Play<'_> {
         }
     }
 
+    async fn expect_memory(&mut self, m: &spec::ExpectMemory) -> StepResult {
+        let name = &m.program.value;
+        let baseline = *self
+            .memory_baselines
+            .get(name)
+            .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))?;
+        let pid = self.running(name)?.pid;
+        let limit = baseline + m.growth_at_most.0 as u64;
+        // Children that are still finishing their clients hold memory too:
+        // wait (bounded) for the tree to settle.
+        let rss = poll_until(within(&m.within), || {
+            if !witness::alive(pid) {
+                return (true, 0);
+            }
+            let rss = tree_rss(pid);
+            (rss <= limit, rss)
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = self.how_it_ended(name).await;
+            return Err(format!("expected {name} to keep running; it {how}"));
+        }
+        match rss {
+            Ok(rss) => {
+                self.transcript.record_with_detail(
+                    name,
+                    format!("resident memory within {} KiB of the baseline", m.growth_at_most.0 >> 10),
+                    format!("{} KiB, baseline {} KiB", rss >> 10, baseline >> 10),
+                );
+                Ok(())
+            }
+            Err(rss) => Err(format!(
+                "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  Memory that grows with every client is a leak: free() what you allocated for a client when it leaves",
+                m.growth_at_most.0 >> 10,
+                baseline >> 10,
+                rss >> 10,
+                rss.saturating_sub(baseline) >> 10
+            )),
+        }
+    }
+
     async fn expect_idle(&mut self, i: &spec::ExpectIdle) -> StepResult {
         let name = &i.program.value;
         let pid = self.running(name)?.pid;
@@ -1203,6 +1260,17 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: spec::Protocol, bou
 }
 
 /// Polls `check` until it says done or `bound` passes; returns its last value.
+/// Resident bytes of a process and its descendants.
+fn tree_rss(pid: i32) -> u64 {
+    let all = witness::processes();
+    let rss: u64 = witness::tree(pid, &all)
+        .iter()
+        .filter_map(|p| all.get(p))
+        .map(|p| p.rss_pages)
+        .sum();
+    rss * witness::page_size()
+}
+
 async fn poll_until<T>(bound: Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
     let deadline = Instant::now() + bound;
     let mut pause = Duration::from_millis(1);

@@ -366,7 +366,9 @@ impl Checker<'_> {
                 self.program(&s.program, at);
             }
             Step::Stop(s) => self.program(&s.program, at),
-            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) => self.program(&p.program, at),
+            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) | Step::MemoryBaseline(p) => {
+                self.program(&p.program, at)
+            }
             Step::Signal(s) => self.program(&s.program, at),
             Step::ExpectExit(e) => {
                 self.program(&e.program, at);
@@ -508,6 +510,7 @@ impl Checker<'_> {
                 self.steps(&r.steps, &mut inner, None);
             }
             Step::ExpectFds(f) => self.program(&f.program, at),
+            Step::ExpectMemory(m) => self.program(&m.program, at),
             Step::ExpectReleased(r) => {
                 self.program(&r.program, at);
                 if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {

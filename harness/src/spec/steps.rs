@@ -65,6 +65,10 @@ pub enum Step {
     #[serde(deserialize_with = "short")]
     FdBaseline(ProgramRef),
     ExpectFds(ExpectFds),
+    /// Notes the resident memory of the program and its descendants.
+    #[serde(deserialize_with = "short")]
+    MemoryBaseline(ProgramRef),
+    ExpectMemory(ExpectMemory),
     ExpectReleased(ExpectReleased),
     ExpectZombies(ExpectZombies),
     ExpectIdle(ExpectIdle),
@@ -98,6 +102,8 @@ impl Step {
             Step::Repeat(_) => "repeat",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
+            Step::MemoryBaseline(_) => "memory_baseline",
+            Step::ExpectMemory(_) => "expect_memory",
             Step::ExpectReleased(_) => "expect_released",
             Step::ExpectZombies(_) => "expect_zombies",
             Step::ExpectIdle(_) => "expect_idle",
@@ -333,6 +339,12 @@ pub struct Generate {
     pub repeat: Option<String>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// With `seed`: random lines of letters and digits instead of random
+    /// bytes, for scenarios about size and timing rather than byte values (a
+    /// server that stops at a zero byte must fail the byte-value scenario,
+    /// not every scenario that sends a megabyte).
+    #[serde(default)]
+    pub lines: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,6 +480,18 @@ pub struct ExpectFds {
     pub within: Option<Span>,
 }
 
+/// The program's resident memory (with its descendants') is back within
+/// `growth_at_most` of its `memory_baseline`: what clients cost it is given
+/// back when they leave.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectMemory {
+    pub program: Name,
+    pub growth_at_most: Size,
+    #[serde(default)]
+    pub within: Option<Span>,
+}
+
 /// The program closes its end of a connection (after the harness closed or
 /// reset its own): no descriptor of the program or its children refers to it.
 #[derive(Debug, Deserialize)]
@@ -526,9 +550,11 @@ pub fn payload_of(
         (Some(t), None, None) => PayloadSource::Text(t.clone()),
         (None, Some(h), None) => PayloadSource::Hex(super::values::parse_hex(h)?),
         (None, None, Some(g)) => {
-            let fill = match (&g.repeat, g.seed) {
-                (Some(r), None) if !r.is_empty() => super::Fill::Repeat(r.clone().into_bytes()),
-                (None, Some(s)) => super::Fill::Seed(s),
+            let fill = match (&g.repeat, g.seed, g.lines) {
+                (Some(r), None, false) if !r.is_empty() => super::Fill::Repeat(r.clone().into_bytes()),
+                (None, Some(s), false) => super::Fill::Seed(s),
+                (None, Some(s), true) => super::Fill::Lines(s),
+                (_, _, true) => return Err("`generate` with `lines` needs a `seed` (and no `repeat`)".into()),
                 _ => return Err("`generate` with exactly one of `repeat` (non-empty) or `seed`".into()),
             };
             PayloadSource::Generate { size: g.size.0, fill }

@@ -138,6 +138,8 @@ pub enum PayloadSource {
 pub enum Fill {
     Repeat(Vec<u8>),
     Seed(u64),
+    /// Random lines of letters and digits (see `seeded_lines`).
+    Lines(u64),
 }
 
 impl Payload {
@@ -162,6 +164,10 @@ impl Payload {
                 size,
                 fill: Fill::Seed(seed),
             } => seeded_bytes(*seed, *size),
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Lines(seed),
+            } => seeded_lines(*seed, *size),
         };
         if let Some(then) = &self.then {
             out.extend_from_slice(then.as_bytes());
@@ -187,6 +193,12 @@ impl Payload {
             } => {
                 format!("{size} random bytes (seed {s})")
             }
+            PayloadSource::Generate {
+                size,
+                fill: Fill::Lines(s),
+            } => {
+                format!("{size} bytes of random lines (seed {s})")
+            }
         };
         match &self.then {
             Some(t) => format!("{main} + {}", crate::escape::quote(t.as_bytes(), 16)),
@@ -208,6 +220,26 @@ pub fn seeded_bytes(seed: u64, size: usize) -> Vec<u8> {
     }
     out.truncate(size);
     out
+}
+
+/// Random lines: letters and digits from the same generator, a newline on
+/// average every 64 bytes and at least every 128. No zero byte, nothing a
+/// terminal or a C string would choke on.
+pub fn seeded_lines(seed: u64, size: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut line = 0;
+    seeded_bytes(seed, size)
+        .into_iter()
+        .map(|r| {
+            line += 1;
+            if r < 4 || line == 128 {
+                line = 0;
+                b'\n'
+            } else {
+                ALPHABET[r as usize % ALPHABET.len()]
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
@@ -272,6 +304,16 @@ mod tests {
         assert_eq!(Size::parse("64KiB").unwrap().0, 65536);
         assert!(Size::parse("-1").is_err());
         assert!(Size::parse("3GB").is_err());
+    }
+
+    #[test]
+    fn seeded_lines_are_printable_lines() {
+        let a = seeded_lines(2, 1 << 20);
+        assert_eq!(a, seeded_lines(2, 1 << 20));
+        assert!(a.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'\n'));
+        assert!(a.split(|b| *b == b'\n').all(|line| line.len() < 128));
+        let lines = a.iter().filter(|b| **b == b'\n').count();
+        assert!((1 << 20) / lines < 100, "{lines} lines");
     }
 
     #[test]
