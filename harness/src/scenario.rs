@@ -895,18 +895,11 @@ impl Play<'_> {
     async fn expect_idle(&mut self, i: &spec::ExpectIdle) -> StepResult {
         let name = &i.program.value;
         let pid = self.running(name)?.pid;
-        let sample = || {
-            let all = witness::processes();
-            let pids = witness::tree(pid, &all);
-            let ticks: u64 = pids.iter().filter_map(|p| all.get(p)).map(|p| p.ticks).sum();
-            let rss: u64 = pids.iter().filter_map(|p| all.get(p)).map(|p| p.rss_pages).sum();
-            (ticks, rss * witness::page_size(), pids.len())
-        };
-        let (t0, rss0, _) = sample();
+        let (t0, rss0, _) = tree_usage(pid);
         let began = Instant::now();
         // Watching over time is the point of this step: nothing to wait for.
         tokio::time::sleep(i.duration.0).await;
-        let (t1, rss1, procs) = sample();
+        let (t1, rss1, procs) = tree_usage(pid);
         if !witness::alive(pid) {
             let how = self.how_it_ended(name).await;
             return Err(format!("expected {name} to stay running while idle; it {how}"));
@@ -1260,15 +1253,20 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: spec::Protocol, bou
 }
 
 /// Polls `check` until it says done or `bound` passes; returns its last value.
+/// What a process and its descendants use: CPU ticks, resident bytes, and
+/// how many processes they are.
+fn tree_usage(pid: i32) -> (u64, u64, usize) {
+    let all = witness::processes();
+    let pids = witness::tree(pid, &all);
+    let members = || pids.iter().filter_map(|p| all.get(p));
+    let ticks: u64 = members().map(|p| p.ticks).sum();
+    let rss: u64 = members().map(|p| p.rss_pages).sum();
+    (ticks, rss * witness::page_size(), pids.len())
+}
+
 /// Resident bytes of a process and its descendants.
 fn tree_rss(pid: i32) -> u64 {
-    let all = witness::processes();
-    let rss: u64 = witness::tree(pid, &all)
-        .iter()
-        .filter_map(|p| all.get(p))
-        .map(|p| p.rss_pages)
-        .sum();
-    rss * witness::page_size()
+    tree_usage(pid).1
 }
 
 async fn poll_until<T>(bound: Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
