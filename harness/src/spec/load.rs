@@ -200,6 +200,13 @@ fn bare_step(source: &str, at: Option<Location>, text: &str) -> Option<(u64, u64
     if word.is_empty() || !word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
         return None;
     }
+    // Only a step's keyword (a bare `- mytag` in a list of tags is fine):
+    // ask the step type itself, which refuses any other word as unknown.
+    if let Err(e) = serde_saphyr::from_str::<Step>(&format!("{word}: {{}}")) {
+        if e.to_string().contains("unknown variant") {
+            return None;
+        }
+    }
     let column = line.len() - item.trim_start().len() + 1;
     Some((
         index as u64 + 1,
