@@ -8,11 +8,12 @@
 //! on and a send with `gap` waits between its writes.
 
 use crate::escape;
+use crate::matcher::{Check, Matcher};
 use crate::transcript::Transcript;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -30,7 +31,8 @@ enum WriteOp {
     Close,
 }
 
-/// What the connection has seen of its peer.
+/// What the connection has seen of its peer: still open, or how it ended
+/// its side (a FIN read as end of stream, or a reset).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {
     Open,
@@ -54,20 +56,15 @@ pub struct Conn {
     /// `expect: { echo: true }`.
     sent: Vec<u8>,
     echoed: usize,
+    /// From `read_slowly`: read at most this many bytes at a time, with
+    /// this pause after each read.
     slow: Option<(usize, Duration)>,
+    /// Where this connection's steps record: the scenario's, or an `each`
+    /// member's branch.
     pub transcript: Transcript,
 }
 
-/// What an expectation waits for.
-pub enum Matcher {
-    Exact(Vec<u8>),
-    Prefix(Vec<u8>),
-    Contains(Vec<u8>),
-    Regex(regex::bytes::Regex),
-    Size(usize),
-    Echo,
-}
-
+/// How an expectation ended.
 pub enum Outcome {
     /// Matched; these bytes were consumed.
     Matched(Vec<u8>),
@@ -225,34 +222,33 @@ impl Conn {
         }
     }
 
+    /// Everything sent on this connection and not yet echoed comes back
+    /// (`expect: { echo: true }`).
+    pub async fn expect_echo(&mut self, bound: Duration) -> Outcome {
+        let expected = self.sent[self.echoed..].to_vec();
+        let out = self.expect(&Matcher::Exact(expected), bound).await;
+        if let Outcome::Matched(b) = &out {
+            self.echoed += b.len();
+        }
+        out
+    }
+
     /// Gathers bytes until `matcher` is satisfied, the bytes can no longer
     /// satisfy it, the peer ends, or `bound` passes.
     pub async fn expect(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
-        if let Matcher::Echo = matcher {
-            let expected = self.sent[self.echoed..].to_vec();
-            let out = self.gather(&Matcher::Exact(expected), bound).await;
-            if let Outcome::Matched(b) = &out {
-                self.echoed += b.len();
-            }
-            return out;
-        }
-        self.gather(matcher, bound).await
-    }
-
-    async fn gather(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
         let deadline = Instant::now() + bound;
         loop {
-            match self.check(matcher) {
+            match matcher.check(&self.inbox) {
                 Check::Done(n) => return Outcome::Matched(self.inbox.drain(..n).collect()),
-                Check::Wrong(why) => return Outcome::Failed(why),
+                Check::Differs => return Outcome::Failed(differs(matcher, &self.inbox)),
                 Check::More => {}
             }
             if !self.fill(deadline).await {
-                if let Check::Done(n) = self.check(matcher) {
+                if let Check::Done(n) = matcher.check(&self.inbox) {
                     return Outcome::Matched(self.inbox.drain(..n).collect());
                 }
                 let got = escape::quote(&self.inbox, 200);
-                let what = describe(matcher);
+                let what = matcher.describe();
                 let why = match self.peer {
                     PeerState::Eof => format!(
                         "expected {what}, but the connection was closed (EOF) after {} bytes: {got}",
@@ -273,46 +269,6 @@ impl Conn {
                 };
                 return Outcome::Failed(why);
             }
-        }
-    }
-
-    fn check(&self, matcher: &Matcher) -> Check {
-        let inbox = &self.inbox;
-        match matcher {
-            Matcher::Exact(want) | Matcher::Prefix(want) => {
-                let n = inbox.len().min(want.len());
-                if inbox[..n] != want[..n] {
-                    let diff = escape::first_difference(&want[..n], &inbox[..n]).unwrap_or_default();
-                    return Check::Wrong(format!(
-                        "expected {}\n  got      {}\n  {diff}",
-                        escape::quote(want, 200),
-                        escape::quote(inbox, 200)
-                    ));
-                }
-                if inbox.len() < want.len() {
-                    return Check::More;
-                }
-                match matcher {
-                    Matcher::Prefix(_) => Check::Done(inbox.len()),
-                    _ => Check::Done(want.len()),
-                }
-            }
-            Matcher::Contains(want) => match inbox.windows(want.len().max(1)).position(|w| w == want.as_slice()) {
-                Some(at) => Check::Done(at + want.len()),
-                None => Check::More,
-            },
-            Matcher::Regex(re) => match re.find(inbox) {
-                Some(m) => Check::Done(m.end()),
-                None => Check::More,
-            },
-            Matcher::Size(n) => {
-                if inbox.len() >= *n {
-                    Check::Done(*n)
-                } else {
-                    Check::More
-                }
-            }
-            Matcher::Echo => Check::More,
         }
     }
 
@@ -381,47 +337,47 @@ impl Conn {
     }
 }
 
-enum Check {
-    Done(usize),
-    More,
-    Wrong(String),
-}
-
-pub fn describe(m: &Matcher) -> String {
-    match m {
-        Matcher::Exact(b) => escape::quote(b, 80),
-        Matcher::Prefix(b) => format!("bytes starting with {}", escape::quote(b, 80)),
-        Matcher::Contains(b) => format!("bytes containing {}", escape::quote(b, 80)),
-        Matcher::Regex(r) => format!("bytes matching /{}/", r.as_str()),
-        Matcher::Size(n) => format!("{n} bytes"),
-        Matcher::Echo => "the echo of everything sent".into(),
+/// Why bytes that already differ from what `matcher` wants can't meet it.
+fn differs(matcher: &Matcher, got: &[u8]) -> String {
+    match matcher.mismatch(got) {
+        Some((want, got, diff)) => format!("expected {want}\n  got      {got}\n  {diff}"),
+        None => format!("expected {}, got {}", matcher.describe(), escape::quote(got, 200)),
     }
 }
 
-/// Splits `len` bytes by the plan: explicit sizes (the rest in one write),
-/// a chunk size, or one write.
-pub fn plan(len: usize, chunk: Option<usize>, sizes: &[usize]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut left = len;
-    if !sizes.is_empty() {
-        for &s in sizes {
-            let s = s.min(left);
-            if s > 0 {
-                out.push(s);
-                left -= s;
-            }
-        }
-    } else if let Some(c) = chunk {
-        while left > 0 {
-            let s = c.min(left);
-            out.push(s);
-            left -= s;
+/// The harness's listening sockets for a client under test: 127.0.0.1, and
+/// ::1 where IPv6 exists, so a client that resolves `localhost` to ::1 first
+/// is served too. Loopback only, whatever the isolation.
+pub struct Listener {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Listener {
+    pub fn bind(port: u16) -> io::Result<Listener> {
+        let v4 = TcpSocket::new_v4()?;
+        v4.set_reuseaddr(true)?;
+        v4.bind(([127, 0, 0, 1], port).into())?;
+        let v6 = TcpSocket::new_v6().and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))?;
+            s.listen(128)
+        });
+        Ok(Listener {
+            v4: v4.listen(128)?,
+            v6: v6.ok(),
+        })
+    }
+
+    pub async fn accept(&self) -> io::Result<(TcpStream, std::net::SocketAddr)> {
+        match &self.v6 {
+            Some(v6) => tokio::select! {
+                r = self.v4.accept() => r,
+                r = v6.accept() => r,
+            },
+            None => self.v4.accept().await,
         }
     }
-    if left > 0 {
-        out.push(left);
-    }
-    out
 }
 
 async fn writer(

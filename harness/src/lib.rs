@@ -1,21 +1,42 @@
 //! sockgrade: grades socket-programming labs.
 //!
-//! The path through the code, one module per arrow: a `spec` is loaded; a
-//! `submission` is built; the `runner` plays each `scenario` with its actors
-//! (`program`s under test in a `sandbox`, TCP `conn`ections played by the
-//! harness), while the `transcript` records what happened; a `verdict` comes
-//! out of each scenario and the `report` modules print them.
+//! # Layout
+//!
+//! One path through the code, one module per arrow, data flowing one way:
+//!
+//! ```text
+//! spec/        the language: YAML -> a checked Spec; never touches a socket
+//!   mod.rs       Spec, Program, Scenario, the flat `Step` enum
+//!   load.rs      parsing with located errors;  check.rs  names across steps
+//!   values.rs    durations, sizes, payloads, default bounds
+//!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
+//! submission   copy and build (make) in the sandbox
+//! runner       scenarios on worker threads, each in its own namespace/user
+//! scenario     one scenario: the step loop, its bound, the clean-up
+//! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
+//! process      a program under test (actor)     conn      a TCP peer (actor)
+//! matcher      what an expectation waits for, for every kind of bytes
+//! witness      /proc: readiness, descriptors, zombies, CPU and memory
+//! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
+//! transcript   every event, stamped;  escape  bytes a person can read
+//! verdict      the result model: ScenarioResult, RunResult
+//! report/      reporters: RunResult -> text (human, json)
+//! ```
+//!
+//! Actors never decide verdicts; steps never print; reporters run nothing.
 
-pub mod conn;
-pub mod escape;
+pub(crate) mod conn;
+pub(crate) mod escape;
 pub mod isolation;
-pub mod program;
+pub(crate) mod matcher;
+pub(crate) mod process;
 pub mod report;
 pub mod runner;
-pub mod sandbox;
+pub(crate) mod sandbox;
 pub mod scenario;
 pub mod spec;
+pub(crate) mod steps;
 pub mod submission;
-pub mod transcript;
+pub(crate) mod transcript;
 pub mod verdict;
-pub mod witness;
+pub(crate) mod witness;

@@ -3,12 +3,13 @@
 //! Exit status: 0 everything passed, 1 something failed (a build failure
 //! included), 2 the command line or the spec is invalid, 3 the harness failed.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use harness::isolation::Isolation;
-use harness::report;
-use harness::runner::{self, Options, Report};
+use harness::report::{self, Format};
+use harness::runner::{self, Options};
 use harness::spec;
 use harness::submission;
+use harness::verdict::RunResult;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,12 +52,6 @@ enum Command {
     },
     /// Check a spec without running anything.
     Check { spec: PathBuf },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Human,
-    Json,
 }
 
 fn default_jobs() -> usize {
@@ -156,7 +151,7 @@ fn main() -> ExitCode {
             let broken = (!built.build.succeeded()).then(|| {
                 format!(
                     "the submission did not build (make {}); see the build output",
-                    built.build.status
+                    built.build.status.as_str()
                 )
             });
             let options = Options {
@@ -165,17 +160,12 @@ fn main() -> ExitCode {
                 filter: only,
             };
             let results = runner::run(&spec, &built.dir, work.path(), &options, broken.as_deref());
-            let report = Report::new(&spec, label, built.build, results);
-            let text = match format {
-                Format::Json => report::json::render(&report),
-                Format::Human => report::human::render(
-                    &report,
-                    &report::human::Style {
-                        color: color(),
-                        verbose,
-                    },
-                ),
+            let report = RunResult::new(&spec, label, built.build, results);
+            let style = report::Style {
+                color: color(),
+                verbose,
             };
+            let text = report::render(format, &report, &style);
             print!("{text}");
             if report.all_passed() {
                 ExitCode::SUCCESS

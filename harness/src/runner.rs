@@ -6,7 +6,7 @@ use crate::isolation::{self, Isolation};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
 use crate::spec::Spec;
-use crate::verdict::{ScenarioResult, Status};
+use crate::verdict::ScenarioResult;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
@@ -85,28 +85,15 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
 }
 
 fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
-    let s = &spec.scenarios[i];
-    ScenarioResult {
-        name: s.name.clone(),
-        tags: s.tags.clone(),
-        status: Status::Error,
-        score: 0,
-        max_score: s.points,
-        duration_ms: 0,
-        visibility: s.visibility,
-        hint: None,
-        failure: None,
-        error: Some(why.to_string()),
-        transcript: String::new(),
-        normalised: String::new(),
-    }
+    ScenarioResult::errored(&spec.scenarios[i], why)
 }
 
-/// One scenario on a thread of its own: a namespace made on it stays on it.
+/// The private copy of the submission that scenario `i` runs in.
 fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
     work.join(format!("scenario-{i}"))
 }
 
+/// One scenario on a thread of its own: a namespace made on it stays on it.
 fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| -> Result<ScenarioResult, String> {
@@ -138,40 +125,5 @@ fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isola
             i,
             "the harness failed while running this scenario (a bug in sockgrade)",
         ),
-    }
-}
-
-/// The whole run as one value: what the reporters print.
-#[derive(Debug, serde::Serialize)]
-pub struct Report {
-    pub lab: String,
-    pub spec: String,
-    pub submission: String,
-    pub score: u32,
-    pub max_score: u32,
-    pub build: crate::submission::Build,
-    pub scenarios: Vec<ScenarioResult>,
-}
-
-impl Report {
-    pub fn new(
-        spec: &Spec,
-        submission: String,
-        build: crate::submission::Build,
-        scenarios: Vec<ScenarioResult>,
-    ) -> Report {
-        Report {
-            lab: spec.lab.clone(),
-            spec: spec.path.display().to_string(),
-            submission,
-            score: scenarios.iter().map(|s| s.score).sum(),
-            max_score: scenarios.iter().map(|s| s.max_score).sum(),
-            build,
-            scenarios,
-        }
-    }
-
-    pub fn all_passed(&self) -> bool {
-        self.build.succeeded() && self.scenarios.iter().all(|s| s.status == Status::Passed)
     }
 }

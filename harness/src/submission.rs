@@ -2,7 +2,7 @@
 //! under the same sandbox as the programs (a Makefile is untrusted code too).
 //! A build that fails is a graded result, not an error of the harness.
 
-use crate::program::{Captured, Running};
+use crate::process::{Captured, Running};
 use crate::sandbox::{self, Identity};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -13,15 +13,44 @@ const OUTPUT_SHOWN: usize = 16 << 10;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Build {
-    /// `ok`, `failed`, `timeout`, or `none` (no Makefile: nothing to build).
-    pub status: String,
+    pub status: BuildStatus,
     /// What make and the compiler printed (the end of it, when long).
     pub output: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Ok,
+    Failed,
+    /// make did not finish within `BUILD_TIMEOUT`.
+    Timeout,
+    /// No Makefile: nothing to build.
+    None,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Ok => "ok",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Timeout => "timeout",
+            BuildStatus::None => "none",
+        }
+    }
+}
+
 impl Build {
+    /// Nothing to build, or nothing was needed.
+    fn nothing() -> Build {
+        Build {
+            status: BuildStatus::None,
+            output: String::new(),
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
-        self.status == "ok" || self.status == "none"
+        matches!(self.status, BuildStatus::Ok | BuildStatus::None)
     }
 }
 
@@ -40,10 +69,7 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
     if !dir.join("Makefile").exists() && !dir.join("makefile").exists() {
         return Ok(Built {
             dir,
-            build: Build {
-                status: "none".into(),
-                output: String::new(),
-            },
+            build: Build::nothing(),
         });
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -53,16 +79,16 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
             Ok(m) => m,
             Err(e) => {
                 return Build {
-                    status: "failed".into(),
+                    status: BuildStatus::Failed,
                     output: format!("could not run make: {e}"),
                 }
             }
         };
         let status = make.wait(BUILD_TIMEOUT).await;
         let status = match status {
-            Some(s) if s.success() => "ok",
-            Some(_) => "failed",
-            None => "timeout",
+            Some(s) if s.success() => BuildStatus::Ok,
+            Some(_) => BuildStatus::Failed,
+            None => BuildStatus::Timeout,
         };
         // Everything make started goes, whatever happened.
         match uid {
@@ -70,17 +96,14 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
             None => sandbox::kill_tree(make.pid),
         }
         make.wait(Duration::from_secs(2)).await;
-        let mut output = interleave(&make.stdout.lock().unwrap(), &make.stderr.lock().unwrap());
-        if status == "timeout" {
+        let mut output = combined_output(&make.stdout.lock().unwrap(), &make.stderr.lock().unwrap());
+        if status == BuildStatus::Timeout {
             output.push_str(&format!(
                 "\n[make did not finish within {}s and was stopped]\n",
                 BUILD_TIMEOUT.as_secs()
             ));
         }
-        Build {
-            status: status.into(),
-            output,
-        }
+        Build { status, output }
     });
     drop(identity);
     // Back to root: the scenarios copy from here, and none of their users
@@ -92,7 +115,7 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
 }
 
 /// make's stdout then its stderr, each cut to its end when long.
-fn interleave(out: &Captured, err: &Captured) -> String {
+fn combined_output(out: &Captured, err: &Captured) -> String {
     let part = |c: &Captured| {
         let (bytes, dropped) = c.last(OUTPUT_SHOWN);
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -136,9 +159,6 @@ pub fn reference(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) ->
     }
     Ok(Built {
         dir,
-        build: Build {
-            status: "none".into(),
-            output: String::new(),
-        },
+        build: Build::nothing(),
     })
 }

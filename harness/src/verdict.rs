@@ -1,7 +1,13 @@
-//! What a scenario's run comes to: a status, points, and for a failure
-//! everything a student needs to act on it without reading the spec.
+//! What a run comes to, the one result model every reporter reads: per
+//! scenario a status, points, and for a failure everything a student needs
+//! to act on it without reading the spec; for the run, the build and the
+//! score. Results are built here and only here.
 
+use crate::spec::{Scenario, Spec};
+use crate::submission::Build;
+use crate::transcript::Transcript;
 use serde::Serialize;
+use std::process::ExitStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,9 +42,20 @@ pub struct ProgramState {
     /// passed `expect_exit`).
     pub end_expected: bool,
     pub stderr_tail: String,
+    /// How it ended, if it did.
+    #[serde(skip)]
+    pub exit: Option<ExitStatus>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What `scenario` hands over when a step failed: which one (its index in
+/// the scenario's steps), why, and the programs at that moment.
+pub struct StepFailure {
+    pub index: usize,
+    pub detail: String,
+    pub programs: Vec<ProgramState>,
+}
+
+#[derive(Clone, Debug)]
 pub struct ScenarioResult {
     pub name: String,
     pub tags: Vec<String>,
@@ -54,11 +71,60 @@ pub struct ScenarioResult {
     /// Full transcript, with times.
     pub transcript: String,
     /// Normalised transcript: stable across runs, for snapshots.
-    #[serde(skip)]
     pub normalised: String,
 }
 
 impl ScenarioResult {
+    /// The result of a scenario that was played: failed if a step failed,
+    /// an error if it could not run, passed otherwise.
+    pub fn new(
+        spec: &Spec,
+        scenario: &Scenario,
+        failure: Option<StepFailure>,
+        error: Option<String>,
+        transcript: &Transcript,
+    ) -> ScenarioResult {
+        let failure = failure.map(|f| Failure::of_step(spec, scenario, f));
+        let status = match (&error, &failure) {
+            (Some(_), _) => Status::Error,
+            (None, Some(_)) => Status::Failed,
+            (None, None) => Status::Passed,
+        };
+        ScenarioResult {
+            name: scenario.name.clone(),
+            tags: scenario.tags.clone(),
+            status,
+            score: if status == Status::Passed { scenario.points } else { 0 },
+            max_score: scenario.points,
+            duration_ms: transcript.elapsed().as_millis() as u64,
+            visibility: scenario.visibility,
+            hint: scenario.hint.clone(),
+            failure,
+            error,
+            transcript: transcript.full(),
+            normalised: transcript.normalised(),
+        }
+    }
+
+    /// A scenario that could not be run at all (the submission did not
+    /// build, the harness could not set it up).
+    pub fn errored(scenario: &Scenario, why: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: scenario.name.clone(),
+            tags: scenario.tags.clone(),
+            status: Status::Error,
+            score: 0,
+            max_score: scenario.points,
+            duration_ms: 0,
+            visibility: scenario.visibility,
+            hint: None,
+            failure: None,
+            error: Some(why.to_string()),
+            transcript: String::new(),
+            normalised: String::new(),
+        }
+    }
+
     /// The failure as a student reads it: the step, expected and got, how
     /// each program ended, the tail of its stderr, and the hint.
     pub fn message(&self) -> Option<String> {
@@ -97,5 +163,66 @@ impl ScenarioResult {
             }
         }
         (!out.is_empty()).then_some(out)
+    }
+}
+
+impl Failure {
+    fn of_step(spec: &Spec, scenario: &Scenario, f: StepFailure) -> Failure {
+        use std::os::unix::process::ExitStatusExt;
+        let step = &scenario.steps[f.index];
+        // A program that died on its own is the cause a student needs to
+        // see first; the step's own complaint (a refused connection, an
+        // EOF) is only its consequence. A server should run until stopped;
+        // a client may end, but not by a signal.
+        let deaths: Vec<String> = f
+            .programs
+            .iter()
+            .filter(|p| !p.end_expected)
+            .filter_map(|p| p.exit.map(|s| (p, s)))
+            .filter(|(p, s)| spec.programs.get(&p.name).is_some_and(|d| d.listens.is_some()) || s.signal().is_some())
+            .map(|(p, s)| format!("{} {} during this scenario.", p.name, crate::process::ended(&s)))
+            .collect();
+        let detail = if deaths.is_empty() {
+            f.detail
+        } else {
+            format!("{}\n{}", deaths.join("\n"), f.detail)
+        };
+        Failure {
+            step: f.index + 1,
+            keyword: step.value.keyword().to_string(),
+            line: step.referenced.line(),
+            detail,
+            programs: f.programs,
+        }
+    }
+}
+
+/// The whole run as one value: what every reporter prints.
+#[derive(Debug)]
+pub struct RunResult {
+    pub lab: String,
+    pub spec: String,
+    pub submission: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub build: Build,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+impl RunResult {
+    pub fn new(spec: &Spec, submission: String, build: Build, scenarios: Vec<ScenarioResult>) -> RunResult {
+        RunResult {
+            lab: spec.lab.clone(),
+            spec: spec.path.display().to_string(),
+            submission,
+            score: scenarios.iter().map(|s| s.score).sum(),
+            max_score: scenarios.iter().map(|s| s.max_score).sum(),
+            build,
+            scenarios,
+        }
+    }
+
+    pub fn all_passed(&self) -> bool {
+        self.build.succeeded() && self.scenarios.iter().all(|s| s.status == Status::Passed)
     }
 }

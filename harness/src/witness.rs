@@ -351,3 +351,40 @@ pub fn ticks_per_second() -> u64 {
 pub fn page_size() -> u64 {
     procfs::page_size()
 }
+
+/// What a process and its descendants use: CPU ticks, resident bytes, and
+/// how many processes they are.
+pub fn tree_usage(pid: i32) -> (u64, u64, usize) {
+    let all = processes();
+    let pids = tree(pid, &all);
+    let members = || pids.iter().filter_map(|p| all.get(p));
+    let ticks: u64 = members().map(|p| p.ticks).sum();
+    let rss: u64 = members().map(|p| p.rss_pages).sum();
+    (ticks, rss * page_size(), pids.len())
+}
+
+/// Resident bytes of a process and its descendants.
+pub fn tree_rss(pid: i32) -> u64 {
+    tree_usage(pid).1
+}
+
+/// Polls `check` until it says done or `bound` passes; returns its last value
+/// (`Err` when the bound passed). The looks above are single looks: there is
+/// no event for "a descriptor was closed", so callers poll them, quickly at
+/// first and then every 20 ms.
+pub async fn poll_until<T>(bound: std::time::Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
+    use std::time::Duration;
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let (done, value) = check();
+        if done {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(value);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}

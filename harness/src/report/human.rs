@@ -1,14 +1,9 @@
 //! The terminal report: a line per scenario, each failure explained under
 //! it, the score last. Colour only on a terminal, and never with NO_COLOR.
 
-use crate::runner::Report;
-use crate::verdict::Status;
-
-pub struct Style {
-    pub color: bool,
-    /// Show transcripts of failing scenarios.
-    pub verbose: bool,
-}
+use super::Style;
+use crate::submission::BuildStatus;
+use crate::verdict::{RunResult, Status};
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
@@ -20,12 +15,12 @@ impl Style {
     }
 }
 
-pub fn render(report: &Report, style: &Style) -> String {
+pub fn render(report: &RunResult, style: &Style) -> String {
     let mut out = format!("{} — {}\n", report.lab, report.submission);
-    match report.build.status.as_str() {
-        "ok" | "none" => {}
-        other => {
-            out.push_str(&style.paint("31;1", &format!("build {other}:")));
+    match report.build.status {
+        BuildStatus::Ok | BuildStatus::None => {}
+        other @ (BuildStatus::Failed | BuildStatus::Timeout) => {
+            out.push_str(&style.paint("31;1", &format!("build {}:", other.as_str())));
             out.push('\n');
             for line in report.build.output.lines() {
                 out.push_str(&format!("  | {line}\n"));

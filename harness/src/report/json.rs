@@ -1,6 +1,6 @@
 //! `--format json`: the machine-readable result.
 
-use crate::runner::Report;
+use crate::verdict::RunResult;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -30,7 +30,7 @@ struct JsonScenario<'a> {
     transcript: &'a str,
 }
 
-pub fn render(report: &Report) -> String {
+pub fn render(report: &RunResult) -> String {
     let json = Json {
         lab: &report.lab,
         spec: &report.spec,

@@ -1,12 +1,11 @@
-//! Loading a spec: YAML parsing (serde-saphyr) and the checks serde can't do.
+//! Loading a spec: YAML parsing (serde-saphyr), which also checks each step's
+//! own rules, then `check` for what spans steps.
 //!
 //! Every error carries the file, line and column of the node at fault and says
 //! what was expected there; `SpecError::render` shows it with the source line.
 
-use super::steps::*;
-use super::{RawSpec, Spec};
-use serde_saphyr::{Location, Spanned};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use super::{RawSpec, Spec, Step};
+use serde_saphyr::Location;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -102,49 +101,23 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
     let raw: RawSpec = serde_saphyr::from_str(source).map_err(|e| {
         let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
         let text = e.render_with_options(options);
-        match bare_step(source, e.location(), &text) {
-            Some((line, column, message)) => SpecError {
-                line,
-                column,
-                message,
-                ..err(e.location(), String::new())
+        let message = clean_message(&text);
+        let (line, column, message) = match bare_step(source, e.location(), &text) {
+            Some(bare) => bare,
+            None => match step_of_map(source, e.location(), &message) {
+                Some((line, column)) => (line, column, message),
+                None => return err(e.location(), message),
             },
-            None => err(e.location(), clean_message(&text)),
+        };
+        SpecError {
+            line,
+            column,
+            message,
+            ..err(e.location(), String::new())
         }
     })?;
 
-    let mut checker = Checker {
-        errors: Vec::new(),
-        programs: &raw.programs,
-    };
-    for (name, program) in &raw.programs {
-        if program.command.is_empty() || program.command[0].trim().is_empty() {
-            checker
-                .errors
-                .push((None, format!("expected program `{name}` to have a non-empty `command`")));
-        }
-    }
-    let mut names = HashSet::new();
-    for scenario in &raw.scenarios {
-        if !names.insert(scenario.value.name.clone()) {
-            checker.errors.push((
-                Some(scenario.referenced),
-                format!(
-                    "expected scenario names to be unique; `{}` is used twice",
-                    scenario.value.name
-                ),
-            ));
-        }
-        if scenario.value.steps.is_empty() {
-            checker.errors.push((
-                Some(scenario.referenced),
-                "expected a scenario with at least one step".into(),
-            ));
-        }
-        let mut scope = Scope::default();
-        checker.steps(&scenario.value.steps, &mut scope, None);
-    }
-    if let Some((loc, message)) = checker.errors.into_iter().next() {
+    if let Some((loc, message)) = super::check::check(&raw) {
         return Err(err(loc, message));
     }
     Ok(Spec {
@@ -218,10 +191,50 @@ fn bare_step(source: &str, at: Option<Location>, text: &str) -> Option<(u64, u64
     ))
 }
 
+/// A step's own rules are checked as serde builds the step from its map
+/// (`try_from`), and serde-saphyr places such an error at the map: its `{`,
+/// or the first key of a block map. The error is about the step, so point
+/// at the step's keyword (`- expect: {...`). An unknown key is about that
+/// key and keeps its place.
+fn step_of_map(source: &str, at: Option<Location>, message: &str) -> Option<(u64, u64)> {
+    if message.starts_with("unknown field") {
+        return None;
+    }
+    let at = at?;
+    let lines: Vec<&str> = source.lines().collect();
+    let index = (at.line() as usize).checked_sub(1)?;
+    let line = lines.get(index)?;
+    let column = (at.column() as usize).checked_sub(1)?;
+    let (before, rest) = line.split_at(line.char_indices().nth(column)?.0);
+    // The keyword column of a line `  - keyword:` that ends where `tail` is.
+    let keyword = |text: &str| -> Option<u64> {
+        let item = text.trim_start().strip_prefix('-')?;
+        let word = item.trim().strip_suffix(':')?;
+        (!word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then(|| (text.len() - item.trim_start().len() + 1) as u64)
+    };
+    if rest.starts_with('{') {
+        return keyword(before).map(|col| (at.line(), col));
+    }
+    if !before.trim().is_empty() {
+        return None;
+    }
+    let (previous, text) = lines[..index]
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let text = text.split(" #").next().unwrap_or(text).trim_end();
+    let col = keyword(text)?;
+    (col as usize <= column).then_some((previous as u64 + 1, col))
+}
+
 /// serde-saphyr's text carries its own location prefix/suffix; keep the words.
+/// It writes a line break inside a message as `\n` (a regex's error spans
+/// lines): give the lines back.
 fn clean_message(text: &str) -> String {
-    let first = text.lines().next().unwrap_or(text).trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = text.lines().next().unwrap_or(text).trim().replace("\\n", "\n");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
     if let Some(key) = first.strip_prefix("duplicate mapping key: ") {
         let key = key.split(',').next().unwrap_or(key);
         return format!("expected each key once in a map; `{key}` appears twice");
@@ -229,317 +242,5 @@ fn clean_message(text: &str) -> String {
     match first.rfind(" at line ") {
         Some(i) => first[..i].to_string(),
         None => first.to_string(),
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Connection,
-    Group,
-    Listener,
-}
-
-#[derive(Default, Clone)]
-struct Scope {
-    names: HashMap<String, Kind>,
-}
-
-struct Checker<'a> {
-    errors: Vec<(Option<Location>, String)>,
-    programs: &'a BTreeMap<String, super::Program>,
-}
-
-fn loc_of(name: &Name, step: Location) -> Location {
-    if name.referenced == Location::UNKNOWN {
-        step
-    } else {
-        name.referenced
-    }
-}
-
-impl Checker<'_> {
-    fn fail(&mut self, at: Location, message: String) {
-        self.errors.push((Some(at), message));
-    }
-
-    fn program(&mut self, name: &Name, step: Location) {
-        if !self.programs.contains_key(&name.value) {
-            let known: Vec<_> = self.programs.keys().map(|k| format!("`{k}`")).collect();
-            self.fail(
-                loc_of(name, step),
-                format!(
-                    "expected a program of this spec ({}), found `{}`",
-                    known.join(", "),
-                    name.value
-                ),
-            );
-        }
-    }
-
-    fn declare(&mut self, scope: &mut Scope, name: &Name, kind: Kind, step: Location) {
-        if name.value.is_empty() || name.value.contains(char::is_whitespace) {
-            self.fail(
-                loc_of(name, step),
-                format!("expected a name without spaces, found `{}`", name.value),
-            );
-        }
-        if self.programs.contains_key(&name.value) {
-            self.fail(
-                loc_of(name, step),
-                format!("expected a new name; `{}` is a program", name.value),
-            );
-        }
-        scope.names.insert(name.value.clone(), kind);
-    }
-
-    /// A connection step's `on`: inside `each`, absent or the group's name.
-    fn connection(&mut self, scope: &Scope, on: &Option<Name>, step: Location, each: Option<&str>) {
-        match (on, each) {
-            (None, Some(_)) => {}
-            (None, None) => self.fail(step, "expected `on: <connection>`".into()),
-            (Some(n), Some(group)) if n.value == group => {}
-            (Some(n), Some(group)) => self.fail(
-                loc_of(n, step),
-                format!(
-                    "expected `{group}` (the group this `each` runs over) or no `on`, found `{}`",
-                    n.value
-                ),
-            ),
-            (Some(n), None) => match scope.names.get(&n.value) {
-                Some(Kind::Connection) => {}
-                Some(Kind::Group) => self.fail(
-                    loc_of(n, step),
-                    format!(
-                        "`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`",
-                        n.value, n.value
-                    ),
-                ),
-                Some(Kind::Listener) => self.fail(
-                    loc_of(n, step),
-                    format!("`{}` is a listener: `accept` a connection on it first", n.value),
-                ),
-                None => {
-                    let known: Vec<_> = scope
-                        .names
-                        .iter()
-                        .filter(|(_, k)| **k == Kind::Connection)
-                        .map(|(n, _)| format!("`{n}`"))
-                        .collect();
-                    let known = if known.is_empty() {
-                        "none yet".to_string()
-                    } else {
-                        known.join(", ")
-                    };
-                    self.fail(
-                        loc_of(n, step),
-                        format!(
-                            "expected a connection opened by an earlier `connect` or `accept` ({known}), found `{}`",
-                            n.value
-                        ),
-                    )
-                }
-            },
-        }
-    }
-
-    fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope, each: Option<&str>) {
-        for step in steps {
-            self.step(&step.value, step.referenced, scope, each);
-        }
-    }
-
-    fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
-        let per_connection = matches!(
-            step,
-            Step::Send(_)
-                | Step::Expect(_)
-                | Step::Echo(_)
-                | Step::ExpectEof(_)
-                | Step::ExpectReset(_)
-                | Step::Shutdown(_)
-                | Step::Close(_)
-                | Step::Abort(_)
-                | Step::ReadSlowly(_)
-        );
-        if each.is_some() && !per_connection {
-            self.fail(
-                at,
-                format!("expected a connection step inside `each` (send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly), found `{}`", step.keyword()),
-            );
-            return;
-        }
-        match step {
-            Step::Start(s) | Step::Restart(s) => {
-                self.program(&s.program, at);
-            }
-            Step::Stop(s) => self.program(&s.program, at),
-            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) | Step::MemoryBaseline(p) => {
-                self.program(&p.program, at)
-            }
-            Step::Signal(s) => self.program(&s.program, at),
-            Step::ExpectExit(e) => {
-                self.program(&e.program, at);
-                if e.status.is_some() && e.signal.is_some() {
-                    self.fail(at, "expected either `status` or `signal`, not both".into());
-                }
-            }
-            Step::ExpectOutput(o) => {
-                self.program(&o.program, at);
-                let matchers = [
-                    o.equals.is_some(),
-                    o.contains.is_some(),
-                    o.regex.is_some(),
-                    o.nonempty.is_some(),
-                    o.empty.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if matchers > 1 || (matchers == 0 && o.max_lines.is_none()) {
-                    self.fail(at, "expected exactly one of `equals`, `contains`, `regex`, `nonempty`, `empty` (and optionally `max_lines`)".into());
-                }
-                if let Some(r) = &o.regex {
-                    if let Err(e) = regex::bytes::Regex::new(r) {
-                        self.fail(at, format!("expected a valid regular expression: {e}"));
-                    }
-                }
-            }
-            Step::Connect(c) => {
-                if c.count == Some(0) {
-                    self.fail(at, "expected a `count` of at least 1".into());
-                }
-                let kind = if c.count.is_some() {
-                    Kind::Group
-                } else {
-                    Kind::Connection
-                };
-                self.declare(scope, &c.name, kind, at);
-            }
-            Step::Listen(l) => self.declare(scope, &l.name, Kind::Listener, at),
-            Step::Accept(a) => {
-                if scope.names.get(&a.on.value) != Some(&Kind::Listener) {
-                    self.fail(
-                        loc_of(&a.on, at),
-                        format!(
-                            "expected a listener opened by an earlier `listen`, found `{}`",
-                            a.on.value
-                        ),
-                    );
-                }
-                self.declare(scope, &a.name, Kind::Connection, at);
-            }
-            Step::Send(s) => {
-                self.connection(scope, &s.on, at, each);
-                match payload_of(&s.text, &s.hex, &s.generate, &s.then) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => self.fail(at, "expected what to send: `text`, `hex` or `generate`".into()),
-                    Err(e) => self.fail(at, format!("expected {e}")),
-                }
-                if s.chunk.is_some() && s.sizes.is_some() {
-                    self.fail(at, "expected either `chunk` or `sizes`, not both".into());
-                }
-                if s.chunk.map(|c| c.0) == Some(0) {
-                    self.fail(at, "expected a `chunk` of at least 1 byte".into());
-                }
-            }
-            Step::Expect(e) => {
-                self.connection(scope, &e.on, at, each);
-                let exact = match payload_of(&e.text, &e.hex, &e.generate, &e.then) {
-                    Ok(p) => p.is_some(),
-                    Err(m) => {
-                        self.fail(at, format!("expected {m}"));
-                        true
-                    }
-                };
-                let count = [
-                    exact,
-                    e.prefix.is_some(),
-                    e.contains.is_some(),
-                    e.regex.is_some(),
-                    e.echo == Some(true),
-                    e.size.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if count != 1 {
-                    self.fail(at, "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`".into());
-                }
-                if let Some(r) = &e.regex {
-                    if let Err(err) = regex::bytes::Regex::new(r) {
-                        self.fail(at, format!("expected a valid regular expression: {err}"));
-                    }
-                }
-            }
-            Step::Echo(e) => {
-                self.connection(scope, &e.on, at, each);
-                match payload_of(&e.text, &e.hex, &e.generate, &e.then) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => self.fail(
-                        at,
-                        "expected what the program sends: `text`, `hex` or `generate`".into(),
-                    ),
-                    Err(m) => self.fail(at, format!("expected {m}")),
-                }
-            }
-            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
-                self.connection(scope, &c.on, at, each)
-            }
-            Step::ReadSlowly(r) => {
-                self.connection(scope, &r.on, at, each);
-                if r.chunk.0 == 0 {
-                    self.fail(at, "expected a `chunk` of at least 1 byte".into());
-                }
-            }
-            Step::Each(e) => {
-                if scope.names.get(&e.connections.value) != Some(&Kind::Group) {
-                    self.fail(
-                        loc_of(&e.connections, at),
-                        format!(
-                            "expected a group opened by `connect` with `count`, found `{}`",
-                            e.connections.value
-                        ),
-                    );
-                    return;
-                }
-                let mut inner = scope.clone();
-                let group = e.connections.value.clone();
-                self.steps(&e.steps, &mut inner, Some(&group));
-            }
-            Step::Repeat(r) => {
-                if r.times == 0 {
-                    self.fail(at, "expected `times` of at least 1".into());
-                }
-                if r.steps.is_empty() {
-                    self.fail(at, "expected at least one step to repeat".into());
-                }
-                let mut inner = scope.clone();
-                self.steps(&r.steps, &mut inner, None);
-            }
-            Step::ExpectFds(f) => self.program(&f.program, at),
-            Step::ExpectMemory(m) => self.program(&m.program, at),
-            Step::ExpectReleased(r) => {
-                self.program(&r.program, at);
-                if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {
-                    self.fail(
-                        loc_of(&r.connection, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect`, found `{}`",
-                            r.connection.value
-                        ),
-                    );
-                }
-            }
-            Step::ExpectZombies(z) => self.program(&z.program, at),
-            Step::ExpectIdle(i) => {
-                self.program(&i.program, at);
-                if i.max_cpu_percent.is_none() && i.max_processes.is_none() && i.max_rss_growth.is_none() {
-                    self.fail(
-                        at,
-                        "expected at least one of `max_cpu_percent`, `max_processes`, `max_rss_growth`".into(),
-                    );
-                }
-            }
-        }
     }
 }

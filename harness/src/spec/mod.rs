@@ -2,22 +2,43 @@
 //!
 //! A spec names its lab, the programs a submission must provide (with their
 //! command lines) and the scenarios that test them. Each scenario is a list of
-//! steps played in order. The types here mirror the YAML one to one; `load`
-//! parses them with serde-saphyr and then checks what serde cannot (that a
-//! step names a program or connection that exists), so that every error points
-//! at a file, line and column.
+//! steps played in order.
+//!
+//! Steps come in families, one file each, and the execution layer
+//! (`crate::steps`) has a file of the same stem that runs them:
+//!
+//! - `program`: start, stop, kill, restart, signal, expect_running,
+//!   expect_exit, expect_output;
+//! - `tcp`: connect, listen, accept, send, expect, echo, expect_eof,
+//!   expect_reset, shutdown, close, abort, read_slowly;
+//! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
+//!   expect_released, expect_zombies, expect_idle;
+//! - `flow`: each, repeat.
+//!
+//! The doc comment of each step's struct is the language reference for it.
+//! A step's own rules (one matcher, not two; a chunk of at least one byte)
+//! are checked where the struct is declared, as serde builds it
+//! (`#[serde(try_from)]`), so execution gets typed values; `check` then
+//! checks what spans steps (that a name was opened by an earlier step).
+//! Every error points at a file, line and column.
 
+mod check;
+pub mod flow;
 mod load;
-mod steps;
+pub mod program;
+pub mod tcp;
 pub mod values;
+pub mod witness;
 
 pub use load::{load, load_str, SpecError};
-pub use steps::*;
-pub use values::{Fill, Payload, PayloadSource, Size, Span};
+pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 /// A whole spec file, validated.
@@ -50,7 +71,7 @@ pub struct Program {
     pub listens: Option<Protocol>,
     /// Upper bound for readiness; the handouts say 2 s.
     #[serde(default)]
-    pub ready_within: Option<Span>,
+    pub ready_within: Option<TimeSpan>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -60,6 +81,7 @@ pub enum Protocol {
     Udp,
 }
 
+/// Who sees a scenario's result: Gradescope's four words.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
@@ -84,10 +106,181 @@ pub struct Scenario {
     pub visibility: Visibility,
     /// Upper bound for the whole scenario: a guard against hangs.
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<TimeSpan>,
     pub steps: Vec<Spanned<Step>>,
 }
 
 fn one_point() -> u32 {
     1
+}
+
+/// One step of a scenario: a one-key map, `- connect: a`, `- send: { on: a,
+/// text: "hi" }`. Steps that take one name accept the name alone as a
+/// shorthand for their map form.
+///
+/// Flat, so that serde gives located "unknown variant" errors that list
+/// every keyword; grouped by family, each variant holding its family's
+/// struct.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    // --- program: the programs under test ---------------------------------
+    #[serde(deserialize_with = "short")]
+    Start(program::Start),
+    #[serde(deserialize_with = "short")]
+    Stop(program::Stop),
+    #[serde(deserialize_with = "short")]
+    Kill(program::ProgramRef),
+    #[serde(deserialize_with = "short")]
+    Restart(program::Start),
+    Signal(program::SignalStep),
+    #[serde(deserialize_with = "short")]
+    ExpectRunning(program::ProgramRef),
+    ExpectExit(program::ExpectExit),
+    ExpectOutput(program::ExpectOutput),
+
+    // --- tcp: the harness as a client or a server of the program ----------
+    #[serde(deserialize_with = "short")]
+    Connect(tcp::Connect),
+    #[serde(deserialize_with = "short")]
+    Listen(tcp::Listen),
+    Accept(tcp::Accept),
+    Send(tcp::Send),
+    Expect(tcp::Expect),
+    Echo(tcp::EchoBack),
+    #[serde(deserialize_with = "short")]
+    ExpectEof(tcp::ConnRef),
+    #[serde(deserialize_with = "short")]
+    ExpectReset(tcp::ConnRef),
+    #[serde(deserialize_with = "short")]
+    Shutdown(tcp::ConnRef),
+    #[serde(deserialize_with = "short")]
+    Close(tcp::ConnRef),
+    #[serde(deserialize_with = "short")]
+    Abort(tcp::ConnRef),
+    ReadSlowly(tcp::ReadSlowly),
+
+    // --- flow: steps that hold steps (here, so that serde's list of
+    // keywords keeps its order) -----------------------------------------------
+    Each(flow::Each),
+    Repeat(flow::Repeat),
+
+    // --- witness: what the kernel shows of the program --------------------
+    #[serde(deserialize_with = "short")]
+    FdBaseline(program::ProgramRef),
+    ExpectFds(witness::ExpectFds),
+    #[serde(deserialize_with = "short")]
+    MemoryBaseline(program::ProgramRef),
+    ExpectMemory(witness::ExpectMemory),
+    ExpectReleased(witness::ExpectReleased),
+    ExpectZombies(witness::ExpectZombies),
+    ExpectIdle(witness::ExpectIdle),
+}
+
+impl Step {
+    /// The step's keyword, as written in the spec.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Step::Start(_) => "start",
+            Step::Stop(_) => "stop",
+            Step::Kill(_) => "kill",
+            Step::Restart(_) => "restart",
+            Step::Signal(_) => "signal",
+            Step::ExpectRunning(_) => "expect_running",
+            Step::ExpectExit(_) => "expect_exit",
+            Step::ExpectOutput(_) => "expect_output",
+            Step::Connect(_) => "connect",
+            Step::Listen(_) => "listen",
+            Step::Accept(_) => "accept",
+            Step::Send(_) => "send",
+            Step::Expect(_) => "expect",
+            Step::Echo(_) => "echo",
+            Step::ExpectEof(_) => "expect_eof",
+            Step::ExpectReset(_) => "expect_reset",
+            Step::Shutdown(_) => "shutdown",
+            Step::Close(_) => "close",
+            Step::Abort(_) => "abort",
+            Step::ReadSlowly(_) => "read_slowly",
+            Step::FdBaseline(_) => "fd_baseline",
+            Step::ExpectFds(_) => "expect_fds",
+            Step::MemoryBaseline(_) => "memory_baseline",
+            Step::ExpectMemory(_) => "expect_memory",
+            Step::ExpectReleased(_) => "expect_released",
+            Step::ExpectZombies(_) => "expect_zombies",
+            Step::ExpectIdle(_) => "expect_idle",
+            Step::Each(_) => "each",
+            Step::Repeat(_) => "repeat",
+        }
+    }
+
+    /// Which steps run on one connection: `Some(on)` for those (`on` is
+    /// `None` inside `each`, where the member is the connection), `None` for
+    /// every other step. The one classification: the checker, the dispatch
+    /// and `each` all ask it.
+    pub fn on(&self) -> Option<Option<&Name>> {
+        match self {
+            Step::Send(s) => Some(s.on.as_ref()),
+            Step::Expect(e) => Some(e.on.as_ref()),
+            Step::Echo(e) => Some(e.on.as_ref()),
+            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
+                Some(c.on.as_ref())
+            }
+            Step::ReadSlowly(r) => Some(r.on.as_ref()),
+            Step::Start(_)
+            | Step::Stop(_)
+            | Step::Kill(_)
+            | Step::Restart(_)
+            | Step::Signal(_)
+            | Step::ExpectRunning(_)
+            | Step::ExpectExit(_)
+            | Step::ExpectOutput(_)
+            | Step::Connect(_)
+            | Step::Listen(_)
+            | Step::Accept(_)
+            | Step::FdBaseline(_)
+            | Step::ExpectFds(_)
+            | Step::MemoryBaseline(_)
+            | Step::ExpectMemory(_)
+            | Step::ExpectReleased(_)
+            | Step::ExpectZombies(_)
+            | Step::ExpectIdle(_)
+            | Step::Each(_)
+            | Step::Repeat(_) => None,
+        }
+    }
+}
+
+/// A name that points at a program, connection or listener, with where it was
+/// written (unknown for shorthand forms; then the step's location is used).
+pub type Name = Spanned<String>;
+
+/// Arguments that can be written as a bare name.
+pub trait FromName {
+    fn from_name(name: Name) -> Self;
+}
+
+/// A step's value: a bare name, or the map of its options.
+fn short<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromName + Deserialize<'de>,
+{
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: FromName + Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a name, or a map of the step's options")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            Ok(T::from_name(Spanned::new(
+                v.to_string(),
+                Location::UNKNOWN,
+                Location::UNKNOWN,
+            )))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V(PhantomData))
 }

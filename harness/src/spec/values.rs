@@ -1,4 +1,5 @@
-//! Scalar values of the spec language: durations, sizes and payloads.
+//! Scalar values of the spec language: durations, sizes and payloads, and
+//! the bounds a step has when it names none.
 //!
 //! Each parses from the YAML scalar an instructor writes (`5ms`, `1MiB`) and
 //! fails with a message that says what was expected; serde-saphyr attaches the
@@ -9,12 +10,27 @@ use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
-/// A duration written `250ms`, `2s`, `1.5s` or `1m`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span(pub Duration);
+/// Bound of a step that names none: generous, since it only guards against
+/// a hang; a passing run never waits it out.
+pub const DEFAULT_WITHIN: Duration = Duration::from_secs(2);
+/// The handouts' readiness bound.
+pub const DEFAULT_READY: Duration = Duration::from_secs(2);
+/// How long `expect_exit` waits by default.
+pub const DEFAULT_EXIT: Duration = Duration::from_secs(5);
+pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl Span {
-    pub fn parse(text: &str) -> Result<Span, String> {
+/// A step's `within`, or the default bound.
+pub fn within(w: Option<TimeSpan>) -> Duration {
+    w.map(|s| s.0).unwrap_or(DEFAULT_WITHIN)
+}
+
+/// A duration written `250ms`, `2s`, `1.5s` or `1m`. (Not a span of source
+/// text: those are serde-saphyr's `Span` and `Location`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeSpan(pub Duration);
+
+impl TimeSpan {
+    pub fn parse(text: &str) -> Result<TimeSpan, String> {
         let text = text.trim();
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -33,11 +49,11 @@ impl Span {
         if !seconds.is_finite() || seconds > 3600.0 {
             return Err(format!("a duration of at most an hour, found `{text}`"));
         }
-        Ok(Span(Duration::from_secs_f64(seconds)))
+        Ok(TimeSpan(Duration::from_secs_f64(seconds)))
     }
 }
 
-impl fmt::Display for Span {
+impl fmt::Display for TimeSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         if ms.is_multiple_of(1000) {
@@ -48,10 +64,10 @@ impl fmt::Display for Span {
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
+impl<'de> Deserialize<'de> for TimeSpan {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Span::parse(&text).map_err(|e| de::Error::custom(format!("expected {e}")))
+        TimeSpan::parse(&text).map_err(|e| de::Error::custom(format!("expected {e}")))
     }
 }
 
@@ -142,7 +158,69 @@ pub enum Fill {
     Lines(u64),
 }
 
+/// `generate: { size: 1MiB, repeat: "ab" }` or `{ size: 1MiB, seed: 7 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    pub size: Size,
+    #[serde(default)]
+    pub repeat: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// With `seed`: random lines of letters and digits instead of random
+    /// bytes, for scenarios about size and timing rather than byte values (a
+    /// server that stops at a zero byte must fail the byte-value scenario,
+    /// not every scenario that sends a megabyte).
+    #[serde(default)]
+    pub lines: bool,
+}
+
 impl Payload {
+    /// The payload keys of a step (`text`, `hex`, `generate`, `then`), which
+    /// each step that carries bytes repeats: serde's `flatten` can't be
+    /// combined with `deny_unknown_fields`, and unknown keys must stay
+    /// errors. `Ok(None)` when none is given.
+    pub fn from_keys(
+        text: Option<String>,
+        hex: Option<String>,
+        generate: Option<Generate>,
+        then: Option<String>,
+    ) -> Result<Option<Payload>, String> {
+        let source = match (text, hex, generate) {
+            (None, None, None) => return Ok(then.map(|t| Payload::text(&t))),
+            (Some(t), None, None) => PayloadSource::Text(t),
+            (None, Some(h), None) => PayloadSource::Hex(parse_hex(&h)?),
+            (None, None, Some(g)) => {
+                let fill = match (g.repeat, g.seed, g.lines) {
+                    (Some(r), None, false) if !r.is_empty() => Fill::Repeat(r.into_bytes()),
+                    (None, Some(s), false) => Fill::Seed(s),
+                    (None, Some(s), true) => Fill::Lines(s),
+                    (_, _, true) => return Err("`generate` with `lines` needs a `seed` (and no `repeat`)".into()),
+                    _ => return Err("`generate` with exactly one of `repeat` (non-empty) or `seed`".into()),
+                };
+                PayloadSource::Generate { size: g.size.0, fill }
+            }
+            _ => return Err("only one of `text`, `hex` and `generate`".into()),
+        };
+        Ok(Some(Payload { source, then }))
+    }
+
+    /// Like `from_keys`, for a step that must carry bytes; `what` says
+    /// which ("what to send").
+    pub fn required(
+        text: Option<String>,
+        hex: Option<String>,
+        generate: Option<Generate>,
+        then: Option<String>,
+        what: &str,
+    ) -> Result<Payload, String> {
+        match Payload::from_keys(text, hex, generate, then) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(format!("expected {what}: `text`, `hex` or `generate`")),
+            Err(e) => Err(format!("expected {e}")),
+        }
+    }
+
     pub fn text(s: &str) -> Payload {
         Payload {
             source: PayloadSource::Text(s.to_string()),
@@ -242,7 +320,7 @@ pub fn seeded_lines(seed: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
-pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if !digits.len().is_multiple_of(2) {
         return Err("an even number of hex digits".into());
@@ -263,7 +341,7 @@ impl<'de> Deserialize<'de> for Payload {
         struct Map {
             text: Option<String>,
             hex: Option<String>,
-            generate: Option<super::steps::Generate>,
+            generate: Option<Generate>,
             then: Option<String>,
         }
         struct V;
@@ -277,7 +355,7 @@ impl<'de> Deserialize<'de> for Payload {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
                 let m = Map::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                super::steps::payload_of(&m.text, &m.hex, &m.generate, &m.then)
+                Payload::from_keys(m.text, m.hex, m.generate, m.then)
                     .and_then(|p| p.ok_or_else(|| "one of `text`, `hex` or `generate`".to_string()))
                     .map_err(|e| de::Error::custom(format!("expected {e}")))
             }
@@ -292,10 +370,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(Span::parse("5ms").unwrap().0, Duration::from_millis(5));
-        assert_eq!(Span::parse("1.5s").unwrap().0, Duration::from_millis(1500));
-        assert!(Span::parse("5").unwrap_err().contains("with a unit"));
-        assert!(Span::parse("5 hours").is_err());
+        assert_eq!(TimeSpan::parse("5ms").unwrap().0, Duration::from_millis(5));
+        assert_eq!(TimeSpan::parse("1.5s").unwrap().0, Duration::from_millis(1500));
+        assert!(TimeSpan::parse("5").unwrap_err().contains("with a unit"));
+        assert!(TimeSpan::parse("5 hours").is_err());
     }
 
     #[test]

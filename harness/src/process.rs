@@ -174,10 +174,10 @@ impl Running {
         self.exit_status()
     }
 
-    pub fn output(&self, stream: crate::spec::Stream) -> &Arc<Mutex<Captured>> {
+    pub fn output(&self, stream: crate::spec::program::Stream) -> &Arc<Mutex<Captured>> {
         match stream {
-            crate::spec::Stream::Stdout => &self.stdout,
-            crate::spec::Stream::Stderr => &self.stderr,
+            crate::spec::program::Stream::Stdout => &self.stdout,
+            crate::spec::program::Stream::Stderr => &self.stderr,
         }
     }
 

@@ -1,0 +1,141 @@
+//! What an expectation waits for, and whether the bytes seen so far meet it.
+//!
+//! One matcher serves every kind of expectation: the bytes of a connection
+//! (`expect`), what a program printed (`expect_output`), and later datagrams
+//! and HTTP bodies. It looks at bytes and says done, not yet, or never; the
+//! step that uses it knows whether more bytes can still come and phrases the
+//! failure in its own terms.
+
+use crate::escape;
+
+#[derive(Debug)]
+pub enum Matcher {
+    /// Exactly these bytes (for a stream: these bytes next).
+    Exact(Vec<u8>),
+    /// These bytes first; whatever follows them is taken too.
+    Prefix(Vec<u8>),
+    /// These bytes somewhere; everything up to their end is taken.
+    Contains(Vec<u8>),
+    /// A match anywhere (the regex searches); everything up to its end is
+    /// taken, what precedes the match included.
+    Regex(regex::bytes::Regex),
+    /// Any this many bytes.
+    Size(usize),
+    /// Nothing at all.
+    Empty,
+    /// At least one byte.
+    NonEmpty,
+}
+
+/// What the bytes seen so far say about a matcher.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Met by the first `n` bytes.
+    Done(usize),
+    /// Not met yet; more bytes may meet it.
+    More,
+    /// Never met, whatever follows: the bytes already differ.
+    Differs,
+}
+
+impl Matcher {
+    /// The bytes `got` are the start of a stream that may grow.
+    pub fn check(&self, got: &[u8]) -> Check {
+        match self {
+            Matcher::Exact(want) | Matcher::Prefix(want) => {
+                let n = got.len().min(want.len());
+                if got[..n] != want[..n] {
+                    Check::Differs
+                } else if got.len() < want.len() {
+                    Check::More
+                } else if matches!(self, Matcher::Prefix(_)) {
+                    Check::Done(got.len())
+                } else {
+                    Check::Done(want.len())
+                }
+            }
+            Matcher::Contains(want) => match got.windows(want.len().max(1)).position(|w| w == want.as_slice()) {
+                Some(at) => Check::Done(at + want.len()),
+                None => Check::More,
+            },
+            Matcher::Regex(re) => match re.find(got) {
+                Some(m) => Check::Done(m.end()),
+                None => Check::More,
+            },
+            Matcher::Size(n) if got.len() >= *n => Check::Done(*n),
+            Matcher::Size(_) => Check::More,
+            Matcher::Empty if got.is_empty() => Check::Done(0),
+            Matcher::Empty => Check::Differs,
+            Matcher::NonEmpty if got.is_empty() => Check::More,
+            Matcher::NonEmpty => Check::Done(got.len()),
+        }
+    }
+
+    /// `got` is everything so far, and must be matched whole: `Exact` is
+    /// then "equals", and bytes past its end make it differ.
+    pub fn check_whole(&self, got: &[u8]) -> Check {
+        match (self, self.check(got)) {
+            (Matcher::Exact(want), Check::Done(_)) if got.len() > want.len() => Check::Differs,
+            (_, check) => check,
+        }
+    }
+
+    /// The expectation in words, for failures.
+    pub fn describe(&self) -> String {
+        match self {
+            Matcher::Exact(b) => escape::quote(b, 80),
+            Matcher::Prefix(b) => format!("bytes starting with {}", escape::quote(b, 80)),
+            Matcher::Contains(b) => format!("bytes containing {}", escape::quote(b, 80)),
+            Matcher::Regex(r) => format!("bytes matching /{}/", r.as_str()),
+            Matcher::Size(n) => format!("{n} bytes"),
+            Matcher::Empty => "nothing".into(),
+            Matcher::NonEmpty => "at least one byte".into(),
+        }
+    }
+
+    /// Where `got` leaves what an `Exact` or `Prefix` matcher wants: the
+    /// two, quoted, and the first difference. Other matchers have no
+    /// expected bytes to show.
+    pub fn mismatch(&self, got: &[u8]) -> Option<(String, String, String)> {
+        let (Matcher::Exact(want) | Matcher::Prefix(want)) = self else {
+            return None;
+        };
+        let n = got.len().min(want.len());
+        let diff = escape::first_difference(&want[..n], &got[..n])
+            .or_else(|| escape::first_difference(want, got))
+            .unwrap_or_default();
+        Some((escape::quote(want, 200), escape::quote(got, 200), diff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_on_a_stream_takes_what_it_wants_and_leaves_the_rest() {
+        let m = Matcher::Exact(b"hello".to_vec());
+        assert_eq!(m.check(b"hel"), Check::More);
+        assert_eq!(m.check(b"hello world"), Check::Done(5));
+        assert_eq!(m.check(b"help"), Check::Differs);
+        assert_eq!(m.check_whole(b"hello world"), Check::Differs);
+        assert_eq!(m.check_whole(b"hello"), Check::Done(5));
+    }
+
+    #[test]
+    fn searching_matchers_take_everything_up_to_the_match() {
+        let re = Matcher::Regex(regex::bytes::Regex::new("w.r").unwrap());
+        assert_eq!(re.check(b"hello world!"), Check::Done(9));
+        assert_eq!(Matcher::Contains(b"lo".to_vec()).check(b"hello"), Check::Done(5));
+        assert_eq!(Matcher::Prefix(b"he".to_vec()).check(b"hello"), Check::Done(5));
+        assert_eq!(Matcher::Size(3).check(b"hello"), Check::Done(3));
+    }
+
+    #[test]
+    fn empty_and_nonempty() {
+        assert_eq!(Matcher::Empty.check(b""), Check::Done(0));
+        assert_eq!(Matcher::Empty.check(b"x"), Check::Differs);
+        assert_eq!(Matcher::NonEmpty.check(b""), Check::More);
+        assert_eq!(Matcher::NonEmpty.check(b"x"), Check::Done(1));
+    }
+}

@@ -1,0 +1,291 @@
+//! The checks that span steps: every name a step uses was declared (a program
+//! of the spec, a connection, group or listener opened by an earlier step),
+//! `each` holds only connection steps, scenario names are unique. A step's
+//! own rules were checked as serde built it (see each family's file).
+
+use super::{Name, RawSpec, Step};
+use serde_saphyr::{Location, Spanned};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The first error, with where it is (`None`: the spec as a whole).
+pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
+    let mut checker = Checker {
+        errors: Vec::new(),
+        programs: &raw.programs,
+    };
+    for (name, program) in &raw.programs {
+        if program.command.is_empty() || program.command[0].trim().is_empty() {
+            checker
+                .errors
+                .push((None, format!("expected program `{name}` to have a non-empty `command`")));
+        }
+    }
+    let mut names = HashSet::new();
+    for scenario in &raw.scenarios {
+        if !names.insert(scenario.value.name.clone()) {
+            checker.errors.push((
+                Some(scenario.referenced),
+                format!(
+                    "expected scenario names to be unique; `{}` is used twice",
+                    scenario.value.name
+                ),
+            ));
+        }
+        if scenario.value.steps.is_empty() {
+            checker.errors.push((
+                Some(scenario.referenced),
+                "expected a scenario with at least one step".into(),
+            ));
+        }
+        let mut scope = Scope::default();
+        checker.steps(&scenario.value.steps, &mut scope, None);
+    }
+    checker.errors.into_iter().next()
+}
+
+/// What a name declared in a scenario stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connection,
+    Group,
+    Listener,
+}
+
+/// The names declared so far. `each` and `repeat` check their steps in a
+/// copy: what they open is theirs.
+#[derive(Default, Clone)]
+struct Scope {
+    names: HashMap<String, Kind>,
+}
+
+struct Checker<'a> {
+    errors: Vec<(Option<Location>, String)>,
+    programs: &'a BTreeMap<String, super::Program>,
+}
+
+/// Where a name was written, or the step's location for the shorthand form.
+fn loc_of(name: &Name, step: Location) -> Location {
+    if name.referenced == Location::UNKNOWN {
+        step
+    } else {
+        name.referenced
+    }
+}
+
+/// The keywords of the steps that run on one connection, for messages:
+/// those for which `Step::on` says so.
+const CONNECTION_STEPS: &str = "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly";
+
+impl Checker<'_> {
+    fn fail(&mut self, at: Location, message: String) {
+        self.errors.push((Some(at), message));
+    }
+
+    fn program(&mut self, name: &Name, step: Location) {
+        if !self.programs.contains_key(&name.value) {
+            let known: Vec<_> = self.programs.keys().map(|k| format!("`{k}`")).collect();
+            self.fail(
+                loc_of(name, step),
+                format!(
+                    "expected a program of this spec ({}), found `{}`",
+                    known.join(", "),
+                    name.value
+                ),
+            );
+        }
+    }
+
+    fn declare(&mut self, scope: &mut Scope, name: &Name, kind: Kind, step: Location) {
+        if name.value.is_empty() || name.value.contains(char::is_whitespace) {
+            self.fail(
+                loc_of(name, step),
+                format!("expected a name without spaces, found `{}`", name.value),
+            );
+        }
+        if self.programs.contains_key(&name.value) {
+            self.fail(
+                loc_of(name, step),
+                format!("expected a new name; `{}` is a program", name.value),
+            );
+        }
+        scope.names.insert(name.value.clone(), kind);
+    }
+
+    /// A connection step's `on`: inside `each`, absent or the group's name.
+    fn connection(&mut self, scope: &Scope, on: Option<&Name>, step: Location, each: Option<&str>) {
+        match (on, each) {
+            (None, Some(_)) => {}
+            (None, None) => self.fail(step, "expected `on: <connection>`".into()),
+            (Some(n), Some(group)) if n.value == group => {}
+            (Some(n), Some(group)) => self.fail(
+                loc_of(n, step),
+                format!(
+                    "expected `{group}` (the group this `each` runs over) or no `on`, found `{}`",
+                    n.value
+                ),
+            ),
+            (Some(n), None) => match scope.names.get(&n.value) {
+                Some(Kind::Connection) => {}
+                Some(Kind::Group) => self.fail(
+                    loc_of(n, step),
+                    format!(
+                        "`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`",
+                        n.value, n.value
+                    ),
+                ),
+                Some(Kind::Listener) => self.fail(
+                    loc_of(n, step),
+                    format!("`{}` is a listener: `accept` a connection on it first", n.value),
+                ),
+                None => {
+                    let known: Vec<_> = scope
+                        .names
+                        .iter()
+                        .filter(|(_, k)| **k == Kind::Connection)
+                        .map(|(n, _)| format!("`{n}`"))
+                        .collect();
+                    let known = if known.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        known.join(", ")
+                    };
+                    self.fail(
+                        loc_of(n, step),
+                        format!(
+                            "expected a connection opened by an earlier `connect` or `accept` ({known}), found `{}`",
+                            n.value
+                        ),
+                    )
+                }
+            },
+        }
+    }
+
+    fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope, each: Option<&str>) {
+        for step in steps {
+            self.step(&step.value, step.referenced, scope, each);
+        }
+    }
+
+    fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
+        if let Some(on) = step.on() {
+            self.connection(scope, on, at, each);
+            return;
+        }
+        if each.is_some() {
+            self.fail(
+                at,
+                format!(
+                    "expected a connection step inside `each` ({CONNECTION_STEPS}), found `{}`",
+                    step.keyword()
+                ),
+            );
+            return;
+        }
+        match step {
+            Step::Start(s) | Step::Restart(s) => self.program(&s.program, at),
+            Step::Stop(s) => self.program(&s.program, at),
+            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) | Step::MemoryBaseline(p) => {
+                self.program(&p.program, at)
+            }
+            Step::Signal(s) => self.program(&s.program, at),
+            Step::ExpectExit(e) => self.program(&e.program, at),
+            Step::ExpectOutput(o) => self.program(&o.program, at),
+            Step::Connect(c) => {
+                let kind = if c.count.is_some() {
+                    Kind::Group
+                } else {
+                    Kind::Connection
+                };
+                self.declare(scope, &c.name, kind, at);
+            }
+            Step::Listen(l) => self.declare(scope, &l.name, Kind::Listener, at),
+            Step::Accept(a) => {
+                if scope.names.get(&a.on.value) != Some(&Kind::Listener) {
+                    self.fail(
+                        loc_of(&a.on, at),
+                        format!(
+                            "expected a listener opened by an earlier `listen`, found `{}`",
+                            a.on.value
+                        ),
+                    );
+                }
+                self.declare(scope, &a.name, Kind::Connection, at);
+            }
+            Step::ExpectFds(f) => self.program(&f.program, at),
+            Step::ExpectMemory(m) => self.program(&m.program, at),
+            Step::ExpectReleased(r) => {
+                self.program(&r.program, at);
+                if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {
+                    self.fail(
+                        loc_of(&r.connection, at),
+                        format!(
+                            "expected a connection opened by an earlier `connect`, found `{}`",
+                            r.connection.value
+                        ),
+                    );
+                }
+            }
+            Step::ExpectZombies(z) => self.program(&z.program, at),
+            Step::ExpectIdle(i) => self.program(&i.program, at),
+            Step::Each(e) => {
+                if scope.names.get(&e.connections.value) != Some(&Kind::Group) {
+                    self.fail(
+                        loc_of(&e.connections, at),
+                        format!(
+                            "expected a group opened by `connect` with `count`, found `{}`",
+                            e.connections.value
+                        ),
+                    );
+                    return;
+                }
+                let mut inner = scope.clone();
+                let group = e.connections.value.clone();
+                self.steps(&e.steps, &mut inner, Some(&group));
+            }
+            Step::Repeat(r) => {
+                let mut inner = scope.clone();
+                self.steps(&r.steps, &mut inner, None);
+            }
+            // Connection steps returned above, after `Step::on` said so.
+            Step::Send(_)
+            | Step::Expect(_)
+            | Step::Echo(_)
+            | Step::ExpectEof(_)
+            | Step::ExpectReset(_)
+            | Step::Shutdown(_)
+            | Step::Close(_)
+            | Step::Abort(_)
+            | Step::ReadSlowly(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CONNECTION_STEPS;
+
+    /// The keywords the message lists are the steps `Step::on` calls
+    /// connection steps.
+    #[test]
+    fn the_listed_connection_steps_are_the_connection_steps() {
+        let samples = [
+            "send: { text: x }",
+            "expect: { text: x }",
+            "echo: { text: x }",
+            "expect_eof: a",
+            "expect_reset: a",
+            "shutdown: a",
+            "close: a",
+            "abort: a",
+            "read_slowly: { chunk: 1, gap: 1ms }",
+        ];
+        let keywords: Vec<&str> = CONNECTION_STEPS.split(", ").collect();
+        assert_eq!(keywords.len(), samples.len());
+        for (keyword, sample) in keywords.iter().zip(samples) {
+            let step: super::Step = serde_saphyr::from_str(sample).unwrap();
+            assert_eq!(step.keyword(), *keyword);
+            assert!(step.on().is_some(), "{keyword} is not a connection step");
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The `tcp` family: the harness as a TCP client of the program (`connect`),
+//! as its server (`listen`, `accept`), and what it does on one connection.
+//! Run by `crate::steps::tcp`.
+//!
+//! Every step after `connect`/`accept` names its connection with `on`, which
+//! inside `each` is left out (the member is the connection).
+
+use super::values::{Generate, Payload, Size, TimeSpan};
+use super::{FromName, Name};
+use crate::matcher::Matcher;
+use serde::Deserialize;
+
+/// What `connect` expects of the handshake.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectOutcome {
+    #[default]
+    Established,
+    Refused,
+    /// The handshake does not complete within the bound (a full backlog).
+    Pending,
+}
+
+impl ConnectOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectOutcome::Established => "established",
+            ConnectOutcome::Refused => "refused",
+            ConnectOutcome::Pending => "pending",
+        }
+    }
+}
+
+/// `connect: a`, or `connect: { as: g, count: 64, expect: pending, rcvbuf:
+/// 4KiB }`: opens a connection to `{port}` on 127.0.0.1; with `count`, that
+/// many one after the other, as the group `as` (members `g#1`, `g#2`, ...).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawConnect")]
+pub struct Connect {
+    pub name: Name,
+    pub count: Option<usize>,
+    pub expect: ConnectOutcome,
+    pub within: Option<TimeSpan>,
+    /// SO_RCVBUF before connecting: a small window makes the program's
+    /// writes block early, which is how back-pressure is tested.
+    pub rcvbuf: Option<Size>,
+}
+impl FromName for Connect {
+    fn from_name(name: Name) -> Self {
+        Connect {
+            name,
+            count: None,
+            expect: ConnectOutcome::Established,
+            within: None,
+            rcvbuf: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnect {
+    #[serde(rename = "as")]
+    name: Name,
+    #[serde(default)]
+    count: Option<usize>,
+    #[serde(default)]
+    expect: ConnectOutcome,
+    #[serde(default)]
+    within: Option<TimeSpan>,
+    #[serde(default)]
+    rcvbuf: Option<Size>,
+}
+
+impl TryFrom<RawConnect> for Connect {
+    type Error = String;
+    fn try_from(raw: RawConnect) -> Result<Self, String> {
+        if raw.count == Some(0) {
+            return Err("expected a `count` of at least 1".into());
+        }
+        Ok(Connect {
+            name: raw.name,
+            count: raw.count,
+            expect: raw.expect,
+            within: raw.within,
+            rcvbuf: raw.rcvbuf,
+        })
+    }
+}
+
+/// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
+/// there is IPv6) for a client under test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(rename = "as")]
+    pub name: Name,
+}
+impl FromName for Listen {
+    fn from_name(name: Name) -> Self {
+        Listen { name }
+    }
+}
+
+/// `accept: { on: l, as: c }`: the program connects within the bound.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    pub on: Name,
+    #[serde(rename = "as")]
+    pub name: Name,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// How a send is cut into writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    Whole,
+    /// Writes of this many bytes (at least 1).
+    Chunk(usize),
+    /// Writes of these sizes, the rest in one more.
+    Sizes(Vec<usize>),
+}
+
+impl Split {
+    /// The size of each write for `len` bytes.
+    pub fn writes(&self, len: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut left = len;
+        match self {
+            Split::Whole => {}
+            Split::Sizes(sizes) => {
+                for &s in sizes {
+                    let s = s.min(left);
+                    if s > 0 {
+                        out.push(s);
+                        left -= s;
+                    }
+                }
+            }
+            Split::Chunk(c) => {
+                while left > 0 {
+                    let s = (*c).min(left);
+                    out.push(s);
+                    left -= s;
+                }
+            }
+        }
+        if left > 0 {
+            out.push(left);
+        }
+        out
+    }
+}
+
+/// `send: { on: a, text: "hi\n", chunk: 1, gap: 5ms }`: bytes (`text`,
+/// `hex` or `generate`, then `then`) written as `chunk` or `sizes` say, with
+/// `gap` between writes so each is its own segment. Goes on in the background
+/// unless `wait: true`; `shutdown: true` sends the FIN with the last bytes.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawSend")]
+pub struct Send {
+    pub on: Option<Name>,
+    pub payload: Payload,
+    pub split: Split,
+    /// Pause between writes, so each reaches the wire as its own segment.
+    pub gap: Option<TimeSpan>,
+    /// Wait until every byte is handed to the kernel before the next step.
+    /// Off by default: a send goes on in the background while later steps
+    /// read, so a megabyte can't deadlock against a correct echo server.
+    pub wait: bool,
+    /// Shut down the sending side right after, the FIN in the same segment
+    /// as the last bytes (TCP_CORK): the program reads its last data and
+    /// end-of-file in one go, which is when a half-close bug shows.
+    pub shutdown: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSend {
+    #[serde(default)]
+    on: Option<Name>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
+    generate: Option<Generate>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    chunk: Option<Size>,
+    #[serde(default)]
+    sizes: Option<Vec<Size>>,
+    #[serde(default)]
+    gap: Option<TimeSpan>,
+    #[serde(default)]
+    wait: Option<bool>,
+    #[serde(default)]
+    shutdown: Option<bool>,
+}
+
+impl TryFrom<RawSend> for Send {
+    type Error = String;
+    fn try_from(raw: RawSend) -> Result<Self, String> {
+        let payload = Payload::required(raw.text, raw.hex, raw.generate, raw.then, "what to send")?;
+        let split = match (raw.chunk, raw.sizes) {
+            (Some(_), Some(_)) => return Err("expected either `chunk` or `sizes`, not both".into()),
+            (Some(Size(0)), None) => return Err("expected a `chunk` of at least 1 byte".into()),
+            (Some(Size(c)), None) => Split::Chunk(c),
+            (None, Some(sizes)) => Split::Sizes(sizes.into_iter().map(|s| s.0).collect()),
+            (None, None) => Split::Whole,
+        };
+        Ok(Send {
+            on: raw.on,
+            payload,
+            split,
+            gap: raw.gap,
+            wait: raw.wait == Some(true),
+            shutdown: raw.shutdown == Some(true),
+        })
+    }
+}
+
+/// What `expect` waits for on a connection.
+#[derive(Debug)]
+pub enum Expected {
+    Bytes(Matcher),
+    /// Everything sent on this connection and not yet echoed comes back.
+    Echo,
+}
+
+/// `expect: { on: a, text: "hi\n", within: 1s }`: the next bytes on the
+/// connection meet exactly one of: `text`/`hex`/`generate` (exactly these),
+/// `prefix`, `contains`, `regex` (searches, and takes what precedes the
+/// match too), `echo: true`, `size`. Bytes are gathered until they do, can
+/// no longer, the peer closes, or `within` (2 s) passes.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawExpect")]
+pub struct Expect {
+    pub on: Option<Name>,
+    pub expected: Expected,
+    pub within: Option<TimeSpan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(default)]
+    on: Option<Name>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
+    generate: Option<Generate>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    contains: Option<String>,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    size: Option<Size>,
+    #[serde(default)]
+    within: Option<TimeSpan>,
+}
+
+impl TryFrom<RawExpect> for Expect {
+    type Error = String;
+    fn try_from(raw: RawExpect) -> Result<Self, String> {
+        let exact =
+            Payload::from_keys(raw.text, raw.hex, raw.generate, raw.then).map_err(|e| format!("expected {e}"))?;
+        let regex = raw.regex.map(|r| super::program::compile(&r)).transpose()?;
+        let mut found: Vec<Expected> = [
+            exact.map(|p| Matcher::Exact(p.bytes())),
+            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes())),
+            raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
+            regex.map(Matcher::Regex),
+            raw.size.map(|n| Matcher::Size(n.0)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(Expected::Bytes)
+        .collect();
+        if raw.echo == Some(true) {
+            found.push(Expected::Echo);
+        }
+        if found.len() != 1 {
+            return Err(
+                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`"
+                    .into(),
+            );
+        }
+        Ok(Expect {
+            on: raw.on,
+            expected: found.remove(0),
+            within: raw.within,
+        })
+    }
+}
+
+/// `echo: { on: c, text: "hello\n" }`: the harness plays an echo server on
+/// this connection. What arrives is checked against the payload and sent
+/// straight back as it arrives, until all of it was.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawEchoBack")]
+pub struct EchoBack {
+    pub on: Option<Name>,
+    pub payload: Payload,
+    pub within: Option<TimeSpan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEchoBack {
+    #[serde(default)]
+    on: Option<Name>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
+    generate: Option<Generate>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    within: Option<TimeSpan>,
+}
+
+impl TryFrom<RawEchoBack> for EchoBack {
+    type Error = String;
+    fn try_from(raw: RawEchoBack) -> Result<Self, String> {
+        Ok(EchoBack {
+            on: raw.on,
+            payload: Payload::required(raw.text, raw.hex, raw.generate, raw.then, "what the program sends")?,
+            within: raw.within,
+        })
+    }
+}
+
+/// The steps that take only a connection: `expect_eof`, `expect_reset`
+/// (the peer closed, or reset, with no more bytes before), `shutdown` (the
+/// harness's FIN, after what is queued), `close` (waits up to `within` for
+/// the queue to drain), `abort` (RST: SO_LINGER 0, the queue dropped).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnRef {
+    #[serde(default)]
+    pub on: Option<Name>,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+impl FromName for ConnRef {
+    fn from_name(on: Name) -> Self {
+        ConnRef {
+            on: Some(on),
+            within: None,
+        }
+    }
+}
+
+/// `read_slowly: { on: a, chunk: 1KiB, gap: 10ms }`: from now on, later
+/// expectations read at most `chunk` bytes at a time with `gap` between reads.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawReadSlowly")]
+pub struct ReadSlowly {
+    pub on: Option<Name>,
+    pub chunk: usize,
+    pub gap: TimeSpan,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReadSlowly {
+    #[serde(default)]
+    on: Option<Name>,
+    chunk: Size,
+    gap: TimeSpan,
+}
+
+impl TryFrom<RawReadSlowly> for ReadSlowly {
+    type Error = String;
+    fn try_from(raw: RawReadSlowly) -> Result<Self, String> {
+        if raw.chunk.0 == 0 {
+            return Err("expected a `chunk` of at least 1 byte".into());
+        }
+        Ok(ReadSlowly {
+            on: raw.on,
+            chunk: raw.chunk.0,
+            gap: raw.gap,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Split;
+
+    #[test]
+    fn a_send_is_cut_as_the_plan_says() {
+        assert_eq!(Split::Whole.writes(5), vec![5]);
+        assert_eq!(Split::Chunk(2).writes(5), vec![2, 2, 1]);
+        assert_eq!(Split::Sizes(vec![1, 1]).writes(5), vec![1, 1, 3]);
+        assert_eq!(Split::Sizes(vec![9]).writes(5), vec![5]);
+        assert_eq!(Split::Whole.writes(0), Vec::<usize>::new());
+    }
+}

@@ -1,0 +1,108 @@
+//! The `witness` family: what the kernel shows of a program without its help
+//! (descriptors, memory, connections, zombie children, CPU). Run by
+//! `crate::steps::witness`. `fd_baseline: P` and `memory_baseline: P` note
+//! what the program holds with no client connected; the expectations below
+//! compare with that.
+
+use super::values::{Size, TimeSpan};
+use super::Name;
+use serde::Deserialize;
+
+/// `expect_fds: { program: server, above_baseline: 0 }`: once its clients
+/// are gone, the program holds at most this many descriptors more than at
+/// its `fd_baseline` (waits up to `within` for it to close them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFds {
+    pub program: Name,
+    /// Descriptors allowed above the `fd_baseline`.
+    #[serde(default)]
+    pub above_baseline: usize,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// `expect_memory: { program: server, growth_at_most: 2MiB }`: the program's
+/// resident memory (with its descendants') is back within `growth_at_most`
+/// of its `memory_baseline`: what clients cost it is given back when they
+/// leave.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectMemory {
+    pub program: Name,
+    pub growth_at_most: Size,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// `expect_released: { program: server, connection: a }`: the program closes
+/// its end of a connection (after the harness closed or reset its own): no
+/// descriptor of the program or its children refers to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectReleased {
+    pub program: Name,
+    pub connection: Name,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// `expect_zombies: { program: server, at_most: 1 }`: children that exited
+/// and were never waited for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectZombies {
+    pub program: Name,
+    #[serde(default)]
+    pub at_most: usize,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// `expect_idle: { program: server, for: 1s, max_cpu_percent: 10 }`: watched
+/// for a while with no client, the program (and its descendants) stays
+/// within every bound given: at least one of them.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawExpectIdle")]
+pub struct ExpectIdle {
+    pub program: Name,
+    /// How long to watch. This step measures over time; it does not wait for
+    /// anything to happen.
+    pub duration: TimeSpan,
+    /// The most CPU time used, as a percentage of the time watched.
+    pub max_cpu_percent: Option<u32>,
+    /// The most processes (the program and its descendants).
+    pub max_processes: Option<usize>,
+    /// The most growth of resident memory over the time watched.
+    pub max_rss_growth: Option<Size>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpectIdle {
+    program: Name,
+    #[serde(rename = "for")]
+    duration: TimeSpan,
+    #[serde(default)]
+    max_cpu_percent: Option<u32>,
+    #[serde(default)]
+    max_processes: Option<usize>,
+    #[serde(default)]
+    max_rss_growth: Option<Size>,
+}
+
+impl TryFrom<RawExpectIdle> for ExpectIdle {
+    type Error = String;
+    fn try_from(raw: RawExpectIdle) -> Result<Self, String> {
+        if raw.max_cpu_percent.is_none() && raw.max_processes.is_none() && raw.max_rss_growth.is_none() {
+            return Err("expected at least one of `max_cpu_percent`, `max_processes`, `max_rss_growth`".into());
+        }
+        Ok(ExpectIdle {
+            program: raw.program,
+            duration: raw.duration,
+            max_cpu_percent: raw.max_cpu_percent,
+            max_processes: raw.max_processes,
+            max_rss_growth: raw.max_rss_growth,
+        })
+    }
+}

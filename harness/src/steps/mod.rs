@@ -1,0 +1,133 @@
+//! How each step runs: one file per family, with the stems of `crate::spec`
+//! (the struct that declares `send` is `spec::tcp::Send`, the function that
+//! runs it `steps::tcp::send`), joined by the one dispatch below.
+//!
+//! A step function gets its step's typed, checked values, does what the step
+//! says, writes its own lines in the transcript, and says what went wrong.
+//! It never decides the scenario's verdict.
+//!
+//! Adding a keyword: its struct in `spec/<family>.rs`, a variant of
+//! `spec::Step`, its function in `steps/<family>.rs`, and its line here. The
+//! matches name every variant and have no `_` arm, so a keyword without a
+//! line does not compile.
+
+mod flow;
+mod program;
+mod tcp;
+mod witness;
+
+use crate::conn::Conn;
+use crate::scenario::Play;
+use crate::spec::Step;
+use serde_saphyr::Spanned;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a step says went wrong: the program did not do what it expects.
+pub(crate) type StepResult = Result<(), String>;
+
+/// Why a step did not complete.
+pub(crate) enum StepError {
+    /// The program did not do what the step expects: the scenario fails.
+    Failed(String),
+    /// The scenario can't run at all (the submission lacks the program, or
+    /// it can't be started): an `error`, not a failure.
+    CannotRun(String),
+}
+
+impl From<String> for StepError {
+    fn from(why: String) -> Self {
+        StepError::Failed(why)
+    }
+}
+
+/// Runs one step of a scenario. Boxed, because `repeat` runs steps.
+pub(crate) fn run<'p>(
+    play: &'p mut Play<'_>,
+    step: &'p Spanned<Step>,
+) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + 'p>> {
+    Box::pin(async move {
+        match &step.value {
+            Step::Start(s) => program::start(play, s).await,
+            Step::Stop(s) => Ok(program::stop(play, s).await?),
+            Step::Kill(p) => Ok(program::kill(play, p).await?),
+            Step::Restart(s) => program::restart(play, s).await,
+            Step::Signal(s) => Ok(program::signal(play, s)?),
+            Step::ExpectRunning(p) => Ok(program::expect_running(play, p)?),
+            Step::ExpectExit(e) => Ok(program::expect_exit(play, e).await?),
+            Step::ExpectOutput(o) => Ok(program::expect_output(play, o).await?),
+            Step::Connect(c) => Ok(tcp::connect(play, c).await?),
+            Step::Listen(l) => Ok(tcp::listen(play, l)?),
+            Step::Accept(a) => Ok(tcp::accept(play, a).await?),
+            Step::Send(_)
+            | Step::Expect(_)
+            | Step::Echo(_)
+            | Step::ExpectEof(_)
+            | Step::ExpectReset(_)
+            | Step::Shutdown(_)
+            | Step::Close(_)
+            | Step::Abort(_)
+            | Step::ReadSlowly(_) => {
+                let conn = play.conn(step.value.on().flatten())?;
+                Ok(run_on(conn, &step.value).await?)
+            }
+            Step::FdBaseline(p) => Ok(witness::fd_baseline(play, p)?),
+            Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),
+            Step::MemoryBaseline(p) => Ok(witness::memory_baseline(play, p)?),
+            Step::ExpectMemory(m) => Ok(witness::expect_memory(play, m).await?),
+            Step::ExpectReleased(r) => Ok(witness::expect_released(play, r).await?),
+            Step::ExpectZombies(z) => Ok(witness::expect_zombies(play, z).await?),
+            Step::ExpectIdle(i) => Ok(witness::expect_idle(play, i).await?),
+            Step::Each(e) => Ok(flow::each(play, e).await?),
+            Step::Repeat(r) => flow::repeat(play, r).await,
+        }
+    })
+}
+
+/// Runs a step on one connection: at the top level, and for each member of
+/// an `each` (where the members run at once, apart from the scenario).
+/// Only steps for which `Step::on` is `Some` come here; the checker keeps
+/// every other step out of `each`.
+pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
+    // A write that failed in the background since the last step is told
+    // where it is noticed, in this step's transcript.
+    let t = conn.transcript.clone();
+    if let Some(e) = conn.take_write_error() {
+        t.record(&conn.name, e);
+    }
+    let result = match step {
+        Step::Send(s) => tcp::send(conn, s).await,
+        Step::Expect(e) => tcp::expect(conn, e).await,
+        Step::Echo(e) => tcp::echo_back(conn, e).await,
+        Step::ExpectEof(c) => tcp::expect_eof(conn, c).await,
+        Step::ExpectReset(c) => tcp::expect_reset(conn, c).await,
+        Step::Shutdown(c) => tcp::shutdown(conn, c),
+        Step::Close(c) => tcp::close(conn, c).await,
+        Step::Abort(c) => tcp::abort(conn, c).await,
+        Step::ReadSlowly(r) => tcp::read_slowly(conn, r),
+        Step::Start(_)
+        | Step::Stop(_)
+        | Step::Kill(_)
+        | Step::Restart(_)
+        | Step::Signal(_)
+        | Step::ExpectRunning(_)
+        | Step::ExpectExit(_)
+        | Step::ExpectOutput(_)
+        | Step::Connect(_)
+        | Step::Listen(_)
+        | Step::Accept(_)
+        | Step::FdBaseline(_)
+        | Step::ExpectFds(_)
+        | Step::MemoryBaseline(_)
+        | Step::ExpectMemory(_)
+        | Step::ExpectReleased(_)
+        | Step::ExpectZombies(_)
+        | Step::ExpectIdle(_)
+        | Step::Each(_)
+        | Step::Repeat(_) => unreachable!("`{}` is not a connection step (checked at load)", step.keyword()),
+    };
+    if let Some(e) = conn.take_write_error() {
+        t.record(&conn.name, e);
+    }
+    result
+}

@@ -1,0 +1,363 @@
+//! Running the `program` family (`crate::spec::program`): start, stop, kill,
+//! restart, signal, expect_running, expect_exit, expect_output.
+
+use super::{StepError, StepResult};
+use crate::escape;
+use crate::matcher::{Check, Matcher};
+use crate::process::{describe_exit, ended, Running};
+use crate::scenario::{record_output, Play};
+use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
+use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
+use crate::spec::Protocol;
+use crate::witness;
+use nix::sys::signal::{kill as send_signal, killpg, Signal};
+use nix::unistd::Pid;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepError> {
+    let name = s.program.value.clone();
+    let program = &play.spec.programs[&name];
+    if let Some(p) = play.programs.get(&name) {
+        if p.is_running() {
+            return Err(StepError::Failed(format!(
+                "{name} is already running; `stop` or `kill` it first, or use `restart`"
+            )));
+        }
+    }
+    let (argv, shown) = argv(play, &program.command, &s.args);
+    let exe = play.setting.dir.join(&argv[0]);
+    if argv[0].contains('/') && !is_executable(&exe) {
+        return Err(StepError::CannotRun(format!(
+            "the submission has no executable `{}` (after make)",
+            argv[0]
+        )));
+    }
+    let stdin = s.stdin.as_ref().map(|p| p.bytes());
+    let prog = Running::spawn(&name, &argv, &play.setting.dir, play.setting.uid, stdin)
+        .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
+    play.started.push(prog.pid);
+    match &s.stdin {
+        Some(p) => play
+            .transcript
+            .record(&name, format!("start {shown} < {}", p.describe())),
+        None => play.transcript.record(&name, format!("start {shown}")),
+    }
+    if !play.order.contains(&name) {
+        play.order.push(name.clone());
+    }
+    // In the map before the wait, so that a program that dies before it
+    // listens is reported with its exit and its stderr.
+    play.programs.insert(name.clone(), prog);
+    if let Some(protocol) = program.listens {
+        let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
+        let port = play.setting.port;
+        let prog = play.programs.get_mut(&name).expect("inserted above");
+        wait_ready(prog, port, protocol, bound).await?;
+        let what = match protocol {
+            Protocol::Tcp => "listening on",
+            Protocol::Udp => "bound to",
+        };
+        play.transcript.record(&name, format!("{what} {{port}}"));
+    }
+    Ok(())
+}
+
+/// The command line of a start, placeholders filled in, and as it is shown
+/// (placeholders kept, so that transcripts are stable).
+fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec<String>, String) {
+    let mut template = command.to_vec();
+    if let Some(args) = args {
+        template.truncate(1);
+        template.extend(args.iter().cloned());
+    }
+    let shown = template.join(" ");
+    let argv = template
+        .iter()
+        .map(|a| {
+            a.replace("{port}", &play.setting.port.to_string())
+                .replace("{host}", "127.0.0.1")
+        })
+        .collect();
+    (argv, shown)
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Waits until the kernel reports the program listening on `port`, polling
+/// /proc quickly; fails at once if the program ends first.
+async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Duration) -> StepResult {
+    let deadline = Instant::now() + bound;
+    let mut pause = Duration::from_micros(500);
+    let mut round = 0u32;
+    loop {
+        if let Some(status) = prog.exit_status() {
+            return Err(format!(
+                "expected {} to listen on port {port}; it {} before it did",
+                prog.name,
+                ended(&status)
+            ));
+        }
+        // The main process first (cheap); its whole tree now and then, for
+        // servers that listen in a child.
+        let ready = witness::is_ready(&[prog.pid], port, protocol)
+            || (round % 4 == 3 && {
+                let all = witness::processes();
+                witness::is_ready(&witness::tree(prog.pid, &all), port, protocol)
+            });
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "expected {} to listen on port {port} within {}ms; it did not",
+                prog.name,
+                bound.as_millis()
+            ));
+        }
+        // A bounded poll of /proc: there is no event for "a socket started
+        // listening", and a probe connection would be a client the program sees.
+        let _ = tokio::time::timeout(pause, prog.changed.notified()).await;
+        pause = (pause * 3 / 2).min(Duration::from_millis(10));
+        round += 1;
+    }
+}
+
+pub(super) async fn stop(play: &mut Play<'_>, s: &Stop) -> StepResult {
+    let name = &s.program.value;
+    let bound = within(s.within);
+    let prog = play.running(name)?;
+    prog.end_expected = true;
+    let _ = send_signal(Pid::from_raw(prog.pid), Signal::SIGTERM);
+    match prog.wait(bound).await {
+        Some(status) => {
+            play.transcript
+                .record(name, format!("SIGTERM -> {}", describe_exit(&status)));
+            Ok(())
+        }
+        None => {
+            let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
+            prog.wait(DEFAULT_WITHIN).await;
+            play.transcript.record(
+                name,
+                format!("SIGTERM -> still running after {}ms; SIGKILL", bound.as_millis()),
+            );
+            Err(format!(
+                "expected {name} to exit within {}ms of SIGTERM; it was still running and was killed",
+                bound.as_millis()
+            ))
+        }
+    }
+}
+
+pub(super) async fn kill(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
+    let name = &p.program.value;
+    let prog = play.running(name)?;
+    prog.end_expected = true;
+    // The whole group: a forking server's children are the server too, and
+    // they hold its connections.
+    let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
+    let _ = send_signal(Pid::from_raw(prog.pid), Signal::SIGKILL);
+    let status = prog.wait(DEFAULT_WITHIN).await;
+    let how = status.map(|s| describe_exit(&s)).unwrap_or("still running".into());
+    play.transcript.record(name, format!("SIGKILL -> {how}"));
+    Ok(())
+}
+
+pub(super) async fn restart(play: &mut Play<'_>, s: &Start) -> Result<(), StepError> {
+    let name = &s.program.value;
+    if let Some(p) = play.programs.get_mut(name) {
+        if p.is_running() {
+            let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
+            p.end_expected = true;
+            if p.wait(DEFAULT_WITHIN).await.is_none() {
+                return Err(StepError::Failed(format!(
+                    "{name} was still running 2s after SIGKILL; cannot restart it"
+                )));
+            }
+            play.transcript.record(name, "SIGKILL for the restart");
+            record_output(&play.transcript, p);
+        }
+    }
+    start(play, s).await
+}
+
+pub(super) fn signal(play: &mut Play<'_>, s: &SignalStep) -> StepResult {
+    let name = &s.program.value;
+    let sig = s.signal.0;
+    let prog = play.running(name)?;
+    // Stopping and resuming is for the whole group: a forking server's
+    // children are part of the server.
+    let r = if matches!(sig, Signal::SIGSTOP | Signal::SIGCONT) {
+        killpg(Pid::from_raw(prog.pid), sig)
+    } else {
+        send_signal(Pid::from_raw(prog.pid), sig)
+    };
+    r.map_err(|e| format!("could not send {sig} to {name}: {e}"))?;
+    play.transcript.record(name, sig.as_str());
+    Ok(())
+}
+
+pub(super) fn expect_running(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
+    let name = &p.program.value;
+    match play.program(name)?.exit_status() {
+        None => {
+            play.transcript.record(name, "running");
+            Ok(())
+        }
+        Some(s) => Err(format!("expected {name} to be running, but it {}", ended(&s))),
+    }
+}
+
+pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResult {
+    use std::os::unix::process::ExitStatusExt;
+    let name = &e.program.value;
+    let began = Instant::now();
+    let bound = e.within.map(|w| w.0).unwrap_or(DEFAULT_EXIT);
+    let prog = play
+        .programs
+        .get_mut(name)
+        .ok_or_else(|| format!("{name} was never started"))?;
+    let Some(status) = prog.wait(bound).await else {
+        play.transcript
+            .record(name, format!("still running after {}ms", bound.as_millis()));
+        return Err(format!(
+            "expected {name} to exit within {}ms; it is still running",
+            bound.as_millis()
+        ));
+    };
+    play.transcript.record(name, describe_exit(&status));
+    let how = ended(&status);
+    if let Some(min) = e.not_before {
+        if began.elapsed() < min.0 {
+            return Err(format!(
+                "expected {name} to keep going for at least {min}; it {how} after {}ms",
+                began.elapsed().as_millis()
+            ));
+        }
+    }
+    match e.ending {
+        Ending::Status(code) if status.code() != Some(code) => {
+            Err(format!("expected {name} to exit with status {code}; it {how}"))
+        }
+        Ending::Signal(sig) if status.signal() != Some(sig.0 as i32) => {
+            Err(format!("expected {name} to be killed by {}; it {how}", sig.0.as_str()))
+        }
+        Ending::Any | Ending::Status(_) | Ending::Signal(_) => {
+            prog.end_expected = true;
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> StepResult {
+    let name = &o.program.value;
+    let prog = play.program(name)?;
+    let stream = o.stream.as_str();
+    let bound = within(o.within);
+    let deadline = Instant::now() + bound;
+    let captured = prog.output(o.stream).clone();
+    let changed = prog.changed.clone();
+    // When the bound passes, one more look: output that arrived with the
+    // program's end may have been read just after the wake-up.
+    let mut last_look = false;
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let ended = prog.output_complete();
+        let (text, total) = {
+            let c = captured.lock().unwrap_or_else(|e| e.into_inner());
+            (c.whole().unwrap_or_default(), c.total)
+        };
+        let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        // Some(Ok(line for the transcript)), Some(Err(why)), or None: not yet.
+        let verdict: Option<Result<String, String>> = match &o.matcher {
+            None => Some(Ok(String::new())),
+            // Empty and nonempty count every byte, also those beyond the
+            // capture's cap.
+            Some(Matcher::Empty) if total == 0 => Some(Ok(format!("{stream} is empty"))),
+            Some(Matcher::Empty) => Some(Err(format!(
+                "expected {name}'s {stream} to be empty; it is {}",
+                escape::quote(&text, 200)
+            ))),
+            Some(Matcher::NonEmpty) => (total > 0).then(|| Ok(format!("{stream} is not empty"))),
+            Some(m) => match m.check_whole(&text) {
+                Check::Done(_) => Some(Ok(passed(m, stream))),
+                Check::Differs => Some(Err(differs(m, name, stream, &text))),
+                Check::More if ended && matches!(m, Matcher::Exact(_)) => Some(Err(differs(m, name, stream, &text))),
+                Check::More => None,
+            },
+        };
+        // "At most N lines" can only be judged once the program is done
+        // writing: wait for its end (or the bound) before counting.
+        let verdict = match verdict {
+            Some(Ok(_)) if o.max_lines.is_some() && !ended && !last_look => None,
+            v => v,
+        };
+        match verdict {
+            Some(Ok(ok)) => {
+                if let Some(max) = o.max_lines {
+                    if lines > max {
+                        return Err(format!(
+                            "expected at most {max} line(s) on {name}'s {stream}; it wrote {lines}: {}",
+                            escape::quote(&text, 300)
+                        ));
+                    }
+                }
+                if !ok.is_empty() {
+                    play.transcript.record(name, ok);
+                }
+                return Ok(());
+            }
+            Some(Err(why)) => return Err(why),
+            None => {}
+        }
+        if ended {
+            return Err(format!(
+                "{name} ended, and its {stream} never satisfied the expectation; it is {}",
+                escape::quote(&text, 300)
+            ));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if !last_look {
+                last_look = true;
+                continue;
+            }
+            return Err(format!(
+                "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
+                bound.as_millis(),
+                escape::quote(&text, 300)
+            ));
+        }
+    }
+}
+
+/// The transcript's line for an output that met its matcher.
+fn passed(m: &Matcher, stream: &str) -> String {
+    match m {
+        Matcher::Exact(want) => format!("{stream}: {}", escape::quote(want, 60)),
+        Matcher::Contains(c) => format!("{stream} contains {}", escape::quote(c, 60)),
+        Matcher::Regex(re) => format!("{stream} matches /{}/", re.as_str()),
+        Matcher::Prefix(_) | Matcher::Size(_) | Matcher::Empty | Matcher::NonEmpty => {
+            format!("{stream}: {}", m.describe())
+        }
+    }
+}
+
+/// Why an output can no longer equal what was expected.
+fn differs(m: &Matcher, name: &str, stream: &str, text: &[u8]) -> String {
+    match m.mismatch(text) {
+        Some((want, got, diff)) => format!("expected {name}'s {stream} to be {want}\n  it is {got}\n  {diff}"),
+        None => format!(
+            "expected {name}'s {stream} to be {}; it is {}",
+            m.describe(),
+            escape::quote(text, 200)
+        ),
+    }
+}

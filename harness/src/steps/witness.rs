@@ -1,0 +1,260 @@
+//! Running the `witness` family (`crate::spec::witness`): what the kernel
+//! shows of a program, read from /proc by `crate::witness`: fd_baseline,
+//! expect_fds, memory_baseline, expect_memory, expect_released,
+//! expect_zombies, expect_idle.
+//!
+//! The expectations poll a single look with an upper bound, and fail at once
+//! (saying how) when the program died: a dead program holds no descriptor,
+//! which is no pass.
+
+use super::StepResult;
+use crate::scenario::Play;
+use crate::spec::program::ProgramRef;
+use crate::spec::values::within;
+use crate::spec::witness::{ExpectFds, ExpectIdle, ExpectMemory, ExpectReleased, ExpectZombies};
+use crate::witness::{self, poll_until, tree_rss, tree_usage};
+use tokio::time::Instant;
+
+/// What a descriptor left open costs, in the words a student needs.
+const FD_LEAK_ADVICE: &str =
+    "A descriptor that is never closed is a leak: each connection must be close()d when its client is done";
+/// What a connection still held means.
+const RELEASE_ADVICE: &str =
+    "Every descriptor of a connection must be close()d once its client is gone: in a forking server, the parent's copy too";
+/// What memory that grows with clients means.
+const MEMORY_ADVICE: &str =
+    "Memory that grows with every client is a leak: free() what you allocated for a client when it leaves";
+
+pub(super) fn fd_baseline(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
+    let name = &p.program.value;
+    let pid = play.running(name)?.pid;
+    let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
+    // The baseline is what the program holds with no client connected. A
+    // connection the harness just closed may not be closed by the program
+    // yet; counting it would make the baseline depend on the scheduler (and
+    // excuse a leak).
+    let connections = witness::connection_fds(pid);
+    fds.retain(|fd, _| !connections.contains(fd));
+    play.transcript.record_with_detail(
+        name,
+        "open descriptors noted as the baseline",
+        format!("{} open", fds.len()),
+    );
+    play.fd_baselines.insert(name.clone(), fds);
+    Ok(())
+}
+
+pub(super) async fn expect_fds(play: &mut Play<'_>, f: &ExpectFds) -> StepResult {
+    let name = &f.program.value;
+    let baseline = play
+        .fd_baselines
+        .get(name)
+        .cloned()
+        .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
+    let pid = play.running(name)?.pid;
+    let limit = baseline.len() + f.above_baseline;
+    let prog = &play.programs[name];
+    let now = poll_until(within(f.within), || {
+        if !prog.is_running() || !witness::alive(pid) {
+            return (true, None);
+        }
+        let fds = witness::fds(pid).unwrap_or_default();
+        (fds.len() <= limit, Some(fds))
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!(
+            "expected {name} to be running with at most {limit} open descriptors; it {how}"
+        ));
+    }
+    match now {
+        Ok(fds) => {
+            let fds = fds.unwrap_or_default();
+            // The difference is the program's doing; the counts also hold
+            // whatever its runtime opened for itself.
+            let difference = fds.len() as i64 - baseline.len() as i64;
+            play.transcript.record_with_detail(
+                name,
+                format!("open descriptors: baseline {difference:+}"),
+                format!("{} open, baseline {}", fds.len(), baseline.len()),
+            );
+            Ok(())
+        }
+        Err(fds) => {
+            let fds = fds.unwrap_or_default();
+            let extra: Vec<String> = fds
+                .iter()
+                .filter(|(fd, target)| baseline.get(fd) != Some(target))
+                .take(5)
+                .map(|(fd, target)| format!("fd {fd} -> {target}"))
+                .collect();
+            Err(format!(
+                "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {}); it has {}: {} more.\n  New since the baseline: {}{}\n  {FD_LEAK_ADVICE}",
+                baseline.len(),
+                fds.len(),
+                fds.len().saturating_sub(baseline.len()),
+                extra.join(", "),
+                if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
+            ))
+        }
+    }
+}
+
+pub(super) fn memory_baseline(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
+    let name = &p.program.value;
+    let pid = play.running(name)?.pid;
+    let rss = tree_rss(pid);
+    play.transcript.record_with_detail(
+        name,
+        "resident memory noted as the baseline",
+        format!("{} KiB", rss >> 10),
+    );
+    play.memory_baselines.insert(name.clone(), rss);
+    Ok(())
+}
+
+pub(super) async fn expect_memory(play: &mut Play<'_>, m: &ExpectMemory) -> StepResult {
+    let name = &m.program.value;
+    let baseline = *play
+        .memory_baselines
+        .get(name)
+        .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))?;
+    let pid = play.running(name)?.pid;
+    let limit = baseline + m.growth_at_most.0 as u64;
+    // Children that are still finishing their clients hold memory too: wait
+    // (bounded) for the tree to settle.
+    let rss = poll_until(within(m.within), || {
+        if !witness::alive(pid) {
+            return (true, 0);
+        }
+        let rss = tree_rss(pid);
+        (rss <= limit, rss)
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to keep running; it {how}"));
+    }
+    match rss {
+        Ok(rss) => {
+            play.transcript.record_with_detail(
+                name,
+                format!("resident memory within {} KiB of the baseline", m.growth_at_most.0 >> 10),
+                format!("{} KiB, baseline {} KiB", rss >> 10, baseline >> 10),
+            );
+            Ok(())
+        }
+        Err(rss) => Err(format!(
+            "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  {MEMORY_ADVICE}",
+            m.growth_at_most.0 >> 10,
+            baseline >> 10,
+            rss >> 10,
+            rss.saturating_sub(baseline) >> 10
+        )),
+    }
+}
+
+pub(super) async fn expect_released(play: &mut Play<'_>, r: &ExpectReleased) -> StepResult {
+    let name = &r.program.value;
+    let conn = &r.connection.value;
+    let peer_port = play
+        .conns
+        .get(conn)
+        .map(|c| c.local_port)
+        .ok_or_else(|| format!("`{conn}` was never opened"))?;
+    let pid = play.running(name)?.pid;
+    let port = play.setting.port;
+    let hold = poll_until(within(r.within), || {
+        if !witness::alive(pid) {
+            return (true, None);
+        }
+        let tree = witness::tree(pid, &witness::processes());
+        let hold = witness::connection_hold(&tree, port, peer_port);
+        (hold == witness::Hold::Released, Some(hold))
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!(
+            "expected {name} to close its end of `{conn}` and go on; it {how}"
+        ));
+    }
+    match hold {
+        Ok(_) => {
+            play.transcript.record(name, format!("closed its end of {conn}"));
+            Ok(())
+        }
+        Err(Some(witness::Hold::Waiting)) => Err(format!(
+            "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
+            within(r.within).as_millis()
+        )),
+        Err(_) => Err(format!(
+            "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  {RELEASE_ADVICE}",
+            within(r.within).as_millis()
+        )),
+    }
+}
+
+pub(super) async fn expect_zombies(play: &mut Play<'_>, z: &ExpectZombies) -> StepResult {
+    let name = &z.program.value;
+    let pid = play.running(name)?.pid;
+    let at_most = z.at_most;
+    let r = poll_until(within(z.within), || {
+        let n = witness::zombies(pid, &witness::processes()).len();
+        (n <= at_most, n)
+    })
+    .await;
+    match r {
+        Ok(_) => {
+            play.transcript.record(name, format!("at most {at_most} zombie children"));
+            Ok(())
+        }
+        Err(n) => Err(format!(
+            "expected {name} to have at most {at_most} zombie children; it has {n}: children that exited and were never waited for"
+        )),
+    }
+}
+
+pub(super) async fn expect_idle(play: &mut Play<'_>, i: &ExpectIdle) -> StepResult {
+    let name = &i.program.value;
+    let pid = play.running(name)?.pid;
+    let (t0, rss0, _) = tree_usage(pid);
+    let began = Instant::now();
+    // Watching over time is the point of this step: nothing to wait for.
+    tokio::time::sleep(i.duration.0).await;
+    let (t1, rss1, procs) = tree_usage(pid);
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to stay running while idle; it {how}"));
+    }
+    let secs = began.elapsed().as_secs_f64();
+    let cpu = (t1.saturating_sub(t0)) as f64 / witness::ticks_per_second() as f64 / secs * 100.0;
+    if let Some(max) = i.max_cpu_percent {
+        if cpu > max as f64 {
+            return Err(format!(
+                "expected {name} to use at most {max}% CPU while idle; it used {cpu:.0}% over {:.1}s: a loop that polls instead of blocking in accept/read/poll",
+                secs
+            ));
+        }
+    }
+    if let Some(max) = i.max_processes {
+        if procs > max {
+            return Err(format!(
+                "expected at most {max} processes while idle; {name} has {procs}"
+            ));
+        }
+    }
+    if let Some(max) = i.max_rss_growth {
+        let growth = rss1.saturating_sub(rss0);
+        if growth > max.0 as u64 {
+            return Err(format!(
+                "expected {name}'s memory to grow by at most {} bytes while idle; it grew by {growth}",
+                max.0
+            ));
+        }
+    }
+    play.transcript
+        .record(name, format!("idle for {}: within bounds", i.duration));
+    Ok(())
+}
