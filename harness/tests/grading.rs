@@ -26,35 +26,50 @@ fn the_reference_passes_every_scenario() {
     assert_eq!(report["score"], report["max_score"]);
 }
 
-/// Every clause id of the handout tags at least one scenario.
-#[test]
-fn every_clause_of_the_handout_has_a_scenario() {
-    let handout = std::fs::read_to_string(root().join("../shared/labs/tcp-echo.md"))
-        .or_else(|_| std::fs::read_to_string(root().join("shared/labs/tcp-echo.md")));
-    let Ok(handout) = handout else {
-        eprintln!("the handouts (../shared/labs) are not beside this checkout; skipped");
-        return;
-    };
-    let clauses: BTreeSet<String> = handout
+/// The clause ids of a handout: the first column of its clause table.
+fn clause_ids(handout: &str) -> BTreeSet<String> {
+    handout
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
         .map(String::from)
-        .collect();
-    assert!(
-        clauses.len() >= 20,
-        "found only {} clause ids in the handout",
-        clauses.len()
-    );
-    let spec = harness::spec::load(&root().join(SPEC)).unwrap();
-    let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
-    let untested: Vec<_> = clauses.difference(&tagged).collect();
-    assert!(untested.is_empty(), "clauses without a scenario: {untested:?}");
-    let unknown: Vec<_> = tagged.difference(&clauses).collect();
-    assert!(
-        unknown.is_empty(),
-        "tags that are no clause of the handout: {unknown:?}"
-    );
+        .collect()
+}
+
+/// Every lab's spec has its handout beside it (`specs/<lab>.md`, part of the
+/// repository), and the two agree: every clause id of the handout tags at
+/// least one scenario, and every tag is a clause of the handout.
+#[test]
+fn every_clause_of_the_handout_has_a_scenario() {
+    let mut labs = 0;
+    for entry in std::fs::read_dir(root().join("specs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        labs += 1;
+        let handout_path = path.with_extension("md");
+        let handout = std::fs::read_to_string(&handout_path)
+            .unwrap_or_else(|e| panic!("{} has no handout beside it ({e})", path.display()));
+        let clauses = clause_ids(&handout);
+        assert!(
+            clauses.len() >= 5,
+            "found only {} clause ids in {}",
+            clauses.len(),
+            handout_path.display()
+        );
+        let spec = harness::spec::load(&path).unwrap();
+        let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
+        let untested: Vec<_> = clauses.difference(&tagged).collect();
+        assert!(untested.is_empty(), "{}: clauses without a scenario: {untested:?}", spec.lab);
+        let unknown: Vec<_> = tagged.difference(&clauses).collect();
+        assert!(
+            unknown.is_empty(),
+            "{}: tags that are no clause of the handout: {unknown:?}",
+            spec.lab
+        );
+    }
+    assert!(labs >= 1, "no spec in specs/");
 }
 
 /// The clauses a fixture's EXPECT file lists (lines not starting with #).
