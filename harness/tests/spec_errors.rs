@@ -40,7 +40,10 @@ fn run_refuses_a_broken_spec_before_running_anything() {
 fn the_bundled_specs_are_valid() {
     for entry in std::fs::read_dir(support::root().join("specs")).unwrap() {
         let path = entry.unwrap().path();
-        support::sockgrade().arg("check").arg(&path).assert().success();
+        // Beside each spec is its handout (`<lab>.md`).
+        if path.extension().is_some_and(|e| e == "yaml") {
+            support::sockgrade().arg("check").arg(&path).assert().success();
+        }
     }
 }
 
