@@ -43,6 +43,9 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
             copy_errors.insert(i, format!("could not copy the submission: {e}"));
         }
     }
+    if sandbox::is_root() {
+        sandbox::adopt_orphans();
+    }
     let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let jobs = options.jobs.max(1).min(selected.len().max(1));
@@ -66,9 +69,11 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                                 None => run_one(spec, i, &dir, uid, options.isolation),
                             };
                             // Whatever happened in there (a panic skips the
-                            // scenario's own clean-up), nothing of it survives.
+                            // scenario's own clean-up), nothing of it survives,
+                            // and nothing of it counts against the next
+                            // scenario of this user.
                             if let Some(uid) = uid {
-                                sandbox::kill_all_of(uid);
+                                sandbox::end_all_of(uid);
                             }
                             let _ = std::fs::remove_dir_all(&dir);
                             result

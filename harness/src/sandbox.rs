@@ -198,19 +198,108 @@ pub fn kill_all_of(uid: u32) {
     }
 }
 
-/// The owner of /proc/PID is root for a non-dumpable process, so the ids
-/// come from its status: real, effective or saved.
+/// Whether a process of `uid` is alive (not yet a zombie).
 fn any_process_of(uid: u32) -> bool {
+    processes_of(uid).iter().any(|p| p.state != 'Z')
+}
+
+/// A process of a scenario's user, as /proc shows it.
+struct Owned {
+    pid: i32,
+    ppid: i32,
+    state: char,
+}
+
+/// Every process of `uid`, zombies included. The owner of /proc/PID is root
+/// for a non-dumpable process, so the ids come from its status: real,
+/// effective or saved.
+fn processes_of(uid: u32) -> Vec<Owned> {
     let Ok(all) = procfs::process::all_processes() else {
-        return false;
+        return Vec::new();
     };
-    all.flatten().any(|p| {
-        let owned = p
-            .status()
-            .map(|s| s.ruid == uid || s.euid == uid || s.suid == uid)
-            .unwrap_or(false);
-        owned && p.stat().map(|s| s.state != 'Z').unwrap_or(false)
-    })
+    all.flatten()
+        .filter(|p| {
+            p.status()
+                .map(|s| s.ruid == uid || s.euid == uid || s.suid == uid)
+                .unwrap_or(false)
+        })
+        .filter_map(|p| p.stat().ok())
+        .map(|s| Owned {
+            pid: s.pid,
+            ppid: s.ppid,
+            state: s.state,
+        })
+        .collect()
+}
+
+/// Makes this process the reaper of the orphans of what it starts: when a
+/// server dies, its children are re-parented to us instead of to PID 1.
+/// A killed process still counts against its user's RLIMIT_NPROC until it is
+/// reaped, and PID 1 may reap late (a second and more here) or never (a
+/// container's init that doesn't), so a scenario's user would start the next
+/// scenario with its last one's dead still counted. See `end_all_of`.
+pub(crate) fn adopt_orphans() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("cannot become the reaper of orphans: {e}");
+    }
+}
+
+/// One look at the process group `pgid` after it was killed: reaps its
+/// members that are zombies we adopted (`adopt_orphans`), and says how many
+/// processes of the group are left. A killed forking server's children are
+/// such orphans; until they are reaped they count against the user's process
+/// limit, and a server restarted at once could not fork.
+pub(crate) fn reap_group(pgid: i32) -> usize {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let me = std::process::id() as i32;
+    let Ok(all) = procfs::process::all_processes() else {
+        return 0;
+    };
+    let members: Vec<_> = all
+        .flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| s.pgrp == pgid)
+        .collect();
+    let mut left = members.len();
+    for m in members.iter().filter(|m| m.ppid == me && m.state == 'Z') {
+        if waitpid(Pid::from_raw(m.pid), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            left -= 1;
+        }
+    }
+    left
+}
+
+/// Ends every process of `uid` and waits until the kernel holds nothing of
+/// it, zombies included, reaping those that are our children (orphans we
+/// adopted: `adopt_orphans`). Then nothing of the last scenario counts
+/// against the next one of this user. Only for when the scenario's own
+/// programs were waited for: it would reap them too.
+pub fn end_all_of(uid: u32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    kill_all_of(uid);
+    let me = std::process::id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = processes_of(uid);
+        if left.is_empty() {
+            return;
+        }
+        for p in left.iter().filter(|p| p.ppid == me && p.state == 'Z') {
+            let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
+        }
+        if left.iter().any(|p| p.state != 'Z') {
+            kill_all_of(uid);
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("{} processes of user {uid} are still not reaped", left.len());
+            return;
+        }
+        // Zombies that are not ours wait for their parent (PID 1) to reap
+        // them; there is no event for that, so look again shortly.
+        if left.iter().all(|p| p.ppid != me) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 }
 
 /// Without a user of its own: SIGKILL the program's group and every

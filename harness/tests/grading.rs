@@ -61,7 +61,11 @@ fn every_clause_of_the_handout_has_a_scenario() {
         let spec = harness::spec::load(&path).unwrap();
         let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
         let untested: Vec<_> = clauses.difference(&tagged).collect();
-        assert!(untested.is_empty(), "{}: clauses without a scenario: {untested:?}", spec.lab);
+        assert!(
+            untested.is_empty(),
+            "{}: clauses without a scenario: {untested:?}",
+            spec.lab
+        );
         let unknown: Vec<_> = tagged.difference(&clauses).collect();
         assert!(
             unknown.is_empty(),
@@ -150,6 +154,7 @@ macro_rules! fixtures {
 fixtures! {
     busy_loop => "tcp-echo-busy-loop",
     client_exit0 => "tcp-echo-client-exit0",
+    client_half_close => "tcp-echo-client-half-close",
     client_inet_addr => "tcp-echo-client-inet-addr",
     client_no_last_line => "tcp-echo-client-no-last-line",
     client_no_timeout => "tcp-echo-client-no-timeout",
@@ -165,6 +170,7 @@ fixtures! {
     half_close => "tcp-echo-half-close",
     iterative => "tcp-echo-iterative",
     leak_per_client => "tcp-echo-leak-per-client",
+    many_children => "tcp-echo-many-children",
     no_reuseaddr => "tcp-echo-no-reuseaddr",
     parent_keeps_fd => "tcp-echo-parent-keeps-fd",
     poll => "tcp-echo-poll",

@@ -5,6 +5,7 @@ use super::{StepError, StepResult};
 use crate::escape;
 use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
+use crate::sandbox;
 use crate::scenario::{record_output, Play};
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
@@ -164,9 +165,18 @@ pub(super) async fn kill(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
     let _ = killpg(Pid::from_raw(prog.pid), Signal::SIGKILL);
     let _ = send_signal(Pid::from_raw(prog.pid), Signal::SIGKILL);
     let status = prog.wait(DEFAULT_WITHIN).await;
+    let pid = prog.pid;
     let how = status.map(|s| describe_exit(&s)).unwrap_or("still running".into());
     play.transcript.record(name, format!("SIGKILL -> {how}"));
+    group_gone(pid).await;
     Ok(())
+}
+
+/// After SIGKILL to a program's group: waits (bounded) until every member
+/// is gone and reaped, so that none counts against the process limit of
+/// what the scenario starts next (a restart on the same port, say).
+async fn group_gone(pgid: i32) {
+    let _ = witness::poll_until(DEFAULT_WITHIN, || (sandbox::reap_group(pgid) == 0, ())).await;
 }
 
 pub(super) async fn restart(play: &mut Play<'_>, s: &Start) -> Result<(), StepError> {
@@ -182,6 +192,7 @@ pub(super) async fn restart(play: &mut Play<'_>, s: &Start) -> Result<(), StepEr
             }
             play.transcript.record(name, "SIGKILL for the restart");
             record_output(&play.transcript, p);
+            group_gone(p.pid).await;
         }
     }
     start(play, s).await
