@@ -12,14 +12,16 @@ pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    let marker = format!("\n[... {} bytes cut ...]\n", text.len());
-    if max <= marker.len() {
+    let marker = |cut: usize| format!("\n[... {cut} bytes cut ...]\n");
+    // What is cut is less than the whole, so its marker is no longer.
+    let room = marker(text.len()).len();
+    if max <= room {
         return text[..floor(text, max)].to_string();
     }
-    let keep = max - marker.len();
+    let keep = max - room;
     let head = floor(text, keep / 2);
     let tail = ceil(text, text.len() - (keep - keep / 2));
-    format!("{}{marker}{}", &text[..head], &text[tail..])
+    format!("{}{}{}", &text[..head], marker(tail - head), &text[tail..])
 }
 
 /// Renders with the largest cap of `caps` whose document is at most `limit`
@@ -67,7 +69,10 @@ mod tests {
         let capped = cap(&text, 100);
         assert!(capped.len() <= 100, "{} bytes", capped.len());
         assert!(capped.starts_with("start") && capped.ends_with("end"), "{capped}");
-        assert!(capped.contains("bytes cut"));
+        // What is kept and what the marker says was cut make up the whole.
+        let (head, rest) = capped.split_once("\n[... ").unwrap();
+        let (cut, tail) = rest.split_once(" bytes cut ...]\n").unwrap();
+        assert_eq!(head.len() + cut.parse::<usize>().unwrap() + tail.len(), text.len());
     }
 
     #[test]
