@@ -498,3 +498,21 @@ fn a_bad_output_is_a_usage_error() {
             .code(2);
     }
 }
+
+/// A platform report that could not be written is the harness's failure,
+/// never a silent exit 0.
+#[test]
+fn an_output_that_cannot_be_written_exits_3() {
+    sockgrade()
+        .args([
+            "run",
+            SPEC,
+            "--submission",
+            "fixtures/broken/tcp-echo-build-error",
+            "--only",
+            ONLY,
+        ])
+        .args(["--output", "gradescope=/dev/null/results/results.json"])
+        .assert()
+        .code(3);
+}
