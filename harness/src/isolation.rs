@@ -24,6 +24,14 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Auto => "auto",
+            Isolation::Netns => "netns",
+            Isolation::None => "none",
+        }
+    }
+
     /// What `auto` means on this machine.
     pub fn resolve(self) -> io::Result<Isolation> {
         match self {

@@ -20,7 +20,8 @@
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! transcript   every event, stamped;  escape  bytes a person can read
 //! verdict      the result model: ScenarioResult, RunResult
-//! report/      reporters: RunResult -> text (human, json)
+//! report/      reporters: RunResult -> text (human, json, junit, gradescope,
+//!                classroom, prairielearn); cap.rs  the size caps they share
 //! ```
 //!
 //! Actors never decide verdicts; steps never print; reporters run nothing.

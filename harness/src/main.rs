@@ -2,6 +2,9 @@
 //!
 //! Exit status: 0 everything passed, 1 something failed (a build failure
 //! included), 2 the command line or the spec is invalid, 3 the harness failed.
+//! With a gradescope or prairielearn report (printed or written), 0 once the
+//! reports are written, whatever the grade: those platforms read the grade
+//! from the file, and PrairieLearn discards it when the grader exits non-zero.
 
 use clap::{Parser, Subcommand};
 use harness::isolation::Isolation;
@@ -36,8 +39,13 @@ enum Command {
         /// Where the reference programs are (default: beside this executable).
         #[arg(long)]
         reference_dir: Option<PathBuf>,
+        /// The report printed on stdout.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Also write a report of this run in format F to PATH (repeatable),
+        /// e.g. `gradescope=results/results.json`.
+        #[arg(long, value_name = "F=PATH", value_parser = parse_output)]
+        output: Vec<Output>,
         /// Scenarios run at the same time.
         #[arg(long, short = 'j', default_value_t = default_jobs())]
         jobs: usize,
@@ -52,6 +60,34 @@ enum Command {
     },
     /// Check a spec without running anything.
     Check { spec: PathBuf },
+}
+
+/// One `--output F=PATH`.
+#[derive(Clone, Debug)]
+struct Output {
+    format: Format,
+    path: PathBuf,
+}
+
+fn parse_output(arg: &str) -> Result<Output, String> {
+    use clap::ValueEnum;
+    let (format, path) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected F=PATH, e.g. junit=report.xml, not `{arg}`"))?;
+    let format = Format::from_str(format, false).map_err(|_| {
+        let known: Vec<String> = Format::value_variants()
+            .iter()
+            .filter_map(|f| f.to_possible_value().map(|v| v.get_name().to_string()))
+            .collect();
+        format!("unknown format `{format}` (one of {})", known.join(", "))
+    })?;
+    if path.is_empty() {
+        return Err(format!("no path after the `=` in `{arg}`"));
+    }
+    Ok(Output {
+        format,
+        path: PathBuf::from(path),
+    })
 }
 
 fn default_jobs() -> usize {
@@ -94,11 +130,13 @@ fn main() -> ExitCode {
             reference,
             reference_dir,
             format,
+            output,
             jobs,
             isolation,
             only,
             verbose,
         } => {
+            let started = std::time::Instant::now();
             let spec = match spec::load(&path) {
                 Ok(s) => s,
                 Err(e) => {
@@ -160,20 +198,48 @@ fn main() -> ExitCode {
                 filter: only,
             };
             let results = runner::run(&spec, &built.dir, work.path(), &options, broken.as_deref());
-            let report = RunResult::new(&spec, label, built.build, results);
+            let report = RunResult::new(
+                &spec,
+                label,
+                built.build,
+                results,
+                isolation.as_str(),
+                started.elapsed(),
+            );
+            // Files first: a platform reads its file, and a failure to write
+            // one is the harness's failure, whatever stdout says.
+            for o in &output {
+                let style = report::Style { color: false, verbose };
+                if let Err(e) = write_report(&o.path, &report::render(o.format, &report, &style)) {
+                    eprintln!("error: cannot write {}: {e}", o.path.display());
+                    return ExitCode::from(3);
+                }
+            }
             let style = report::Style {
                 color: color(),
                 verbose,
             };
-            let text = report::render(format, &report, &style);
-            print!("{text}");
-            if report.all_passed() {
+            print!("{}", report::render(format, &report, &style));
+            if report.all_passed()
+                || std::iter::once(format)
+                    .chain(output.iter().map(|o| o.format))
+                    .any(Format::exits_zero)
+            {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// Writes a report, making its directory first (PrairieLearn's grader must
+/// create /grade/results itself).
+fn write_report(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
 }
 
 /// A private directory that others may pass through (the scenario's user

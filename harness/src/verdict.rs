@@ -207,10 +207,22 @@ pub struct RunResult {
     pub max_score: u32,
     pub build: Build,
     pub scenarios: Vec<ScenarioResult>,
+    /// The isolation the scenarios ran with (`netns` or `none`): where the
+    /// run happened matters to whoever reads a report from a platform.
+    pub isolation: String,
+    /// Wall-clock time of the whole run, build included.
+    pub duration_ms: u64,
 }
 
 impl RunResult {
-    pub fn new(spec: &Spec, submission: String, build: Build, scenarios: Vec<ScenarioResult>) -> RunResult {
+    pub fn new(
+        spec: &Spec,
+        submission: String,
+        build: Build,
+        scenarios: Vec<ScenarioResult>,
+        isolation: &str,
+        duration: std::time::Duration,
+    ) -> RunResult {
         RunResult {
             lab: spec.lab.clone(),
             spec: spec.path.display().to_string(),
@@ -219,6 +231,8 @@ impl RunResult {
             max_score: scenarios.iter().map(|s| s.max_score).sum(),
             build,
             scenarios,
+            isolation: isolation.to_string(),
+            duration_ms: duration.as_millis() as u64,
         }
     }
 
