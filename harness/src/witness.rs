@@ -244,6 +244,15 @@ pub fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Waiting in the kernel (state S: blocked in accept, read, poll...), not
+/// running or runnable. Gone counts as waiting: there is nothing to wait for.
+pub fn waiting(pid: i32) -> bool {
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .map(|s| s.state == 'S')
+        .unwrap_or(true)
+}
+
 /// Where the program's end of one connection stands.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hold {

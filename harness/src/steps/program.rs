@@ -134,6 +134,13 @@ pub(super) async fn stop(play: &mut Play<'_>, s: &Stop) -> StepResult {
     let bound = within(s.within);
     let prog = play.running(name)?;
     prog.end_expected = true;
+    // SIGTERM when the program waits in the kernel (in accept, read or
+    // poll), as a server at rest does: a signal that lands between two
+    // system calls meets a different program on a loaded machine than on an
+    // idle one (a handler's flag is seen at once, or only after the next
+    // client). Bounded, for a program that never rests.
+    let pid = prog.pid;
+    let _ = witness::poll_until(Duration::from_millis(500), || (witness::waiting(pid), ())).await;
     let _ = send_signal(Pid::from_raw(prog.pid), Signal::SIGTERM);
     match prog.wait(bound).await {
         Some(status) => {
