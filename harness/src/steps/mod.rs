@@ -52,7 +52,7 @@ pub(crate) fn run<'p>(
             Step::Stop(s) => Ok(program::stop(play, s).await?),
             Step::Kill(p) => Ok(program::kill(play, p).await?),
             Step::Restart(s) => program::restart(play, s).await,
-            Step::Signal(s) => Ok(program::signal(play, s)?),
+            Step::Signal(s) => Ok(program::signal(play, s).await?),
             Step::ExpectRunning(p) => Ok(program::expect_running(play, p)?),
             Step::ExpectExit(e) => Ok(program::expect_exit(play, e).await?),
             Step::ExpectOutput(o) => Ok(program::expect_output(play, o).await?),

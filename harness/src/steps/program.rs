@@ -134,13 +134,7 @@ pub(super) async fn stop(play: &mut Play<'_>, s: &Stop) -> StepResult {
     let bound = within(s.within);
     let prog = play.running(name)?;
     prog.end_expected = true;
-    // SIGTERM when the program waits in the kernel (in accept, read or
-    // poll), as a server at rest does: a signal that lands between two
-    // system calls meets a different program on a loaded machine than on an
-    // idle one (a handler's flag is seen at once, or only after the next
-    // client). Bounded, for a program that never rests.
-    let pid = prog.pid;
-    let _ = witness::poll_until(Duration::from_millis(500), || (witness::waiting(pid), ())).await;
+    at_rest(prog.pid).await;
     let _ = send_signal(Pid::from_raw(prog.pid), Signal::SIGTERM);
     match prog.wait(bound).await {
         Some(status) => {
@@ -205,10 +199,20 @@ pub(super) async fn restart(play: &mut Play<'_>, s: &Start) -> Result<(), StepEr
     start(play, s).await
 }
 
-pub(super) fn signal(play: &mut Play<'_>, s: &SignalStep) -> StepResult {
+/// Waits until the program waits in the kernel (in accept, read or poll),
+/// as a program at rest does, before a signal it may handle: a signal that
+/// lands between two system calls meets a different program on a loaded
+/// machine than on an idle one (a handler's flag is seen at once, or only
+/// after the next client). Bounded, for a program that never rests.
+async fn at_rest(pid: i32) {
+    let _ = witness::poll_until(Duration::from_millis(500), || (witness::waiting(pid), ())).await;
+}
+
+pub(super) async fn signal(play: &mut Play<'_>, s: &SignalStep) -> StepResult {
     let name = &s.program.value;
     let sig = s.signal.0;
     let prog = play.running(name)?;
+    at_rest(prog.pid).await;
     // Stopping and resuming is for the whole group: a forking server's
     // children are part of the server.
     let r = if matches!(sig, Signal::SIGSTOP | Signal::SIGCONT) {
