@@ -29,6 +29,12 @@ enum WriteOp {
     },
     Shutdown,
     Close,
+    /// Write until the program's window closes (see `Conn::push_until_full`).
+    Fill {
+        at_most: usize,
+        deadline: Instant,
+        done: oneshot::Sender<Result<Filled, String>>,
+    },
 }
 
 /// What the connection has seen of its peer: still open, or how it ended
@@ -74,6 +80,13 @@ pub struct Conn {
     /// Where this connection's steps record: the scenario's, or an `each`
     /// member's branch.
     pub transcript: Transcript,
+}
+
+/// What `fill` did: how much it wrote, and whether the kernel showed the
+/// program's receive window closed (else it wrote `at_most`).
+pub struct Filled {
+    pub written: usize,
+    pub window_closed: bool,
 }
 
 /// How an expectation ended.
@@ -205,6 +218,34 @@ impl Conn {
         }
     }
 
+    /// Writes text lines until the program stops taking them (see
+    /// `spec::tcp::Fill`), after whatever is queued.
+    pub async fn push_until_full(&mut self, at_most: usize, bound: Duration) -> Result<Filled, String> {
+        let Some((tx, _)) = &self.writer else {
+            return Err(format!("`{}` is closed", self.name));
+        };
+        let (done, filled) = oneshot::channel();
+        let deadline = Instant::now() + bound;
+        if tx
+            .send(WriteOp::Fill {
+                at_most,
+                deadline,
+                done,
+            })
+            .is_err()
+        {
+            return Err("the connection can no longer send (an earlier write failed)".into());
+        }
+        let result = match filled.await {
+            Ok(result) => result,
+            Err(_) => Err("the write failed (see the transcript)".into()),
+        };
+        if result.is_err() && self.reset_on_write.load(std::sync::atomic::Ordering::Relaxed) {
+            self.peer = PeerState::Reset;
+        }
+        result
+    }
+
     /// A write that failed in the background since the last look.
     pub fn take_write_error(&self) -> Option<String> {
         self.write_error.lock().unwrap_or_else(|e| e.into_inner()).take()
@@ -260,6 +301,16 @@ impl Conn {
         }
     }
 
+    /// Who plays what on this connection, for messages: the grader is a
+    /// client of the student's server, or the server of their client.
+    fn roles(&self) -> (&'static str, &'static str) {
+        if self.outgoing {
+            ("the grader", "your server")
+        } else {
+            ("the grader, as your server,", "your client")
+        }
+    }
+
     /// Everything sent on this connection and not yet echoed comes back
     /// (`expect: { echo: true }`).
     pub async fn expect_echo(&mut self, bound: Duration) -> Outcome {
@@ -287,23 +338,26 @@ impl Conn {
                 }
                 let got = escape::quote(&self.inbox, 200);
                 let what = matcher.describe();
+                let (grader, peer) = self.roles();
+                let n = self.inbox.len();
                 let why = match self.peer {
                     PeerState::Eof => format!(
-                        "expected {what}, but the connection was closed (EOF) after {} bytes: {got}",
-                        self.inbox.len()
+                        "{grader} expected {what}, but {peer} closed the connection (EOF) after {n} bytes: {got}"
                     ),
-                    PeerState::Reset => format!(
-                        "expected {what}, but the connection was reset after {} bytes: {got}",
-                        self.inbox.len()
-                    ),
+                    PeerState::Reset => {
+                        format!("{grader} expected {what}, but {peer} reset the connection after {n} bytes: {got}")
+                    }
                     PeerState::Open if self.stream.is_none() => {
-                        format!("expected {what}, but `{}` is closed", self.name)
+                        format!("{grader} expected {what}, but `{}` is closed", self.name)
                     }
                     PeerState::Open => format!(
-                        "expected {what} within {}ms; {} bytes arrived: {got}",
+                        "{grader} expected {what} within {}ms; {n} bytes arrived: {got}",
                         bound.as_millis(),
-                        self.inbox.len()
                     ),
+                };
+                let why = match matcher.shortfall(&self.inbox) {
+                    Some(rest) => format!("{why}\n  {rest}"),
+                    None => why,
                 };
                 return Outcome::Failed(why);
             }
@@ -318,15 +372,16 @@ impl Conn {
         let mut done = 0;
         while done < want.len() {
             if self.inbox.is_empty() && !self.fill(deadline).await {
+                let (grader, peer) = self.roles();
                 let why = match self.peer {
-                    PeerState::Eof => "the connection was closed (EOF)".to_string(),
-                    PeerState::Reset => "the connection was reset".to_string(),
+                    PeerState::Eof => format!("{peer} closed the connection (EOF)"),
+                    PeerState::Reset => format!("{peer} reset the connection"),
                     PeerState::Open => {
                         format!("nothing more arrived within {}ms", bound.as_millis())
                     }
                 };
                 return Err(format!(
-                    "expected {} to echo; {why} after {done} of its {} bytes",
+                    "{grader} expected {} to echo; {why} after {done} of its {} bytes (those were right)",
                     escape::quote(want, 80),
                     want.len()
                 ));
@@ -358,19 +413,23 @@ impl Conn {
         };
         if !self.inbox.is_empty() {
             return Err(format!(
-                "expected {what}, but {} more bytes arrived: {}",
+                "{} expected {what}, but {} more bytes arrived: {}",
+                self.roles().0,
                 self.inbox.len(),
                 escape::quote(&self.inbox, 200)
             ));
         }
+        let (grader, peer) = self.roles();
         match (self.peer, want) {
             (a, b) if a == b => Ok(()),
             (PeerState::Open, _) => Err(format!(
-                "expected {what} within {}ms; the connection stayed open",
+                "{grader} expected {what} within {}ms; {peer} kept the connection open",
                 bound.as_millis()
             )),
-            (PeerState::Eof, _) => Err(format!("expected {what}, but the connection was closed normally (EOF)")),
-            (PeerState::Reset, _) => Err(format!("expected {what}, but the connection was reset")),
+            (PeerState::Eof, _) => Err(format!(
+                "{grader} expected {what}, but {peer} closed the connection normally (EOF)"
+            )),
+            (PeerState::Reset, _) => Err(format!("{grader} expected {what}, but {peer} reset the connection")),
         }
     }
 }
@@ -463,8 +522,98 @@ async fn writer(
                 let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Write);
             }
             WriteOp::Close => return,
+            WriteOp::Fill {
+                at_most,
+                deadline,
+                done,
+            } => {
+                let result = push_until_full(&stream, at_most, deadline).await;
+                if let Err(e) = &result {
+                    if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
+                        reset.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let _ = done.send(result.map_err(|e| match e.kind() {
+                    io::ErrorKind::TimedOut => e.to_string(),
+                    _ => format!("write failed: {}", os_error(&e)),
+                }));
+            }
         }
     }
+}
+
+/// Writes text lines until the send buffer is full and the peer's window is
+/// closed, or `at_most` bytes were written.
+async fn push_until_full(stream: &TcpStream, at_most: usize, deadline: Instant) -> io::Result<Filled> {
+    const LINE: &[u8] = b"filling every buffer between us until you stop reading\n";
+    let chunk: Vec<u8> = LINE.repeat((64 << 10) / LINE.len());
+    // The handshake advertised a window: a kernel that reports it shows it
+    // open now. Zero here means the kernel does not report it.
+    let reports_window = peer_window(stream).is_some_and(|w| w > 0);
+    let mut written = 0;
+    while written < at_most {
+        let offset = written % chunk.len();
+        let n = (at_most - written).min(chunk.len() - offset);
+        match stream.try_write(&chunk[offset..offset + n]) {
+            Ok(k) => {
+                written += k;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        // The send buffer is full. Done if the program's window is closed
+        // too; else write again once the buffer drains, looking at the
+        // window every millisecond meanwhile (no event says it closed).
+        loop {
+            if reports_window && peer_window(stream) == Some(0) {
+                return Ok(Filled {
+                    written,
+                    window_closed: true,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the program kept reading without sending back ({} taken) until the bound passed",
+                        crate::escape::bytes(written)
+                    ),
+                ));
+            }
+            if let Ok(ready) = tokio::time::timeout(Duration::from_millis(1), stream.writable()).await {
+                ready?;
+                break;
+            }
+        }
+    }
+    Ok(Filled {
+        written,
+        window_closed: false,
+    })
+}
+
+/// The receive window the peer advertised last (TCP_INFO `tcpi_snd_wnd`,
+/// Linux 5.19 and later); `None` where the kernel has no TCP_INFO.
+fn peer_window(stream: &TcpStream) -> Option<u32> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, a plain
+    // C struct for which all-zero bytes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // An older kernel fills fewer bytes: a window it did not write is unknown.
+    let end = std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd) + 4;
+    (rc == 0 && len as usize >= end).then_some(info.tcpi_snd_wnd)
 }
 
 async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {

@@ -106,6 +106,24 @@ impl Matcher {
             .unwrap_or_default();
         Some((escape::quote(want, 200), escape::quote(got, 200), diff))
     }
+
+    /// For bytes that stopped short of what an `Exact` or `Prefix` matcher
+    /// wants (a stream that ended or went quiet): that they are a correct
+    /// start, and how much never came. Bytes that differ fail earlier, with
+    /// `mismatch`.
+    pub fn shortfall(&self, got: &[u8]) -> Option<String> {
+        let (Matcher::Exact(want) | Matcher::Prefix(want)) = self else {
+            return None;
+        };
+        if got.is_empty() || got.len() >= want.len() || !want.starts_with(got) {
+            return None;
+        }
+        Some(format!(
+            "what arrived ({}) is a correct start; the remaining {} never came",
+            escape::bytes(got.len()),
+            escape::bytes(want.len() - got.len())
+        ))
+    }
 }
 
 #[cfg(test)]

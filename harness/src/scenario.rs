@@ -53,6 +53,8 @@ pub(crate) struct Play<'a> {
     pub memory_baselines: HashMap<String, u64>,
     /// What a failing step saw of a precondition (see `verdict`).
     pub precondition: Option<crate::verdict::Precondition>,
+    /// What a failing step saw of the cause in the kernel (see `verdict`).
+    pub observed: Option<crate::verdict::Observed>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started is gone
@@ -72,6 +74,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         fd_baselines: HashMap::new(),
         memory_baselines: HashMap::new(),
         precondition: None,
+        observed: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, String)> = None;
@@ -104,6 +107,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
                 index: i,
                 detail,
                 precondition: play.precondition.take(),
+                observed: play.observed.take(),
                 programs: play.program_states(),
             })
         }

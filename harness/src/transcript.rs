@@ -1,9 +1,10 @@
 //! The transcript: every observable event of a scenario, in order, with the
 //! actor it concerns and a monotonic time stamp.
 //!
-//! Event texts are written with `{port}` and `{pid}` placeholders already in
-//! place; the normalised rendering keeps them (snapshots, diffs) and the full
-//! rendering fills them in and adds the times (reports).
+//! Event texts are written with `{port}`, `{host}` and `{pid}` placeholders
+//! already in place; the normalised rendering keeps them (snapshots, diffs)
+//! and the full rendering fills in the port and host and adds the times
+//! (reports).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,13 +107,20 @@ impl Transcript {
     }
 }
 
+/// An event's text as it happened: the placeholders of a command line
+/// (`{port}`, `{host}`) filled in as the program got them.
+fn fill(text: &str, port: u16) -> String {
+    text.replace("{port}", &port.to_string())
+        .replace("{host}", crate::spec::HOST)
+}
+
 fn render(events: &[Event], port: Option<u16>) -> String {
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
     for e in events.iter().filter(|e| port.is_some() || !e.full_only) {
         let text = match (port, &e.detail) {
-            (Some(p), Some(d)) => format!("{}  [{d}]", e.text.replace("{port}", &p.to_string())),
-            (Some(p), None) => e.text.replace("{port}", &p.to_string()),
+            (Some(p), Some(d)) => format!("{}  [{d}]", fill(&e.text, p)),
+            (Some(p), None) => fill(&e.text, p),
             (None, _) => e.text.clone(),
         };
         if port.is_some() {

@@ -25,9 +25,11 @@ pub struct Failure {
     /// 1-based position among the scenario's steps (`each` steps count as
     /// their `each`).
     pub step: usize,
-    /// The step as written: keyword and spec line.
+    /// The step as written: keyword and spec line (for instructors).
     pub keyword: String,
     pub line: u64,
+    /// The step in words, for students, who don't see the spec.
+    pub description: String,
     /// What was expected and what arrived.
     pub detail: String,
     /// The clause ids the failure is attributed to: the scenario's tags,
@@ -36,6 +38,9 @@ pub struct Failure {
     /// When the scenario's own check was never reached: what failed first,
     /// in words (the server never listened, it closed a connection early).
     pub precondition: Option<String>,
+    /// What the kernel showed of the cause, when the harness could look:
+    /// the hint then speaks of it rather than of the scenario in general.
+    pub observed: Option<Observed>,
     pub programs: Vec<ProgramState>,
 }
 
@@ -53,13 +58,24 @@ pub struct ProgramState {
     pub exit: Option<ExitStatus>,
 }
 
+/// A cause the kernel showed: what a student sees under several scenarios
+/// when one bug fails them all, said once with advice that fits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// What was seen, for this scenario.
+    pub seen: String,
+    /// What to do about it: the hint for every failure with this cause.
+    pub advice: String,
+}
+
 /// What `scenario` hands over when a step failed: which one (its index in
-/// the scenario's steps), why, what a step saw of a precondition, and the
-/// programs at that moment.
+/// the scenario's steps), why, what a step saw of a precondition or of the
+/// cause, and the programs at that moment.
 pub struct StepFailure {
     pub index: usize,
     pub detail: String,
     pub precondition: Option<Precondition>,
+    pub observed: Option<Observed>,
     pub programs: Vec<ProgramState>,
 }
 
@@ -137,6 +153,7 @@ impl ScenarioResult {
         // scenario's own would send the student after the wrong bug.
         let hint = match &failure {
             Some(f) if f.precondition.is_some() => hint_of(spec, &f.clauses),
+            Some(Failure { observed: Some(o), .. }) => Some(o.advice.clone()),
             _ => scenario.hint.clone(),
         };
         let status = match (&error, &failure) {
@@ -188,15 +205,15 @@ impl ScenarioResult {
             out.push('\n');
         }
         if let Some(f) = &self.failure {
-            out.push_str(&format!(
-                "step {} (`{}`, spec line {}) failed:\n",
-                f.step, f.keyword, f.line
-            ));
+            out.push_str(&format!("step {} failed: {}\n", f.step, f.description));
             if let Some(why) = &f.precondition {
                 out.push_str(&format!("  {why}.\n"));
             }
             for line in f.detail.lines() {
                 out.push_str(&format!("  {line}\n"));
+            }
+            if let Some(o) = &f.observed {
+                out.push_str(&format!("  The kernel shows why: {}\n", o.seen));
             }
             for p in &f.programs {
                 let how = if p.end_expected || p.state == "running" {
@@ -264,9 +281,11 @@ impl Failure {
             step: f.index + 1,
             keyword: step.value.keyword().to_string(),
             line: step.referenced.line(),
+            description: step.value.describe(),
             detail,
             clauses,
             precondition,
+            observed: f.observed,
             programs: f.programs,
         }
     }
@@ -276,7 +295,10 @@ impl Failure {
 /// scenario tagged with exactly those clauses (the scenario that checks
 /// them), so a spec states each hint once.
 fn hint_of(spec: &Spec, clauses: &[String]) -> Option<String> {
-    spec.scenarios.iter().find(|s| s.tags == clauses).and_then(|s| s.hint.clone())
+    spec.scenarios
+        .iter()
+        .find(|s| s.tags == clauses)
+        .and_then(|s| s.hint.clone())
 }
 
 /// The whole run as one value: what every reporter prints.

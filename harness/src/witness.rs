@@ -253,6 +253,67 @@ pub fn waiting(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
+/// Every thread of every process of the program's tree waits in the kernel
+/// (state S): blocked in send, poll or accept. A thread that is running or
+/// runnable (R), whether it spins or the machine has not run it yet, is not
+/// at rest; zombies (Z) have nothing left to do and count as at rest.
+pub fn tree_at_rest(pid: i32) -> bool {
+    tree(pid, &processes()).into_iter().all(|p| {
+        let Ok(process) = Process::new(p) else {
+            return true;
+        };
+        let Ok(tasks) = process.tasks() else {
+            return true;
+        };
+        tasks.flatten().all(|t| {
+            t.stat()
+                .map(|s| matches!(s.state, 'S' | 'Z' | 'T' | 't' | 'X'))
+                .unwrap_or(true)
+        })
+    })
+}
+
+/// Has the process waited for children of its own (their page faults are
+/// added to its `cminflt` when it reaps them)? A forking server that reaps
+/// its children leaves no other trace once they are gone.
+pub fn reaped_children(pid: i32) -> bool {
+    Process::new(pid).and_then(|p| p.stat()).is_ok_and(|s| s.cminflt > 0)
+}
+
+/// The processes among `pids` (a program's tree, root first) that hold a
+/// descriptor of the program's end of the connection between its `port`
+/// and the harness's `peer_port`, as the socket table and their descriptor
+/// tables show.
+pub fn holders(pids: &[i32], port: u16, peer_port: u16) -> Vec<i32> {
+    let Some(process) = pids.first().and_then(|&p| Process::new(p).ok()) else {
+        return Vec::new();
+    };
+    let ends: HashSet<u64> = tcp_table(&process)
+        .iter()
+        .filter(|e| e.local_address.port() == port && e.remote_address.port() == peer_port && e.inode != 0)
+        .map(|e| e.inode)
+        .collect();
+    pids.iter()
+        .copied()
+        .filter(|&p| !socket_inodes(p).is_disjoint(&ends))
+        .collect()
+}
+
+/// Does the program's end of the connection between its `port` and the
+/// harness's `peer_port` still stand in the socket table (read in `pid`'s
+/// network namespace)? A reset takes it out of the table at once: a socket
+/// that took a reset is closed and unhashed. `false` when `pid` is gone.
+pub fn connection_listed(pid: i32, port: u16, peer_port: u16) -> bool {
+    let Ok(process) = Process::new(pid) else {
+        return false;
+    };
+    tcp_table(&process).iter().any(|e| {
+        e.local_address.port() == port
+            && e.remote_address.port() == peer_port
+            && e.state != procfs::net::TcpState::TimeWait
+    })
+}
+
 /// Where the program's end of one connection stands.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hold {
@@ -370,6 +431,34 @@ pub fn tree_usage(pid: i32) -> (u64, u64, usize) {
     let ticks: u64 = members().map(|p| p.ticks).sum();
     let rss: u64 = members().map(|p| p.rss_pages).sum();
     (ticks, rss * page_size(), pids.len())
+}
+
+/// How long each thread of a process and its descendants has wanted a CPU:
+/// nanoseconds running plus waiting to run (`/proc/PID/task/TID/schedstat`),
+/// by thread id. `None` where the kernel keeps no schedstat (gVisor).
+///
+/// Unlike CPU time, this does not depend on the machine's load: a thread
+/// that spins or yields in a loop is running or runnable all the time, on a
+/// busy machine as on an idle one, while a thread blocked in the kernel is
+/// neither.
+pub fn tree_demand(pid: i32) -> Option<HashMap<i32, u64>> {
+    let mut out = HashMap::new();
+    for p in tree(pid, &processes()) {
+        let Ok(tasks) = Process::new(p).and_then(|p| p.tasks()) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            match task.schedstat() {
+                Ok(s) => {
+                    out.insert(task.tid, s.sum_exec_runtime + s.run_delay);
+                }
+                // Gone since the listing: its time no longer matters.
+                Err(procfs::ProcError::NotFound(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Resident bytes of a process and its descendants.

@@ -182,10 +182,12 @@ fixtures! {
     shutdown_not_close => "tcp-echo-shutdown-not-close",
     sigpipe => "tcp-echo-sigpipe",
     sigterm_ignored => "tcp-echo-sigterm-ignored",
+    spin_send => "tcp-echo-spin-send",
     small_backlog => "tcp-echo-small-backlog",
     strlen => "tcp-echo-strlen",
     threads => "tcp-echo-threads",
     waits_newline => "tcp-echo-waits-newline",
+    yield_loop => "tcp-echo-yield-loop",
     zombies => "tcp-echo-zombies",
 }
 

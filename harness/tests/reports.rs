@@ -40,7 +40,11 @@ fn failed(name: &str, points: u32, visibility: Visibility, stderr: &str) -> Scen
         step: 3,
         keyword: "connect".to_string(),
         line: 186,
+        description: "open 63 connections one after the other (c#1 to c#63)".to_string(),
         detail: "connection 34 of 63: refused".to_string(),
+        clauses: vec!["tcp-echo.server.concurrent".to_string()],
+        precondition: None,
+        observed: None,
         programs: vec![ProgramState {
             name: "server".to_string(),
             state: "running".to_string(),
@@ -376,7 +380,10 @@ fn junit_reports_each_scenario_as_a_testcase() {
             description,
             ..
         } => {
-            assert_eq!(message.as_deref(), Some("step 3 (`connect`, spec line 186) failed"));
+            assert_eq!(
+                message.as_deref(),
+                Some("step 3 failed: open 63 connections one after the other (c#1 to c#63)")
+            );
             assert_eq!(ty.as_deref(), Some("connect"));
             // The reader trims the body's last newline.
             assert_eq!(

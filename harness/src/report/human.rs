@@ -27,10 +27,11 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             }
         }
     }
-    // Failures by the clauses they are blamed on, the first of each: a
-    // failure blamed on a precondition that an earlier scenario already
-    // showed failing is said once, there, and only pointed at here.
-    let mut first_of: std::collections::HashMap<&[String], &str> = std::collections::HashMap::new();
+    // Failures by their cause, the first of each: a failure blamed on a
+    // precondition that an earlier scenario already showed failing, or with
+    // a cause the kernel showed under an earlier scenario, is said once,
+    // there, and only pointed at here.
+    let mut first_of: std::collections::HashMap<Cause, &str> = std::collections::HashMap::new();
     for s in &report.scenarios {
         let (word, code) = match s.status {
             Status::Passed => ("PASS ", "32"),
@@ -46,18 +47,22 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             style.paint("2", &format!("  {}ms", s.duration_ms))
         ));
         let clauses = s.failure.as_ref().map(|f| f.clauses.as_slice()).unwrap_or(&s.tags);
-        let said = s
+        let cause = s.failure.as_ref().map(|f| match &f.observed {
+            Some(o) if f.precondition.is_none() => Cause::Seen(o.advice.clone()),
+            _ => Cause::Clauses(clauses.to_vec()),
+        });
+        let shared = s
             .failure
             .as_ref()
-            .and_then(|f| f.precondition.as_ref().zip(first_of.get(clauses)));
-        if let Some((_, first)) = said {
+            .is_some_and(|f| f.precondition.is_some() || f.observed.is_some());
+        if let Some(first) = cause.as_ref().filter(|_| shared).and_then(|c| first_of.get(c)) {
             let line = format!("      the same cause as \"{first}\" ({})\n", clauses.join(", "));
             out.push_str(&style.paint("2", &line));
             continue;
         }
         let message = s.message();
-        if s.failure.is_some() {
-            first_of.entry(clauses).or_insert(&s.name);
+        if let Some(cause) = cause {
+            first_of.entry(cause).or_insert(&s.name);
         }
         if let Some(message) = message {
             for line in message.lines() {
@@ -67,7 +72,13 @@ pub fn render(report: &RunResult, style: &Style) -> String {
                 out.push_str(&style.paint("2", &format!("      clauses: {}\n", clauses.join(", "))));
             }
             if style.verbose && !s.transcript.is_empty() {
-                out.push_str("      transcript:\n");
+                match &s.failure {
+                    Some(f) => out.push_str(&format!(
+                        "      transcript (step {} is `{}` at spec line {}):\n",
+                        f.step, f.keyword, f.line
+                    )),
+                    None => out.push_str("      transcript:\n"),
+                }
                 for line in s.transcript.lines() {
                     out.push_str(&format!("        {line}\n"));
                 }
@@ -83,4 +94,12 @@ pub fn render(report: &RunResult, style: &Style) -> String {
         report.scenarios.len()
     ));
     out
+}
+
+/// What failures are grouped by: the clauses they are attributed to, or a
+/// cause the kernel showed.
+#[derive(PartialEq, Eq, Hash)]
+enum Cause {
+    Clauses(Vec<String>),
+    Seen(String),
 }

@@ -214,6 +214,18 @@ impl Checker<'_> {
             }
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectMemory(m) => self.program(&m.program, at),
+            Step::Fill(f) => {
+                self.program(&f.program, at);
+                if scope.names.get(&f.on.value) != Some(&Kind::Connection) {
+                    self.fail(
+                        loc_of(&f.on, at),
+                        format!(
+                            "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
+                            f.on.value
+                        ),
+                    );
+                }
+            }
             Step::ExpectReleased(r) => {
                 self.program(&r.program, at);
                 if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {

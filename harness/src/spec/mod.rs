@@ -10,7 +10,8 @@
 //! - `program`: start, stop, kill, restart, signal, expect_running,
 //!   expect_exit, expect_output;
 //! - `tcp`: connect, listen, accept, send, expect, echo, expect_eof,
-//!   expect_reset, shutdown, close, abort, read_slowly;
+//!   expect_reset, shutdown, close, abort, read_slowly; fill (on a
+//!   connection, until the program at its far end stops reading);
 //! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
 //!   expect_released, expect_zombies, expect_idle;
 //! - `flow`: each, repeat.
@@ -23,6 +24,7 @@
 //! Every error points at a file, line and column.
 
 mod check;
+mod describe;
 pub mod flow;
 mod load;
 pub mod program;
@@ -56,6 +58,21 @@ pub(crate) struct RawSpec {
     pub lab: String,
     pub programs: BTreeMap<String, Program>,
     pub scenarios: Vec<Spanned<Scenario>>,
+}
+
+/// What `{host}` stands for in a command line: the address the harness
+/// listens on and connects to.
+pub const HOST: &str = "127.0.0.1";
+
+impl Spec {
+    /// The program that listens on the scenario's port: the far end of
+    /// every connection the harness opens with `connect`.
+    pub fn server(&self) -> Option<&str> {
+        self.programs
+            .iter()
+            .find(|(_, p)| p.listens.is_some())
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 /// A program the submission provides: `./echoserver {port}`.
@@ -183,6 +200,7 @@ pub enum Step {
     #[serde(deserialize_with = "short")]
     Abort(tcp::ConnRef),
     ReadSlowly(tcp::ReadSlowly),
+    Fill(tcp::Fill),
 
     // --- flow: steps that hold steps (here, so that serde's list of
     // keywords keeps its order) -----------------------------------------------
@@ -225,6 +243,7 @@ impl Step {
             Step::Close(_) => "close",
             Step::Abort(_) => "abort",
             Step::ReadSlowly(_) => "read_slowly",
+            Step::Fill(_) => "fill",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
             Step::MemoryBaseline(_) => "memory_baseline",
@@ -261,6 +280,7 @@ impl Step {
             | Step::Connect(_)
             | Step::Listen(_)
             | Step::Accept(_)
+            | Step::Fill(_)
             | Step::FdBaseline(_)
             | Step::ExpectFds(_)
             | Step::MemoryBaseline(_)

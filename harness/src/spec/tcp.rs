@@ -398,6 +398,64 @@ impl TryFrom<RawReadSlowly> for ReadSlowly {
     }
 }
 
+/// `fill: { on: stuck, program: server }`: writes text lines on the
+/// connection until the program stops taking them, and then until the
+/// program is at rest. Stops taking them: the harness's send buffer is full
+/// and the kernel shows the program's receive window closed (TCP_INFO's
+/// `tcpi_snd_wnd` on the harness's side), so everything between the two is
+/// full, whatever sizes the kernels chose for their buffers. At rest: every
+/// thread of the program's processes waits in the kernel (in send, poll,
+/// accept), for at most 500 ms, since a program that spins never rests.
+/// A window can close for a moment while a busy machine has not run the
+/// program yet; a program at rest behind a closed window is holding bytes
+/// it cannot send back, which is what a test of back-pressure needs before
+/// its check.
+///
+/// A kernel that does not report the window (gVisor may not) is filled
+/// with `at_most` bytes (default 64 MiB, more than the buffers of both
+/// sides hold). A program that reads on without ever closing its window
+/// fails the step once `within` (default 10 s) passes. Not inside `each`;
+/// the bytes don't count for `expect: { echo: true }`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawFill")]
+pub struct Fill {
+    pub on: Name,
+    pub program: Name,
+    pub at_most: usize,
+    pub within: Option<TimeSpan>,
+}
+
+/// More than the buffers of both sides hold: on Linux up to 4 MiB of the
+/// sender's and 32 MiB of the receiver's with today's defaults.
+pub const DEFAULT_FILL: usize = 64 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFill {
+    on: Name,
+    program: Name,
+    #[serde(default)]
+    at_most: Option<Size>,
+    #[serde(default)]
+    within: Option<TimeSpan>,
+}
+
+impl TryFrom<RawFill> for Fill {
+    type Error = String;
+    fn try_from(raw: RawFill) -> Result<Self, String> {
+        let at_most = raw.at_most.map(|s| s.0).unwrap_or(DEFAULT_FILL);
+        if at_most == 0 {
+            return Err("expected `at_most` of at least 1 byte".into());
+        }
+        Ok(Fill {
+            on: raw.on,
+            program: raw.program,
+            at_most,
+            within: raw.within,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Split;

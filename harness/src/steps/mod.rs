@@ -60,6 +60,7 @@ pub(crate) fn run<'p>(
             Step::Connect(c) => Ok(tcp::connect(play, c).await?),
             Step::Listen(l) => Ok(tcp::listen(play, l)?),
             Step::Accept(a) => Ok(tcp::accept(play, a).await?),
+            Step::Fill(f) => Ok(tcp::fill(play, f).await?),
             Step::Send(_)
             | Step::Expect(_)
             | Step::Echo(_)
@@ -74,8 +75,15 @@ pub(crate) fn run<'p>(
                 let result = run_on(conn, &step.value).await;
                 if result.is_err() {
                     play.precondition = closed_early(spec, conn);
+                    if let Step::ExpectEof(_) = step.value {
+                        play.observed = tcp::copy_kept(play, step.value.on().flatten());
+                    }
                 }
-                Ok(result?)
+                result?;
+                if let Step::Abort(_) = step.value {
+                    tcp::reset_arrived(play, step.value.on().flatten()).await;
+                }
+                Ok(())
             }
             Step::FdBaseline(p) => Ok(witness::fd_baseline(play, p)?),
             Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),
@@ -96,11 +104,8 @@ pub(crate) fn closed_early(spec: &Spec, conn: &Conn) -> Option<Precondition> {
     if !(conn.outgoing && conn.ended_by_program_first()) {
         return None;
     }
-    // The program at the far end of a `connect` is the one listening on the
-    // scenario's port.
-    let (program, _) = spec.programs.iter().find(|(_, p)| p.listens.is_some())?;
     Some(Precondition::KeepsConnections {
-        program: program.clone(),
+        program: spec.server()?.to_string(),
         connection: conn.name.clone(),
     })
 }
@@ -137,6 +142,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         | Step::Connect(_)
         | Step::Listen(_)
         | Step::Accept(_)
+        | Step::Fill(_)
         | Step::FdBaseline(_)
         | Step::ExpectFds(_)
         | Step::MemoryBaseline(_)

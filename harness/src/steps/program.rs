@@ -10,8 +10,8 @@ use crate::scenario::{record_output, Play};
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
 use crate::spec::Protocol;
-use crate::witness;
 use crate::verdict::Precondition;
+use crate::witness;
 use nix::sys::signal::{kill as send_signal, killpg, Signal};
 use nix::unistd::Pid;
 use std::time::Duration;
@@ -81,7 +81,7 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
         .iter()
         .map(|a| {
             a.replace("{port}", &play.setting.port.to_string())
-                .replace("{host}", "127.0.0.1")
+                .replace("{host}", crate::spec::HOST)
         })
         .collect();
     (argv, shown)
@@ -220,7 +220,11 @@ pub(super) async fn signal(play: &mut Play<'_>, s: &SignalStep) -> StepResult {
     let name = &s.program.value;
     let sig = s.signal.0;
     let prog = play.running(name)?;
-    at_rest(prog.pid).await;
+    // A handler meets the program at rest; STOP, CONT and KILL have no
+    // handler, and a stopped program would never rest (it waits for CONT).
+    if !matches!(sig, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) {
+        at_rest(prog.pid).await;
+    }
     // Stopping and resuming is for the whole group: a forking server's
     // children are part of the server.
     let r = if matches!(sig, Signal::SIGSTOP | Signal::SIGCONT) {

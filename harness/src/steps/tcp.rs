@@ -8,9 +8,11 @@ use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, Expected, Listen, ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, Expected, Fill, Listen, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
+use crate::verdict::Observed;
+use crate::witness;
 use std::time::Duration;
 use tokio::net::TcpSocket;
 
@@ -209,9 +211,102 @@ pub(super) async fn abort(conn: &mut Conn, _: &ConnRef) -> StepResult {
     Ok(())
 }
 
+/// Why a connection to the server stays open although the server should
+/// have closed it: the kernel shows its main process holding a copy, and
+/// that process forks (a forking server whose parent keeps the accepted
+/// socket). Asked when `expect_eof` or `expect_released` failed. A parent
+/// that lets the kernel reap its children (SIGCHLD ignored) and has none
+/// left is not seen as forking: then the scenario's own hint stands.
+pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::spec::Name>) -> Option<Observed> {
+    let conn = play.conn(on).ok()?;
+    if !conn.outgoing {
+        return None;
+    }
+    let peer_port = conn.local_port;
+    let port = play.setting.port;
+    let name = play.spec.server()?;
+    let root = play.programs.get(name)?.pid;
+    let tree = witness::tree(root, &witness::processes());
+    let holders = witness::holders(&tree, port, peer_port);
+    // A server that forks: it has children now, or had some it waited for.
+    let forks = tree.len() > 1 || witness::reaped_children(root);
+    (forks && holders.contains(&root)).then(|| Observed {
+        seen: format!("{name}'s main process, which forks, still holds a descriptor of this connection"),
+        advice: KEPT_COPY_ADVICE.into(),
+    })
+}
+
+/// The advice for a connection whose copy the parent kept.
+pub(crate) const KEPT_COPY_ADVICE: &str = "After fork(), the parent must close() its copy of the accepted \
+    connection at once: the client sees EOF only when every descriptor of the connection is closed, so \
+    a copy left in the parent keeps every connection open (and leaks a descriptor per client).";
+
+/// After a top-level `abort` of a connection to the program: returns once
+/// the kernel shows the reset arrived at the program's end (it leaves the
+/// socket table), so the program's next call on that connection meets the
+/// reset on a loaded machine as on an idle one (the reset can wait in a
+/// softirq queue). Bounded; a reset the kernel rejected is no failure here.
+pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::Name>) {
+    let Ok(conn) = play.conn(on) else {
+        return;
+    };
+    if !conn.outgoing {
+        return;
+    }
+    let peer_port = conn.local_port;
+    let port = play.setting.port;
+    let Some(pid) = play
+        .spec
+        .server()
+        .and_then(|name| play.programs.get(name))
+        .map(|p| p.pid)
+    else {
+        return;
+    };
+    let _ = witness::poll_until(DEFAULT_WITHIN, || {
+        (!witness::connection_listed(pid, port, peer_port), ())
+    })
+    .await;
+}
+
 pub(super) fn read_slowly(conn: &mut Conn, r: &ReadSlowly) -> StepResult {
     conn.transcript
         .record(&conn.name, format!("reads slowly: {} bytes every {}", r.chunk, r.gap));
     conn.read_slowly(r.chunk, r.gap.0);
+    Ok(())
+}
+
+pub(super) async fn fill(play: &mut Play<'_>, f: &Fill) -> StepResult {
+    let pid = play.running(&f.program.value)?.pid;
+    let spec = play.spec;
+    let conn = play.conn(Some(&f.on))?;
+    let t = conn.transcript.clone();
+    let bound = f.within.map(|w| w.0).unwrap_or(Duration::from_secs(10));
+    let filled = match conn.push_until_full(f.at_most, bound).await {
+        Ok(filled) => filled,
+        Err(why) => {
+            // A program that reset the connection stopped serving it: the
+            // precondition that keeps connections open, not this step's.
+            let precondition = super::closed_early(spec, conn);
+            play.precondition = precondition;
+            return Err(why);
+        }
+    };
+    // How many bytes it took depends on the buffer sizes the kernel chose:
+    // the count goes to the full transcript only, so snapshots stay stable.
+    let how = match filled.window_closed {
+        true => "until its receive window closed",
+        false => "up to `at_most` (the kernel shows no window)",
+    };
+    t.record(&conn.name, format!("-> text lines {how}"));
+    t.record_full_only(&conn.name, format!("({} written)", escape::bytes(filled.written)));
+    // Bounded: a program that spins never rests, and that is a verdict the
+    // next steps give, not this one.
+    let rested = witness::poll_until(Duration::from_millis(500), || (witness::tree_at_rest(pid), ()))
+        .await
+        .is_ok();
+    if !rested {
+        t.record(&f.program.value, "never at rest (still running after 500ms)");
+    }
     Ok(())
 }
