@@ -20,6 +20,7 @@
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! transcript   every event, stamped;  escape  bytes a person can read
 //! verdict      the result model: ScenarioResult, RunResult
+//! listing      `sockgrade list`: a spec's scenarios, points and clauses
 //! report/      reporters: RunResult -> text (human, json, junit, gradescope,
 //!                classroom, prairielearn); cap.rs  the size caps they share
 //! ```
@@ -29,6 +30,7 @@
 pub(crate) mod conn;
 pub(crate) mod escape;
 pub mod isolation;
+pub mod listing;
 pub(crate) mod matcher;
 pub(crate) mod process;
 pub mod report;

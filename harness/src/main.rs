@@ -8,6 +8,7 @@
 
 use clap::{Parser, Subcommand};
 use harness::isolation::Isolation;
+use harness::listing;
 use harness::report::{self, Format};
 use harness::runner::{self, Options};
 use harness::spec;
@@ -60,6 +61,21 @@ enum Command {
     },
     /// Check a spec without running anything.
     Check { spec: PathBuf },
+    /// List a spec's scenarios: points, visibility, clause ids, and the totals.
+    List {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+        format: ListFormat,
+    },
+}
+
+/// What `list` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ListFormat {
+    /// A table, then the totals.
+    Human,
+    /// The same, for tools.
+    Json,
 }
 
 /// One `--output F=PATH`.
@@ -108,6 +124,19 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::List { spec: path, format } => match load_spec(&path) {
+            Ok(s) => {
+                print!(
+                    "{}",
+                    match format {
+                        ListFormat::Human => listing::human(&s),
+                        ListFormat::Json => listing::json(&s),
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Command::Check { spec: path } => match spec::load(&path) {
             Ok(s) => {
                 let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
@@ -137,12 +166,9 @@ fn main() -> ExitCode {
             verbose,
         } => {
             let started = std::time::Instant::now();
-            let spec = match spec::load(&path) {
+            let spec = match load_spec(&path) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprint!("{}", e.render(std::io::stderr().is_terminal()));
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let isolation = match isolation.resolve() {
                 Ok(i) => i,
@@ -231,6 +257,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Loads a spec, or says what is wrong with it (exit 2).
+fn load_spec(path: &std::path::Path) -> Result<spec::Spec, ExitCode> {
+    spec::load(path).map_err(|e| {
+        eprint!("{}", e.render(std::io::stderr().is_terminal()));
+        ExitCode::from(2)
+    })
 }
 
 /// Writes a report, making its directory first (PrairieLearn's grader must
