@@ -9,6 +9,7 @@
 //!   mod.rs       Spec, Program, Scenario, the flat `Step` enum
 //!   load.rs      parsing with located errors;  check.rs  names across steps
 //!   values.rs    durations, sizes, payloads, default bounds
+//!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
 //!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
 //! submission   copy and build (make) in the sandbox
 //! runner       scenarios on worker threads, each in its own namespace/user

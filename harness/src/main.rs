@@ -61,6 +61,8 @@ enum Command {
     },
     /// Check a spec without running anything.
     Check { spec: PathBuf },
+    /// Print the JSON Schema of the spec language (for editors).
+    Schema,
     /// List a spec's scenarios: points, visibility, clause ids, and the totals.
     List {
         spec: PathBuf,
@@ -124,6 +126,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Schema => {
+            print!("{}", spec::schema());
+            ExitCode::SUCCESS
+        }
         Command::List { spec: path, format } => match load_spec(&path) {
             Ok(s) => {
                 print!(

@@ -26,11 +26,13 @@ mod check;
 pub mod flow;
 mod load;
 pub mod program;
+mod schema;
 pub mod tcp;
 pub mod values;
 pub mod witness;
 
 pub use load::{load, load_str, SpecError};
+pub use schema::schema;
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -50,16 +52,17 @@ pub struct Spec {
     pub scenarios: Vec<Scenario>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSpec {
     pub lab: String,
     pub programs: BTreeMap<String, Program>,
+    #[schemars(with = "Vec<Scenario>")]
     pub scenarios: Vec<Spanned<Scenario>>,
 }
 
 /// A program the submission provides: `./echoserver {port}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Program {
     /// The executable (relative to the submission) and its arguments.
@@ -74,7 +77,7 @@ pub struct Program {
     pub ready_within: Option<TimeSpan>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -82,7 +85,7 @@ pub enum Protocol {
 }
 
 /// Who sees a scenario's result: Gradescope's four words.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     #[default]
@@ -92,7 +95,7 @@ pub enum Visibility {
     AfterPublished,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -107,6 +110,7 @@ pub struct Scenario {
     /// Upper bound for the whole scenario: a guard against hangs.
     #[serde(default)]
     pub timeout: Option<TimeSpan>,
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
 
@@ -121,42 +125,54 @@ fn one_point() -> u32 {
 /// Flat, so that serde gives located "unknown variant" errors that list
 /// every keyword; grouped by family, each variant holding its family's
 /// struct.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     // --- program: the programs under test ---------------------------------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Start>")]
     Start(program::Start),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Stop>")]
     Stop(program::Stop),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     Kill(program::ProgramRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Start>")]
     Restart(program::Start),
     Signal(program::SignalStep),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     ExpectRunning(program::ProgramRef),
     ExpectExit(program::ExpectExit),
     ExpectOutput(program::ExpectOutput),
 
     // --- tcp: the harness as a client or a server of the program ----------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::Connect>")]
     Connect(tcp::Connect),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::Listen>")]
     Listen(tcp::Listen),
     Accept(tcp::Accept),
     Send(tcp::Send),
     Expect(tcp::Expect),
     Echo(tcp::EchoBack),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectEof(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectReset(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Shutdown(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Close(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Abort(tcp::ConnRef),
     ReadSlowly(tcp::ReadSlowly),
 
@@ -167,9 +183,11 @@ pub enum Step {
 
     // --- witness: what the kernel shows of the program --------------------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     FdBaseline(program::ProgramRef),
     ExpectFds(witness::ExpectFds),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     MemoryBaseline(program::ProgramRef),
     ExpectMemory(witness::ExpectMemory),
     ExpectReleased(witness::ExpectReleased),
