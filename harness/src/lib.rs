@@ -12,6 +12,8 @@
 //!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
 //!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
 //! submission   copy and build (make) in the sandbox
+//! grade        one submission start to end: build, run, the RunResult
+//! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv
 //! runner       scenarios on worker threads, each in its own namespace/user
 //! scenario     one scenario: the step loop, its bound, the clean-up
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
@@ -28,8 +30,10 @@
 //!
 //! Actors never decide verdicts; steps never print; reporters run nothing.
 
+pub mod class;
 pub(crate) mod conn;
 pub(crate) mod escape;
+pub mod grade;
 pub mod isolation;
 pub mod listing;
 pub(crate) mod matcher;
