@@ -109,7 +109,10 @@ fn shards_gathered_make_the_same_summary() {
     let all = class.path().join("all");
     for k in ["1/2", "2/2"] {
         let shard = class.path().join(format!("shard-{}", &k[..1]));
-        let (code, stderr) = grade(&subs, &shard, &["--partition", k]);
+        // One shard's human reports are for students; the summary, made
+        // from the JSON records, must not notice.
+        let students: &[&str] = if k == "1/2" { &["--for-students"] } else { &[] };
+        let (code, stderr) = grade(&subs, &shard, &[&["--partition", k], students].concat());
         assert_eq!(code, 0, "{stderr}");
         assert!(stderr.contains("2 submission(s): 2 graded"), "{stderr}");
         assert!(
@@ -128,6 +131,14 @@ fn shards_gathered_make_the_same_summary() {
     };
     assert_eq!(names(&class.path().join("shard-1")), ["alice", "carol"]);
     assert_eq!(names(&class.path().join("shard-2")), ["bob", "dave"]);
+    let carol = class.path().join("shard-1/carol");
+    let human = std::fs::read_to_string(carol.join("report.txt")).unwrap();
+    assert!(
+        human.contains("scenario 3 (shown after the due date)") && !human.contains("SIGTERM"),
+        "{human}"
+    );
+    let record = std::fs::read_to_string(carol.join("report.json")).unwrap();
+    assert!(record.contains("the server exits on SIGTERM"), "the record is whole");
     let result = sockgrade().arg("summary").arg(&all).output().unwrap();
     assert_eq!(
         result.status.code(),

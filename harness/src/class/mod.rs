@@ -189,7 +189,13 @@ fn one(
     };
     match grade::grade(spec, Source::Submission(dir), name.to_string(), run) {
         Ok(result) => {
-            write(REPORT_FILE, &report::render(Format::Json, &result, style))?;
+            // The JSON report is the instructor's record (and what the
+            // summary reads): never redacted, whoever report.txt is for.
+            let record = Style {
+                for_students: false,
+                ..*style
+            };
+            write(REPORT_FILE, &report::render(Format::Json, &result, &record))?;
             let human = Style { color: false, ..*style };
             write(HUMAN_FILE, &report::render(Format::Human, &result, &human))?;
             write(FINGERPRINT_FILE, &fingerprint)?;
