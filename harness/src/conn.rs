@@ -47,11 +47,23 @@ pub struct Conn {
     /// A failed write, kept by the writer task until the next step records
     /// it in the transcript of the moment (an `each` member's, a round's).
     write_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// A write failed because the program reset the connection. The kernel
+    /// reports a reset once: when a write meets it first, a later read sees
+    /// only the end of the stream, and this tells the two apart.
+    reset_on_write: Arc<std::sync::atomic::AtomicBool>,
     stream: Option<Arc<TcpStream>>,
     writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
     /// Received and not yet consumed by an expectation.
     pub inbox: Vec<u8>,
     pub peer: PeerState,
+    /// The harness opened it (`connect`), so the program at the other end
+    /// is the server under test, not a client.
+    pub outgoing: bool,
+    /// The harness half-closed or closed its side: from then on the
+    /// program may end the connection too.
+    pub shut_down: bool,
+    /// The harness reset the connection (`abort`).
+    pub aborted: bool,
     /// Everything queued for sending, and how much of it came back: for
     /// `expect: { echo: true }`.
     sent: Vec<u8>,
@@ -78,15 +90,20 @@ impl Conn {
         let stream = Arc::new(stream);
         let (tx, rx) = mpsc::unbounded_channel();
         let write_error = Arc::new(std::sync::Mutex::new(None));
-        let task = tokio::spawn(writer(stream.clone(), rx, write_error.clone()));
+        let reset_on_write = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(writer(stream.clone(), rx, write_error.clone(), reset_on_write.clone()));
         Conn {
             name: name.to_string(),
             local_port,
             write_error,
+            reset_on_write,
             stream: Some(stream),
             writer: Some((tx, task)),
             inbox: Vec::new(),
             peer: PeerState::Open,
+            outgoing: false,
+            shut_down: false,
+            aborted: false,
             sent: Vec::new(),
             echoed: 0,
             slow: None,
@@ -107,6 +124,7 @@ impl Conn {
             return Err(format!("`{}` is closed", self.name));
         };
         self.sent.extend_from_slice(&bytes);
+        self.shut_down |= then_shutdown;
         let (done_tx, done_rx) = oneshot::channel();
         let op = WriteOp::Data {
             bytes: Arc::new(bytes),
@@ -134,6 +152,7 @@ impl Conn {
     }
 
     pub fn shutdown(&mut self) -> Result<(), String> {
+        self.shut_down = true;
         match &self.writer {
             Some((tx, _)) if tx.send(WriteOp::Shutdown).is_ok() => Ok(()),
             _ => Err(format!("`{}` is already closed", self.name)),
@@ -142,6 +161,7 @@ impl Conn {
 
     /// Closes after everything queued was written; waits at most `bound`.
     pub async fn close(&mut self, bound: Duration) -> Result<(), String> {
+        self.shut_down = true;
         self.stream = None;
         let Some((tx, task)) = self.writer.take() else {
             return Ok(());
@@ -160,6 +180,7 @@ impl Conn {
     /// Resets the connection: SO_LINGER 0 makes close() send RST, and what
     /// is still queued is dropped.
     pub async fn abort(&mut self) {
+        self.aborted = true;
         if let Some(stream) = &self.stream {
             let _ = socket2::SockRef::from(stream.as_ref()).set_linger(Some(Duration::ZERO));
         }
@@ -169,6 +190,19 @@ impl Conn {
             let _ = task.await;
         }
         self.stream = None;
+    }
+
+    /// The program stopped serving the connection before the client was
+    /// done: its EOF came while the harness still had its side open, or its
+    /// reset came at all (the kernel resets a connection closed with bytes
+    /// not yet read: the program closed before it read the client's EOF,
+    /// half-close or not).
+    pub fn ended_by_program_first(&self) -> bool {
+        match self.peer {
+            PeerState::Open => false,
+            PeerState::Eof => !self.shut_down && !self.aborted,
+            PeerState::Reset => !self.aborted,
+        }
     }
 
     /// A write that failed in the background since the last look.
@@ -202,7 +236,11 @@ impl Conn {
             }
             match stream.try_read(&mut buf) {
                 Ok(0) => {
-                    self.peer = PeerState::Eof;
+                    self.peer = if self.reset_on_write.load(std::sync::atomic::Ordering::Relaxed) {
+                        PeerState::Reset
+                    } else {
+                        PeerState::Eof
+                    };
                     return false;
                 }
                 Ok(n) => {
@@ -384,6 +422,7 @@ async fn writer(
     stream: Arc<TcpStream>,
     mut ops: mpsc::UnboundedReceiver<WriteOp>,
     error: Arc<std::sync::Mutex<Option<String>>>,
+    reset: Arc<std::sync::atomic::AtomicBool>,
 ) {
     while let Some(op) = ops.recv().await {
         match op {
@@ -405,6 +444,11 @@ async fn writer(
                         tokio::time::sleep(gap).await;
                     }
                     if let Err(e) = write_all(&stream, &bytes[offset..offset + size]).await {
+                        // EPIPE too: the reset came in while nothing was
+                        // being sent, and the write is the first to meet it.
+                        if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
+                            reset.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         let text = format!("write failed after {offset} of {} bytes: {}", bytes.len(), os_error(&e));
                         *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
                         return;

@@ -51,6 +51,8 @@ pub(crate) struct Play<'a> {
     pub fd_baselines: HashMap<String, BTreeMap<i32, String>>,
     /// Resident bytes of a program's process tree, from `memory_baseline`.
     pub memory_baselines: HashMap<String, u64>,
+    /// What a failing step saw of a precondition (see `verdict`).
+    pub precondition: Option<crate::verdict::Precondition>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started is gone
@@ -69,6 +71,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         listeners: HashMap::new(),
         fd_baselines: HashMap::new(),
         memory_baselines: HashMap::new(),
+        precondition: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, String)> = None;
@@ -100,6 +103,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
             Some(StepFailure {
                 index: i,
                 detail,
+                precondition: play.precondition.take(),
                 programs: play.program_states(),
             })
         }

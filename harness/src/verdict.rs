@@ -30,6 +30,12 @@ pub struct Failure {
     pub line: u64,
     /// What was expected and what arrived.
     pub detail: String,
+    /// The clause ids the failure is attributed to: the scenario's tags,
+    /// unless a precondition of its check failed (see `precondition`).
+    pub clauses: Vec<String>,
+    /// When the scenario's own check was never reached: what failed first,
+    /// in words (the server never listened, it closed a connection early).
+    pub precondition: Option<String>,
     pub programs: Vec<ProgramState>,
 }
 
@@ -48,11 +54,53 @@ pub struct ProgramState {
 }
 
 /// What `scenario` hands over when a step failed: which one (its index in
-/// the scenario's steps), why, and the programs at that moment.
+/// the scenario's steps), why, what a step saw of a precondition, and the
+/// programs at that moment.
 pub struct StepFailure {
     pub index: usize,
     pub detail: String,
+    pub precondition: Option<Precondition>,
     pub programs: Vec<ProgramState>,
+}
+
+/// Something every scenario relies on, seen failing by a step (the spec's
+/// `preconditions` say which clause each one is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// `start` did not see the program listen.
+    Listening { program: String },
+    /// The program ended a connection (EOF or reset) before the harness
+    /// half-closed or closed it, and an expectation on it failed.
+    KeepsConnections { program: String, connection: String },
+}
+
+impl Precondition {
+    fn program(&self) -> &str {
+        match self {
+            Precondition::Listening { program } | Precondition::KeepsConnections { program, .. } => program,
+        }
+    }
+
+    /// The clause the spec names for it, if it names one.
+    fn clause(&self, spec: &Spec) -> Option<String> {
+        let p = &spec.programs.get(self.program())?.preconditions;
+        match self {
+            Precondition::Listening { .. } => p.listening.clone(),
+            Precondition::KeepsConnections { .. } => p.keeps_connections.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Precondition::Listening { program } => {
+                format!("{program} never listened on its port, so this scenario could not begin")
+            }
+            Precondition::KeepsConnections { program, connection } => format!(
+                "{program} ended connection `{connection}` while the grader was still sending on it, \
+                 so this scenario's own check was never reached"
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +133,12 @@ impl ScenarioResult {
         transcript: &Transcript,
     ) -> ScenarioResult {
         let failure = failure.map(|f| Failure::of_step(spec, scenario, f));
+        // A failure blamed on a precondition gets that clause's hint: the
+        // scenario's own would send the student after the wrong bug.
+        let hint = match &failure {
+            Some(f) if f.precondition.is_some() => hint_of(spec, &f.clauses),
+            _ => scenario.hint.clone(),
+        };
         let status = match (&error, &failure) {
             (Some(_), _) => Status::Error,
             (None, Some(_)) => Status::Failed,
@@ -98,7 +152,7 @@ impl ScenarioResult {
             max_score: scenario.points,
             duration_ms: transcript.elapsed().as_millis() as u64,
             visibility: scenario.visibility,
-            hint: scenario.hint.clone(),
+            hint,
             failure,
             error,
             transcript: transcript.full(),
@@ -138,6 +192,9 @@ impl ScenarioResult {
                 "step {} (`{}`, spec line {}) failed:\n",
                 f.step, f.keyword, f.line
             ));
+            if let Some(why) = &f.precondition {
+                out.push_str(&format!("  {why}.\n"));
+            }
             for line in f.detail.lines() {
                 out.push_str(&format!("  {line}\n"));
             }
@@ -187,14 +244,39 @@ impl Failure {
         } else {
             format!("{}\n{}", deaths.join("\n"), f.detail)
         };
+        // A program's death outranks a closed connection: the connection
+        // ended because the server died, and that is what the student needs
+        // to see under this scenario's own clauses. A server that died
+        // before it listened, though, is the readiness clause's failure.
+        let blamed = f
+            .precondition
+            .filter(|p| deaths.is_empty() || matches!(p, Precondition::Listening { .. }))
+            // A server the scenario stopped or killed ends its connections
+            // as it was told to.
+            .filter(|p| !f.programs.iter().any(|s| s.name == p.program() && s.end_expected))
+            .and_then(|p| p.clause(spec).map(|c| (p, c)))
+            .filter(|(_, clause)| !scenario.tags.contains(clause));
+        let (clauses, precondition) = match blamed {
+            Some((p, clause)) => (vec![clause], Some(p.describe())),
+            None => (scenario.tags.clone(), None),
+        };
         Failure {
             step: f.index + 1,
             keyword: step.value.keyword().to_string(),
             line: step.referenced.line(),
             detail,
+            clauses,
+            precondition,
             programs: f.programs,
         }
     }
+}
+
+/// The hint for a failure blamed on other clauses: that of the first
+/// scenario tagged with exactly those clauses (the scenario that checks
+/// them), so a spec states each hint once.
+fn hint_of(spec: &Spec, clauses: &[String]) -> Option<String> {
+    spec.scenarios.iter().find(|s| s.tags == clauses).and_then(|s| s.hint.clone())
 }
 
 /// The whole run as one value: what every reporter prints.

@@ -41,6 +41,8 @@ fn failed(name: &str, points: u32, visibility: Visibility, stderr: &str) -> Scen
         keyword: "connect".to_string(),
         line: 186,
         detail: "connection 34 of 63: refused".to_string(),
+        clauses: vec!["tcp-echo.server.echo".to_string()],
+        precondition: None,
         programs: vec![ProgramState {
             name: "server".to_string(),
             state: "running".to_string(),

@@ -27,6 +27,10 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             }
         }
     }
+    // Failures by the clauses they are blamed on, the first of each: a
+    // failure blamed on a precondition that an earlier scenario already
+    // showed failing is said once, there, and only pointed at here.
+    let mut first_of: std::collections::HashMap<&[String], &str> = std::collections::HashMap::new();
     for s in &report.scenarios {
         let (word, code) = match s.status {
             Status::Passed => ("PASS ", "32"),
@@ -41,12 +45,26 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             s.max_score,
             style.paint("2", &format!("  {}ms", s.duration_ms))
         ));
-        if let Some(message) = s.message() {
+        let clauses = s.failure.as_ref().map(|f| f.clauses.as_slice()).unwrap_or(&s.tags);
+        let said = s
+            .failure
+            .as_ref()
+            .and_then(|f| f.precondition.as_ref().zip(first_of.get(clauses)));
+        if let Some((_, first)) = said {
+            let line = format!("      the same cause as \"{first}\" ({})\n", clauses.join(", "));
+            out.push_str(&style.paint("2", &line));
+            continue;
+        }
+        let message = s.message();
+        if s.failure.is_some() {
+            first_of.entry(clauses).or_insert(&s.name);
+        }
+        if let Some(message) = message {
             for line in message.lines() {
                 out.push_str(&format!("      {line}\n"));
             }
-            if !s.tags.is_empty() {
-                out.push_str(&style.paint("2", &format!("      clauses: {}\n", s.tags.join(", "))));
+            if !clauses.is_empty() {
+                out.push_str(&style.paint("2", &format!("      clauses: {}\n", clauses.join(", "))));
             }
             if style.verbose && !s.transcript.is_empty() {
                 out.push_str("      transcript:\n");

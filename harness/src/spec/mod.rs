@@ -75,6 +75,30 @@ pub struct Program {
     /// Upper bound for readiness; the handouts say 2 s.
     #[serde(default)]
     pub ready_within: Option<TimeSpan>,
+    /// The clauses every scenario relies on, so that a scenario whose
+    /// check cannot even be reached names them instead of its own.
+    #[serde(default)]
+    pub preconditions: Preconditions,
+}
+
+/// What the scenarios of a program take for granted, each with the clause
+/// id that a failure of it is attributed to: a server that never listens
+/// fails every scenario at `start`, and one that closes a connection while
+/// the client still talks fails every expectation after that; neither is
+/// the fault a scenario on memory or on partial lines is about.
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preconditions {
+    /// The program listens on its port (`start` sees it within its bound).
+    /// Not `restart`: a server that cannot bind again is what a restart
+    /// scenario is about.
+    #[serde(default)]
+    pub listening: Option<String>,
+    /// The program keeps a connection open until the harness half-closes
+    /// or closes its side: an expectation that meets the program's EOF or
+    /// reset before that is this clause's failure.
+    #[serde(default)]
+    pub keeps_connections: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! rounds record in branches, which are appended in order, and only once
 //! when they are alike.
 
-use super::{run, run_on, StepError, StepResult};
+use super::{closed_early, run, run_on, StepError, StepResult};
 use crate::conn::Conn;
 use crate::scenario::Play;
 use crate::spec::flow::{Each, Repeat};
@@ -59,7 +59,10 @@ pub(super) async fn each(play: &mut Play<'_>, e: &Each) -> StepResult {
             play.transcript.append(conn.transcript.events());
         }
         if let Err(why) = result {
-            first_error.get_or_insert(format!("{}: {why}", conn.name));
+            if first_error.is_none() {
+                first_error = Some(format!("{}: {why}", conn.name));
+                play.precondition = closed_early(play.spec, &conn);
+            }
         }
         conn.transcript = play.transcript.clone();
         play.conns.insert(conn.name.clone(), conn);

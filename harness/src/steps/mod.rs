@@ -18,7 +18,8 @@ mod witness;
 
 use crate::conn::Conn;
 use crate::scenario::Play;
-use crate::spec::Step;
+use crate::spec::{Spec, Step};
+use crate::verdict::Precondition;
 use serde_saphyr::Spanned;
 use std::future::Future;
 use std::pin::Pin;
@@ -68,8 +69,13 @@ pub(crate) fn run<'p>(
             | Step::Close(_)
             | Step::Abort(_)
             | Step::ReadSlowly(_) => {
+                let spec = play.spec;
                 let conn = play.conn(step.value.on().flatten())?;
-                Ok(run_on(conn, &step.value).await?)
+                let result = run_on(conn, &step.value).await;
+                if result.is_err() {
+                    play.precondition = closed_early(spec, conn);
+                }
+                Ok(result?)
             }
             Step::FdBaseline(p) => Ok(witness::fd_baseline(play, p)?),
             Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),
@@ -81,6 +87,21 @@ pub(crate) fn run<'p>(
             Step::Each(e) => Ok(flow::each(play, e).await?),
             Step::Repeat(r) => flow::repeat(play, r).await,
         }
+    })
+}
+
+/// A step failed on `conn`: if the server ended it first, that is the
+/// precondition "keeps connections open" failing, not the step's own check.
+pub(crate) fn closed_early(spec: &Spec, conn: &Conn) -> Option<Precondition> {
+    if !(conn.outgoing && conn.ended_by_program_first()) {
+        return None;
+    }
+    // The program at the far end of a `connect` is the one listening on the
+    // scenario's port.
+    let (program, _) = spec.programs.iter().find(|(_, p)| p.listens.is_some())?;
+    Some(Precondition::KeepsConnections {
+        program: program.clone(),
+        connection: conn.name.clone(),
     })
 }
 

@@ -11,6 +11,7 @@ use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalS
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
 use crate::spec::Protocol;
 use crate::witness;
+use crate::verdict::Precondition;
 use nix::sys::signal::{kill as send_signal, killpg, Signal};
 use nix::unistd::Pid;
 use std::time::Duration;
@@ -54,7 +55,10 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
         let port = play.setting.port;
         let prog = play.programs.get_mut(&name).expect("inserted above");
-        wait_ready(prog, port, protocol, bound).await?;
+        if let Err(why) = wait_ready(prog, port, protocol, bound).await {
+            play.precondition = Some(Precondition::Listening { program: name });
+            return Err(why.into());
+        }
         let what = match protocol {
             Protocol::Tcp => "listening on",
             Protocol::Udp => "bound to",
@@ -196,7 +200,11 @@ pub(super) async fn restart(play: &mut Play<'_>, s: &Start) -> Result<(), StepEr
             group_gone(p.pid).await;
         }
     }
-    start(play, s).await
+    let started = start(play, s).await;
+    // Listening again on the same port at once is what a restart checks:
+    // its failure stays the scenario's, not the readiness clause's.
+    play.precondition = None;
+    started
 }
 
 /// Waits until the program waits in the kernel (in accept, read or poll),

@@ -32,8 +32,9 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
         }
         let outcome = match tokio::time::timeout(bound, socket.connect(addr)).await {
             Ok(Ok(stream)) => {
-                play.conns
-                    .insert(name.clone(), Conn::new(name, stream, play.transcript.clone()));
+                let mut conn = Conn::new(name, stream, play.transcript.clone());
+                conn.outgoing = true;
+                play.conns.insert(name.clone(), conn);
                 ConnectOutcome::Established
             }
             Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,

@@ -52,8 +52,13 @@ pub fn run_json(args: &[&str]) -> (serde_json::Value, i32) {
 pub fn verdict_table(report: &serde_json::Value) -> String {
     let mut out = format!("score {}/{}\n", report["score"], report["max_score"]);
     for s in report["scenarios"].as_array().unwrap() {
+        // A failure blamed on a precondition says which clause it went to.
+        let blamed = match s["failure"]["precondition"].as_str() {
+            Some(_) => format!("  [blamed on {}]", clauses_of(s).into_iter().collect::<Vec<_>>().join(", ")),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "{:<6} {}\n",
+            "{:<6} {}{blamed}\n",
             s["status"].as_str().unwrap(),
             s["name"].as_str().unwrap()
         ));
@@ -94,4 +99,14 @@ print(json.dumps(out))
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The clauses a scenario's result is attributed to: its failure's
+/// `clauses` (a precondition's, when one failed first), else its tags.
+pub fn clauses_of(s: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let list = match s["failure"]["clauses"].as_array() {
+        Some(c) => c,
+        None => s["tags"].as_array().expect("tags"),
+    };
+    list.iter().map(|t| t.as_str().unwrap().to_string()).collect()
 }
