@@ -25,7 +25,6 @@ pub struct Each {
 #[schemars(with = "RawRepeat")]
 pub struct Repeat {
     pub times: usize,
-    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
 

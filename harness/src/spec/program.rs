@@ -107,7 +107,6 @@ impl<'de> Deserialize<'de> for SignalName {
 #[serde(try_from = "RawExpectExit")]
 #[schemars(with = "RawExpectExit")]
 pub struct ExpectExit {
-    #[schemars(with = "String")]
     pub program: Name,
     pub ending: Ending,
     pub within: Option<TimeSpan>,
@@ -181,7 +180,6 @@ impl Stream {
 #[serde(try_from = "RawExpectOutput")]
 #[schemars(with = "RawExpectOutput")]
 pub struct ExpectOutput {
-    #[schemars(with = "String")]
     pub program: Name,
     pub stream: Stream,
     /// `None` when only `max_lines` is asked for.

@@ -38,7 +38,6 @@ impl ConnectOutcome {
 #[serde(try_from = "RawConnect")]
 #[schemars(with = "RawConnect")]
 pub struct Connect {
-    #[schemars(with = "String")]
     pub name: Name,
     pub count: Option<usize>,
     pub expect: ConnectOutcome,
@@ -168,7 +167,6 @@ impl Split {
 #[serde(try_from = "RawSend")]
 #[schemars(with = "RawSend")]
 pub struct Send {
-    #[schemars(with = "Option<String>")]
     pub on: Option<Name>,
     pub payload: Payload,
     pub split: Split,
@@ -249,7 +247,6 @@ pub enum Expected {
 #[serde(try_from = "RawExpect")]
 #[schemars(with = "RawExpect")]
 pub struct Expect {
-    #[schemars(with = "Option<String>")]
     pub on: Option<Name>,
     pub expected: Expected,
     pub within: Option<TimeSpan>,
@@ -324,7 +321,6 @@ impl TryFrom<RawExpect> for Expect {
 #[serde(try_from = "RawEchoBack")]
 #[schemars(with = "RawEchoBack")]
 pub struct EchoBack {
-    #[schemars(with = "Option<String>")]
     pub on: Option<Name>,
     pub payload: Payload,
     pub within: Option<TimeSpan>,
@@ -387,7 +383,6 @@ impl FromName for ConnRef {
 #[serde(try_from = "RawReadSlowly")]
 #[schemars(with = "RawReadSlowly")]
 pub struct ReadSlowly {
-    #[schemars(with = "Option<String>")]
     pub on: Option<Name>,
     pub chunk: usize,
     pub gap: TimeSpan,

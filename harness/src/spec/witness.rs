@@ -71,7 +71,6 @@ pub struct ExpectZombies {
 #[serde(try_from = "RawExpectIdle")]
 #[schemars(with = "RawExpectIdle")]
 pub struct ExpectIdle {
-    #[schemars(with = "String")]
     pub program: Name,
     /// How long to watch. This step measures over time; it does not wait for
     /// anything to happen.
