@@ -30,31 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a spec's scenarios against a submission (or the reference programs).
-    Run {
-        /// The lab's spec (YAML).
-        spec: PathBuf,
-        /// The submission's directory: built with `make` if it has a Makefile.
-        #[arg(long, conflicts_with = "reference", required_unless_present = "reference")]
-        submission: Option<PathBuf>,
-        /// Run against the reference programs instead of a submission.
-        #[arg(long)]
-        reference: bool,
-        /// Where the reference programs are (default: beside this executable).
-        #[arg(long)]
-        reference_dir: Option<PathBuf>,
-        /// The report printed on stdout.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-        /// Also write a report of this run in format F to PATH (repeatable),
-        /// e.g. `gradescope=results/results.json`.
-        #[arg(long, value_name = "F=PATH", value_parser = parse_output)]
-        output: Vec<Output>,
-        /// Scenarios run at the same time.
-        #[arg(long, short = 'j', default_value_t = default_jobs())]
-        jobs: usize,
-        #[command(flatten)]
-        common: Common,
-    },
+    Run(RunArgs),
     /// Grade every directory under PARENT as a submission: a folder of
     /// reports per submission under OUT, and OUT/summary.csv.
     Grade {
@@ -95,6 +71,37 @@ enum Command {
     },
 }
 
+/// `sockgrade run`'s arguments.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The lab's spec (YAML).
+    spec: PathBuf,
+    /// The submission's directory: built with `make` if it has a Makefile.
+    #[arg(long, conflicts_with = "reference", required_unless_present = "reference")]
+    submission: Option<PathBuf>,
+    /// Run against the reference programs instead of a submission.
+    #[arg(long)]
+    reference: bool,
+    /// Where the reference programs are (default: beside this executable).
+    #[arg(long)]
+    reference_dir: Option<PathBuf>,
+    /// The report printed on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Also write a report of this run in format F to PATH (repeatable),
+    /// e.g. `gradescope=results/results.json`.
+    #[arg(long, value_name = "F=PATH", value_parser = parse_output)]
+    output: Vec<Output>,
+    /// Scenarios run at the same time.
+    #[arg(long, short = 'j', default_value_t = default_jobs())]
+    jobs: usize,
+    /// How a PrairieLearn report grades a submission that does not build.
+    #[arg(long, value_enum, default_value_t = BuildFailure::Ungradable)]
+    build_failure: BuildFailure,
+    #[command(flatten)]
+    common: Common,
+}
+
 /// Options of every grading command.
 #[derive(clap::Args)]
 struct Common {
@@ -111,9 +118,6 @@ struct Common {
     /// always does this; Gradescope's never needs to).
     #[arg(long)]
     for_students: bool,
-    /// How a PrairieLearn report grades a submission that does not build.
-    #[arg(long, value_enum, default_value_t = BuildFailure::Ungradable)]
-    build_failure: BuildFailure,
 }
 
 impl Common {
@@ -122,7 +126,7 @@ impl Common {
             color,
             verbose: self.verbose,
             for_students: self.for_students,
-            build_failure: self.build_failure,
+            build_failure: BuildFailure::default(),
         }
     }
 }
@@ -206,24 +210,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }),
-        Command::Run {
-            spec,
-            submission,
-            reference,
-            reference_dir,
-            format,
-            output,
-            jobs,
-            common,
-        } => run(
-            &spec,
-            submission,
-            reference.then_some(reference_dir),
-            format,
-            &output,
-            jobs,
-            &common,
-        ),
+        Command::Run(args) => run(&args),
         Command::Grade {
             spec,
             submissions,
@@ -237,16 +224,24 @@ fn main() -> ExitCode {
     result.unwrap_or_else(|code| code)
 }
 
-/// `sockgrade run`. `reference` is `Some(dir)` for `--reference`.
-fn run(
-    path: &Path,
-    submission: Option<PathBuf>,
-    reference: Option<Option<PathBuf>>,
-    format: Format,
-    output: &[Output],
-    jobs: usize,
-    common: &Common,
-) -> Result<ExitCode, ExitCode> {
+/// `sockgrade run`.
+fn run(args: &RunArgs) -> Result<ExitCode, ExitCode> {
+    let RunArgs {
+        spec: path,
+        submission,
+        reference,
+        reference_dir,
+        format,
+        output,
+        jobs,
+        build_failure,
+        common,
+    } = args;
+    let (format, jobs) = (*format, *jobs);
+    let style = |color| report::Style {
+        build_failure: *build_failure,
+        ..common.style(color)
+    };
     let spec = load_spec(path)?;
     let options = Options {
         jobs,
@@ -254,14 +249,16 @@ fn run(
         filter: common.only.clone(),
     };
     let (source_dir, label);
-    let source = match reference {
+    let source = match reference.then_some(reference_dir) {
         Some(dir) => {
-            source_dir = dir.unwrap_or_else(grade::default_reference_dir);
+            source_dir = dir.clone().unwrap_or_else(grade::default_reference_dir);
             label = "reference".to_string();
             Source::Reference(&source_dir)
         }
         None => {
-            source_dir = submission.ok_or_else(|| fail(2, "--submission or --reference is needed"))?;
+            source_dir = submission
+                .clone()
+                .ok_or_else(|| fail(2, "--submission or --reference is needed"))?;
             label = source_dir.display().to_string();
             Source::Submission(&source_dir)
         }
@@ -273,10 +270,10 @@ fn run(
     // Files first: a platform reads its file, and a failure to write one is
     // the harness's failure, whatever stdout says.
     for o in output {
-        let text = report::render(o.format, &report, &common.style(false));
+        let text = report::render(o.format, &report, &style(false));
         write_report(&o.path, &text).map_err(|e| fail(3, &format!("cannot write {}: {e}", o.path.display())))?;
     }
-    print!("{}", report::render(format, &report, &common.style(color())));
+    print!("{}", report::render(format, &report, &style(color())));
     let exits_zero = std::iter::once(format)
         .chain(output.iter().map(|o| o.format))
         .any(Format::exits_zero);

@@ -276,7 +276,10 @@ impl Failure {
 /// scenario tagged with exactly those clauses (the scenario that checks
 /// them), so a spec states each hint once.
 fn hint_of(spec: &Spec, clauses: &[String]) -> Option<String> {
-    spec.scenarios.iter().find(|s| s.tags == clauses).and_then(|s| s.hint.clone())
+    spec.scenarios
+        .iter()
+        .find(|s| s.tags == clauses)
+        .and_then(|s| s.hint.clone())
 }
 
 /// The whole run as one value: what every reporter prints.

@@ -54,7 +54,10 @@ pub fn verdict_table(report: &serde_json::Value) -> String {
     for s in report["scenarios"].as_array().unwrap() {
         // A failure blamed on a precondition says which clause it went to.
         let blamed = match s["failure"]["precondition"].as_str() {
-            Some(_) => format!("  [blamed on {}]", clauses_of(s).into_iter().collect::<Vec<_>>().join(", ")),
+            Some(_) => format!(
+                "  [blamed on {}]",
+                clauses_of(s).into_iter().collect::<Vec<_>>().join(", ")
+            ),
             None => String::new(),
         };
         out.push_str(&format!(
