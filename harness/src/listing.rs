@@ -12,6 +12,10 @@ struct Listing<'a> {
     lab: &'a str,
     spec: String,
     scenarios: Vec<Row<'a>>,
+    /// Per program, the clauses its preconditions blame: a scenario whose
+    /// check was never reached fails for one of these instead of its own.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    preconditions: BTreeMap<&'a str, BTreeMap<&'static str, &'a str>>,
     totals: Totals,
 }
 
@@ -66,8 +70,23 @@ fn listing(spec: &Spec) -> Listing<'_> {
             *clauses.entry(c.clone()).or_insert(0) += 1;
         }
     }
+    let preconditions = spec
+        .programs
+        .iter()
+        .map(|(name, p)| {
+            let c = &p.preconditions;
+            let blamed: BTreeMap<&'static str, &str> =
+                [("listening", &c.listening), ("keeps_connections", &c.keeps_connections)]
+                    .into_iter()
+                    .filter_map(|(what, clause)| clause.as_deref().map(|c| (what, c)))
+                    .collect();
+            (name.as_str(), blamed)
+        })
+        .filter(|(_, blamed)| !blamed.is_empty())
+        .collect();
     Listing {
         lab: &spec.lab,
+        preconditions,
         spec: spec.path.display().to_string(),
         totals: Totals {
             scenarios: scenarios.len(),
@@ -111,6 +130,13 @@ pub fn human(spec: &Spec) -> String {
             .trim_end(),
         );
         out.push('\n');
+    }
+    for (program, blamed) in &l.preconditions {
+        let list: Vec<String> = blamed
+            .iter()
+            .map(|(what, clause)| format!("{what} -> {clause}"))
+            .collect();
+        out.push_str(&format!("\npreconditions of {program}: {}\n", list.join(", ")));
     }
     let t = &l.totals;
     let by: Vec<String> = t.points_by_visibility.iter().map(|(v, p)| format!("{p} {v}")).collect();

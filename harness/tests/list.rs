@@ -43,6 +43,12 @@ fn totals_add_up_for_the_bundled_spec() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(by, sum);
+    // Every precondition names a clause; the lab's server has some.
+    let server = &json["preconditions"]["server"];
+    assert!(server.as_object().is_some_and(|p| !p.is_empty()), "{json:#}");
+    let human = sockgrade().args(["list", "specs/tcp-echo.yaml"]).output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(human.contains("preconditions of server: "), "{human}");
 }
 
 #[test]
