@@ -172,11 +172,14 @@ fn one(
     style: &Style,
 ) -> Result<bool, String> {
     let folder = out.join(name);
-    let fingerprint =
-        fingerprint::of(dir, spec_text, &run.filter).map_err(|e| format!("cannot read the submission: {e}"))?;
-    let previous = std::fs::read_to_string(folder.join(FINGERPRINT_FILE)).ok();
-    if previous.as_deref() == Some(fingerprint.as_str()) && folder.join(REPORT_FILE).is_file() {
-        return Ok(false);
+    // Unreadable, the submission cannot be graded; its folder then says why
+    // rather than keep the reports of a version that may be gone.
+    let fingerprint = fingerprint::of(dir, spec_text, &run.filter);
+    if let Ok(f) = &fingerprint {
+        let previous = std::fs::read_to_string(folder.join(FINGERPRINT_FILE)).ok();
+        if previous.as_deref() == Some(f.as_str()) && folder.join(REPORT_FILE).is_file() {
+            return Ok(false);
+        }
     }
     std::fs::create_dir_all(&folder).map_err(|e| format!("cannot make {}: {e}", folder.display()))?;
     // Whatever was there described another version of the submission.
@@ -186,6 +189,14 @@ fn one(
     let write = |file: &str, text: &str| {
         write_atomically(&folder.join(file), text)
             .map_err(|e| format!("cannot write {}: {e}", folder.join(file).display()))
+    };
+    let fingerprint = match fingerprint {
+        Ok(f) => f,
+        Err(e) => {
+            let why = format!("cannot read the submission: {e}");
+            write(ERROR_FILE, &format!("{why}\n"))?;
+            return Err(why);
+        }
     };
     match grade::grade(spec, Source::Submission(dir), name.to_string(), run) {
         Ok(result) => {

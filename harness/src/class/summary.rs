@@ -124,3 +124,38 @@ fn line(out: &mut String, cells: impl Iterator<Item = String>) {
     out.push_str(&cells.join(","));
     out.push('\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graded(points: &[(&str, u32)]) -> Row {
+        Row::Graded(Report {
+            score: points.iter().map(|(_, p)| p).sum(),
+            max_score: 10,
+            scenarios: points
+                .iter()
+                .map(|(name, score)| Scenario {
+                    name: name.to_string(),
+                    score: *score,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn fields_are_quoted_and_missing_cells_left_empty() {
+        let rows = vec![
+            ("a, \"b\"".to_string(), graded(&[("one", 1), ("two, three", 2)])),
+            ("c".to_string(), graded(&[("one", 0)])),
+            ("d".to_string(), Row::NotGraded),
+        ];
+        assert_eq!(
+            csv(&rows),
+            "submission,score,max_score,one,\"two, three\"\n\
+             \"a, \"\"b\"\"\",3,10,1,2\n\
+             c,0,10,0,\n\
+             d,,,,\n"
+        );
+    }
+}
