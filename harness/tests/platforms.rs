@@ -176,7 +176,8 @@ fn prairielearn(submission: &str, build_failure: Option<&str>) -> Value {
     std::os::unix::fs::symlink(sockgrade_exe(), server_files.join("sockgrade")).unwrap();
     copy(&root().join(submission), &grade.join("student"));
     let script = format!(
-        "ip link set lo up && sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1 \
+        "ip link set lo up \
+         && {{ [ ! -d /proc/sys/net/ipv6 ] || for c in all lo; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done; }} \
          && ! ip -6 addr | grep -q inet6 \
          && exec setpriv --bounding-set -sys_admin --inh-caps -sys_admin -- {}",
         server_files.join("run.sh").display()
