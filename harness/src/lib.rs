@@ -25,7 +25,8 @@
 //! verdict      the result model: ScenarioResult, RunResult
 //! listing      `sockgrade list`: a spec's scenarios, points and clauses
 //! report/      reporters: RunResult -> text (human, json, junit, gradescope,
-//!                classroom, prairielearn); cap.rs  the size caps they share
+//!                classroom, prairielearn); cap.rs  the size caps they share;
+//!                redact.rs  what students may see of hidden scenarios
 //! ```
 //!
 //! Actors never decide verdicts; steps never print; reporters run nothing.
