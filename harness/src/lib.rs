@@ -9,8 +9,11 @@
 //!   mod.rs       Spec, Program, Scenario, the flat `Step` enum
 //!   load.rs      parsing with located errors;  check.rs  names across steps
 //!   values.rs    durations, sizes, payloads, default bounds
+//!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
 //!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
 //! submission   copy and build (make) in the sandbox
+//! grade        one submission start to end: build, run, the RunResult
+//! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv
 //! runner       scenarios on worker threads, each in its own namespace/user
 //! scenario     one scenario: the step loop, its bound, the clean-up
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
@@ -20,15 +23,20 @@
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! transcript   every event, stamped;  escape  bytes a person can read
 //! verdict      the result model: ScenarioResult, RunResult
+//! listing      `sockgrade list`: a spec's scenarios, points and clauses
 //! report/      reporters: RunResult -> text (human, json, junit, gradescope,
-//!                classroom, prairielearn); cap.rs  the size caps they share
+//!                classroom, prairielearn); cap.rs  the size caps they share;
+//!                redact.rs  what students may see of hidden scenarios
 //! ```
 //!
 //! Actors never decide verdicts; steps never print; reporters run nothing.
 
+pub mod class;
 pub(crate) mod conn;
 pub(crate) mod escape;
+pub mod grade;
 pub mod isolation;
+pub mod listing;
 pub(crate) mod matcher;
 pub(crate) mod process;
 pub mod report;

@@ -42,7 +42,8 @@ fn failed(name: &str, points: u32, visibility: Visibility, stderr: &str) -> Scen
         line: 186,
         description: "open 63 connections one after the other (c#1 to c#63)".to_string(),
         detail: "connection 34 of 63: refused".to_string(),
-        clauses: vec!["tcp-echo.server.concurrent".to_string()],
+        // The scenario's tags: no precondition failed first.
+        clauses: vec!["tcp-echo.server.echo".to_string()],
         precondition: None,
         observed: None,
         programs: vec![ProgramState {
@@ -100,14 +101,11 @@ fn sample() -> RunResult {
 }
 
 fn render(format: Format, run: &RunResult) -> String {
-    report::render(
-        format,
-        run,
-        &report::Style {
-            color: false,
-            verbose: false,
-        },
-    )
+    report::render(format, run, &report::Style::default())
+}
+
+fn render_with(format: Format, run: &RunResult, style: report::Style) -> String {
+    report::render(format, run, &style)
 }
 
 fn json(format: Format, run: &RunResult) -> Value {
@@ -282,6 +280,24 @@ fn classroom_status_is_pass_or_error_by_the_run() {
     assert_eq!(json(Format::Classroom, &broken)["status"], "error");
 }
 
+/// Students read Classroom's report (the platform has no visibility): a
+/// scenario that is not `visible` keeps its status and points, since the
+/// reporter sums them into the grade, but not its name or its failure.
+#[test]
+fn classroom_hides_what_is_not_visible_but_counts_its_points() {
+    let runner = json(Format::Classroom, &sample());
+    assert_eq!(classroom_points(&runner), (2.0, 11.0));
+    let hidden = &runner["tests"][3];
+    assert_eq!(hidden["name"], "scenario 4 (shown after the due date)");
+    assert_eq!(hidden["status"], "fail");
+    assert_eq!(
+        hidden["message"],
+        "The details of this scenario are shown after the due date.\n"
+    );
+    let text = render(Format::Classroom, &sample());
+    assert!(!text.contains("1000 clients"), "{text}");
+}
+
 /// The document travels base64-encoded in an environment variable (128 KiB
 /// at most): one huge failure, or many large ones, must not break it.
 #[test]
@@ -348,6 +364,30 @@ fn prairielearn_marks_a_failed_build_not_gradable() {
     assert!(results["output"].as_str().unwrap().contains("cc -Wall"));
 }
 
+/// The course's other choice: a graded 0 that shows the build output.
+#[test]
+fn prairielearn_grades_a_failed_build_zero_when_asked() {
+    let mut s = sample();
+    s.build.status = BuildStatus::Failed;
+    for sc in &mut s.scenarios {
+        *sc = scenario(&sc.name, Status::Error, sc.max_score, sc.visibility);
+        sc.error = Some("the submission did not build (make failed); see the build output".into());
+    }
+    s.score = 0;
+    let style = report::Style {
+        build_failure: report::BuildFailure::Zero,
+        ..Default::default()
+    };
+    let results = assert_prairielearn_valid(&render_with(Format::Prairielearn, &s, style));
+    assert_eq!(results["gradable"], true);
+    assert_eq!(results["score"], 0.0);
+    assert!(results["output"].as_str().unwrap().contains("cc -Wall"));
+    assert!(results["message"].as_str().unwrap().contains("did not build"));
+    let tests = results["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 3, "the visible scenarios, each worth 0");
+    assert!(tests.iter().all(|t| t["points"] == 0));
+}
+
 #[test]
 fn prairielearn_stays_under_1_mib_however_long_the_failures() {
     let mut scenarios: Vec<_> = (0..100).map(|i| huge(&format!("scenario {i}"), 100_000)).collect();
@@ -401,6 +441,38 @@ fn junit_reports_each_scenario_as_a_testcase() {
         }
     ));
     assert!(concurrent.system_out.as_deref().unwrap().contains("start ./echoserver"));
+}
+
+/// JUnit is read in CI, by the instructor or, in a student's repository,
+/// by the student: all of it by default, redacted `--for-students`.
+#[test]
+fn junit_for_students_hides_what_is_not_visible() {
+    let all = render(Format::Junit, &sample());
+    assert!(all.contains("hidden: 1000 clients"));
+    let style = report::Style {
+        for_students: true,
+        ..Default::default()
+    };
+    let xml = render_with(Format::Junit, &sample(), style);
+    assert!(!xml.contains("1000 clients"), "{xml}");
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    let cases = &parsed.test_suites[0].test_cases;
+    assert_eq!(cases.len(), 4);
+    assert_eq!(cases[3].name.as_str(), "scenario 4 (shown after the due date)");
+    assert!(cases[3].system_out.is_none(), "no transcript");
+}
+
+/// Gradescope applies visibility itself: it always gets everything.
+#[test]
+fn gradescope_is_never_redacted() {
+    let style = report::Style {
+        for_students: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        render_with(Format::Gradescope, &sample(), style),
+        render(Format::Gradescope, &sample())
+    );
 }
 
 #[test]

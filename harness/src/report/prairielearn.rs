@@ -4,11 +4,14 @@
 //!
 //! PrairieLearn has no per-test visibility, so scenarios that are not
 //! `visible` are left out of `tests` (their points still count in `score`).
-//! A submission that does not build is `gradable: false`: PrairieLearn then
-//! shows the build output and does not use up an attempt. Files over 1 MiB
-//! are refused, so messages are capped harder until the file fits.
+//! A submission that does not build is, as the course chooses
+//! (`--build-failure`), `gradable: false` (the default: PrairieLearn shows
+//! the build output and does not use up an attempt) or a graded 0 with the
+//! build output. Files over 1 MiB are refused, so messages are capped harder
+//! until the file fits.
 
 use super::cap::{self, cap};
+use super::BuildFailure;
 use crate::spec::Visibility;
 use crate::submission::BuildStatus;
 use crate::verdict::RunResult;
@@ -43,13 +46,22 @@ struct Test<'a> {
     output: Option<String>,
 }
 
-pub fn render(report: &RunResult) -> String {
-    cap::fit(LIMIT, |max| render_capped(report, max))
+pub fn render(report: &RunResult, build_failure: BuildFailure) -> String {
+    cap::fit(LIMIT, |max| render_capped(report, build_failure, max))
 }
 
-fn render_capped(report: &RunResult, max: usize) -> String {
-    let results = match report.build.status {
-        BuildStatus::Failed | BuildStatus::Timeout => Results {
+fn render_capped(report: &RunResult, build_failure: BuildFailure, max: usize) -> String {
+    let results = match (report.build.status, build_failure) {
+        (BuildStatus::Failed | BuildStatus::Timeout, BuildFailure::Zero) => Results {
+            // Each scenario is then an error saying so, worth 0.
+            output: Some(cap(&report.build.output, max)),
+            message: Some(format!(
+                "The submission did not build (make {}): see the build output.",
+                report.build.status.as_str()
+            )),
+            ..graded(report, max)
+        },
+        (BuildStatus::Failed | BuildStatus::Timeout, BuildFailure::Ungradable) => Results {
             gradable: false,
             score: 0.0,
             message: None,
@@ -60,7 +72,7 @@ fn render_capped(report: &RunResult, max: usize) -> String {
             output: Some(cap(&report.build.output, max)),
             tests: Vec::new(),
         },
-        BuildStatus::Ok | BuildStatus::None => graded(report, max),
+        (BuildStatus::Ok | BuildStatus::None, _) => graded(report, max),
     };
     serde_json::to_string_pretty(&results).expect("plain data serialises") + "\n"
 }

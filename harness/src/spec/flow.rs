@@ -7,10 +7,12 @@ use serde_saphyr::Spanned;
 /// `each: { connections: g, steps: [...] }`: runs its steps for every
 /// connection of the group `g` (opened by `connect` with `count`), all at
 /// once. Only connection steps, without `on` (or with `on: g`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Each {
+    #[schemars(with = "String")]
     pub connections: Name,
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
 
@@ -18,17 +20,19 @@ pub struct Each {
 /// one round after the other. Names opened inside belong to one round and
 /// are reused by the next. Rounds that are alike show once in the
 /// transcript.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawRepeat")]
+#[schemars(with = "RawRepeat")]
 pub struct Repeat {
     pub times: usize,
     pub steps: Vec<Spanned<Step>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRepeat {
     times: usize,
+    #[schemars(with = "Vec<Step>")]
     steps: Vec<Spanned<Step>>,
 }
 

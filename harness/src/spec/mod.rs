@@ -28,11 +28,13 @@ mod describe;
 pub mod flow;
 mod load;
 pub mod program;
+mod schema;
 pub mod tcp;
 pub mod values;
 pub mod witness;
 
 pub use load::{load, load_str, SpecError};
+pub use schema::schema;
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -52,11 +54,12 @@ pub struct Spec {
     pub scenarios: Vec<Scenario>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSpec {
     pub lab: String,
     pub programs: BTreeMap<String, Program>,
+    #[schemars(with = "Vec<Scenario>")]
     pub scenarios: Vec<Spanned<Scenario>>,
 }
 
@@ -76,7 +79,7 @@ impl Spec {
 }
 
 /// A program the submission provides: `./echoserver {port}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Program {
     /// The executable (relative to the submission) and its arguments.
@@ -100,7 +103,7 @@ pub struct Program {
 /// fails every scenario at `start`, and one that closes a connection while
 /// the client still talks fails every expectation after that; neither is
 /// the fault a scenario on memory or on partial lines is about.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preconditions {
     /// The program listens on its port (`start` sees it within its bound).
@@ -115,7 +118,7 @@ pub struct Preconditions {
     pub keeps_connections: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -123,7 +126,7 @@ pub enum Protocol {
 }
 
 /// Who sees a scenario's result: Gradescope's four words.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     #[default]
@@ -133,7 +136,7 @@ pub enum Visibility {
     AfterPublished,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -148,6 +151,7 @@ pub struct Scenario {
     /// Upper bound for the whole scenario: a guard against hangs.
     #[serde(default)]
     pub timeout: Option<TimeSpan>,
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
 }
 
@@ -162,42 +166,54 @@ fn one_point() -> u32 {
 /// Flat, so that serde gives located "unknown variant" errors that list
 /// every keyword; grouped by family, each variant holding its family's
 /// struct.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     // --- program: the programs under test ---------------------------------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Start>")]
     Start(program::Start),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Stop>")]
     Stop(program::Stop),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     Kill(program::ProgramRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::Start>")]
     Restart(program::Start),
     Signal(program::SignalStep),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     ExpectRunning(program::ProgramRef),
     ExpectExit(program::ExpectExit),
     ExpectOutput(program::ExpectOutput),
 
     // --- tcp: the harness as a client or a server of the program ----------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::Connect>")]
     Connect(tcp::Connect),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::Listen>")]
     Listen(tcp::Listen),
     Accept(tcp::Accept),
     Send(tcp::Send),
     Expect(tcp::Expect),
     Echo(tcp::EchoBack),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectEof(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectReset(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Shutdown(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Close(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Abort(tcp::ConnRef),
     ReadSlowly(tcp::ReadSlowly),
     Fill(tcp::Fill),
@@ -209,9 +225,11 @@ pub enum Step {
 
     // --- witness: what the kernel shows of the program --------------------
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     FdBaseline(program::ProgramRef),
     ExpectFds(witness::ExpectFds),
     #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<program::ProgramRef>")]
     MemoryBaseline(program::ProgramRef),
     ExpectMemory(witness::ExpectMemory),
     ExpectReleased(witness::ExpectReleased),

@@ -11,9 +11,10 @@ use serde::Deserialize;
 /// A program that `listens` is started when the kernel shows it listening on
 /// `{port}` (or bound to it, for udp). `restart` takes the same options, and
 /// kills the program first if it still runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Start {
+    #[schemars(with = "String")]
     pub program: Name,
     /// Replaces the program's arguments (not the executable) for this start.
     #[serde(default)]
@@ -39,9 +40,10 @@ impl FromName for Start {
 
 /// `stop: server`: SIGTERM, then the program must exit `within` (2 s);
 /// otherwise it is killed and the step fails.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stop {
+    #[schemars(with = "String")]
     pub program: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
@@ -54,9 +56,10 @@ impl FromName for Stop {
 
 /// A step that names only a program: `kill`, `expect_running`, and the
 /// witness family's `fd_baseline` and `memory_baseline`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramRef {
+    #[schemars(with = "String")]
     pub program: Name,
 }
 impl FromName for ProgramRef {
@@ -68,9 +71,10 @@ impl FromName for ProgramRef {
 /// `signal: { program: server, signal: STOP }`. STOP and CONT go to the
 /// whole process group (a forking server's children are the server too),
 /// other signals to the program's process.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalStep {
+    #[schemars(with = "String")]
     pub program: Name,
     pub signal: SignalName,
 }
@@ -99,8 +103,9 @@ impl<'de> Deserialize<'de> for SignalName {
 /// the program ends within the bound (5 s), with this status or by this
 /// signal (any end when neither is given), and not before `not_before`
 /// (a client's own timeout).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectExit")]
+#[schemars(with = "RawExpectExit")]
 pub struct ExpectExit {
     pub program: Name,
     pub ending: Ending,
@@ -116,9 +121,10 @@ pub enum Ending {
     Signal(SignalName),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpectExit {
+    #[schemars(with = "String")]
     program: Name,
     #[serde(default)]
     status: Option<i32>,
@@ -148,7 +154,7 @@ impl TryFrom<RawExpectExit> for ExpectExit {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     #[default]
@@ -170,8 +176,9 @@ impl Stream {
 /// of `equals` (the whole stream), `contains`, `regex` (searches), `nonempty`,
 /// `empty`; and holds at most `max_lines` lines once the program is done
 /// writing. Waits up to `within` (2 s) for the output to arrive.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectOutput")]
+#[schemars(with = "RawExpectOutput")]
 pub struct ExpectOutput {
     pub program: Name,
     pub stream: Stream,
@@ -181,9 +188,10 @@ pub struct ExpectOutput {
     pub within: Option<TimeSpan>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpectOutput {
+    #[schemars(with = "String")]
     program: Name,
     #[serde(default)]
     stream: Stream,

@@ -11,7 +11,7 @@ use crate::matcher::Matcher;
 use serde::Deserialize;
 
 /// What `connect` expects of the handshake.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectOutcome {
     #[default]
@@ -34,8 +34,9 @@ impl ConnectOutcome {
 /// `connect: a`, or `connect: { as: g, count: 64, expect: pending, rcvbuf:
 /// 4KiB }`: opens a connection to `{port}` on 127.0.0.1; with `count`, that
 /// many one after the other, as the group `as` (members `g#1`, `g#2`, ...).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawConnect")]
+#[schemars(with = "RawConnect")]
 pub struct Connect {
     pub name: Name,
     pub count: Option<usize>,
@@ -57,10 +58,11 @@ impl FromName for Connect {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawConnect {
     #[serde(rename = "as")]
+    #[schemars(with = "String")]
     name: Name,
     #[serde(default)]
     count: Option<usize>,
@@ -90,10 +92,11 @@ impl TryFrom<RawConnect> for Connect {
 
 /// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
 /// there is IPv6) for a client under test.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     #[serde(rename = "as")]
+    #[schemars(with = "String")]
     pub name: Name,
 }
 impl FromName for Listen {
@@ -103,11 +106,13 @@ impl FromName for Listen {
 }
 
 /// `accept: { on: l, as: c }`: the program connects within the bound.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Accept {
+    #[schemars(with = "String")]
     pub on: Name,
     #[serde(rename = "as")]
+    #[schemars(with = "String")]
     pub name: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
@@ -158,8 +163,9 @@ impl Split {
 /// `hex` or `generate`, then `then`) written as `chunk` or `sizes` say, with
 /// `gap` between writes so each is its own segment. Goes on in the background
 /// unless `wait: true`; `shutdown: true` sends the FIN with the last bytes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawSend")]
+#[schemars(with = "RawSend")]
 pub struct Send {
     pub on: Option<Name>,
     pub payload: Payload,
@@ -176,10 +182,11 @@ pub struct Send {
     pub shutdown: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSend {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     on: Option<Name>,
     #[serde(default)]
     text: Option<String>,
@@ -236,18 +243,20 @@ pub enum Expected {
 /// `prefix`, `contains`, `regex` (searches, and takes what precedes the
 /// match too), `echo: true`, `size`. Bytes are gathered until they do, can
 /// no longer, the peer closes, or `within` (2 s) passes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpect")]
+#[schemars(with = "RawExpect")]
 pub struct Expect {
     pub on: Option<Name>,
     pub expected: Expected,
     pub within: Option<TimeSpan>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     on: Option<Name>,
     #[serde(default)]
     text: Option<String>,
@@ -308,18 +317,20 @@ impl TryFrom<RawExpect> for Expect {
 /// `echo: { on: c, text: "hello\n" }`: the harness plays an echo server on
 /// this connection. What arrives is checked against the payload and sent
 /// straight back as it arrives, until all of it was.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawEchoBack")]
+#[schemars(with = "RawEchoBack")]
 pub struct EchoBack {
     pub on: Option<Name>,
     pub payload: Payload,
     pub within: Option<TimeSpan>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawEchoBack {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     on: Option<Name>,
     #[serde(default)]
     text: Option<String>,
@@ -348,10 +359,11 @@ impl TryFrom<RawEchoBack> for EchoBack {
 /// (the peer closed, or reset, with no more bytes before), `shutdown` (the
 /// harness's FIN, after what is queued), `close` (waits up to `within` for
 /// the queue to drain), `abort` (RST: SO_LINGER 0, the queue dropped).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnRef {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub on: Option<Name>,
     #[serde(default)]
     pub within: Option<TimeSpan>,
@@ -367,18 +379,20 @@ impl FromName for ConnRef {
 
 /// `read_slowly: { on: a, chunk: 1KiB, gap: 10ms }`: from now on, later
 /// expectations read at most `chunk` bytes at a time with `gap` between reads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawReadSlowly")]
+#[schemars(with = "RawReadSlowly")]
 pub struct ReadSlowly {
     pub on: Option<Name>,
     pub chunk: usize,
     pub gap: TimeSpan,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawReadSlowly {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     on: Option<Name>,
     chunk: Size,
     gap: TimeSpan,
@@ -416,8 +430,9 @@ impl TryFrom<RawReadSlowly> for ReadSlowly {
 /// sides hold). A program that reads on without ever closing its window
 /// fails the step once `within` (default 10 s) passes. Not inside `each`;
 /// the bytes don't count for `expect: { echo: true }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawFill")]
+#[schemars(with = "RawFill")]
 pub struct Fill {
     pub on: Name,
     pub program: Name,
@@ -429,10 +444,12 @@ pub struct Fill {
 /// sender's and 32 MiB of the receiver's with today's defaults.
 pub const DEFAULT_FILL: usize = 64 << 20;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFill {
+    #[schemars(with = "String")]
     on: Name,
+    #[schemars(with = "String")]
     program: Name,
     #[serde(default)]
     at_most: Option<Size>,

@@ -159,7 +159,7 @@ pub enum Fill {
 }
 
 /// `generate: { size: 1MiB, repeat: "ab" }` or `{ size: 1MiB, seed: 7 }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Generate {
     pub size: Size,
@@ -336,7 +336,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
         struct Map {
             text: Option<String>,

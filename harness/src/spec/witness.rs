@@ -11,9 +11,10 @@ use serde::Deserialize;
 /// `expect_fds: { program: server, above_baseline: 0 }`: once its clients
 /// are gone, the program holds at most this many descriptors more than at
 /// its `fd_baseline` (waits up to `within` for it to close them).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFds {
+    #[schemars(with = "String")]
     pub program: Name,
     /// Descriptors allowed above the `fd_baseline`.
     #[serde(default)]
@@ -26,9 +27,10 @@ pub struct ExpectFds {
 /// resident memory (with its descendants') is back within `growth_at_most`
 /// of its `memory_baseline`: what clients cost it is given back when they
 /// leave.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectMemory {
+    #[schemars(with = "String")]
     pub program: Name,
     pub growth_at_most: Size,
     #[serde(default)]
@@ -38,10 +40,12 @@ pub struct ExpectMemory {
 /// `expect_released: { program: server, connection: a }`: the program closes
 /// its end of a connection (after the harness closed or reset its own): no
 /// descriptor of the program or its children refers to it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectReleased {
+    #[schemars(with = "String")]
     pub program: Name,
+    #[schemars(with = "String")]
     pub connection: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
@@ -49,9 +53,10 @@ pub struct ExpectReleased {
 
 /// `expect_zombies: { program: server, at_most: 1 }`: children that exited
 /// and were never waited for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectZombies {
+    #[schemars(with = "String")]
     pub program: Name,
     #[serde(default)]
     pub at_most: usize,
@@ -62,8 +67,9 @@ pub struct ExpectZombies {
 /// `expect_idle: { program: server, for: 1s, max_cpu_percent: 10 }`: watched
 /// for a while with no client, the program (and its descendants) stays
 /// within every bound given: at least one of them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectIdle")]
+#[schemars(with = "RawExpectIdle")]
 pub struct ExpectIdle {
     pub program: Name,
     /// How long to watch. This step measures over time; it does not wait for
@@ -77,9 +83,10 @@ pub struct ExpectIdle {
     pub max_rss_growth: Option<Size>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpectIdle {
+    #[schemars(with = "String")]
     program: Name,
     #[serde(rename = "for")]
     duration: TimeSpan,

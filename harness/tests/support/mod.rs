@@ -69,6 +69,41 @@ pub fn verdict_table(report: &serde_json::Value) -> String {
     out
 }
 
+/// Validates each document against `schema` with a real JSON Schema
+/// validator (Python's jsonschema; .ci/run installs python3-jsonschema),
+/// after checking the schema against its metaschema. Per document, the
+/// validator's errors (empty when valid).
+pub fn json_schema_errors(schema: &serde_json::Value, docs: &[serde_json::Value]) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let schema_file = dir.path().join("schema.json");
+    std::fs::write(&schema_file, schema.to_string()).unwrap();
+    let docs_file = dir.path().join("docs.json");
+    std::fs::write(&docs_file, serde_json::to_string(docs).unwrap()).unwrap();
+    const SCRIPT: &str = r#"
+import json, sys
+from jsonschema.validators import validator_for
+schema = json.load(open(sys.argv[1]))
+cls = validator_for(schema)
+cls.check_schema(schema)
+v = cls(schema)
+out = [[f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(doc)]
+       for doc in json.load(open(sys.argv[2]))]
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(&schema_file)
+        .arg(&docs_file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python3's jsonschema failed (apt-get install python3-jsonschema; .ci/run does):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The clauses a scenario's result is attributed to: its failure's
 /// `clauses` (a precondition's, when one failed first), else its tags.
 pub fn clauses_of(s: &serde_json::Value) -> std::collections::BTreeSet<String> {

@@ -1,0 +1,90 @@
+//! Grading one submission, start to end: a private working directory, the
+//! build (or the reference programs laid out as a submission), the
+//! scenarios, and the one result every reporter reads. `sockgrade run` grades
+//! one this way and `sockgrade grade` a whole class, one call each.
+
+use crate::runner::{self, Options};
+use crate::spec::Spec;
+use crate::submission;
+use crate::verdict::RunResult;
+use std::path::{Path, PathBuf};
+
+/// What is graded.
+pub enum Source<'a> {
+    /// A student's directory: copied, then built with `make`.
+    Submission(&'a Path),
+    /// The reference programs, found in this directory.
+    Reference(&'a Path),
+}
+
+/// Why nothing could be graded. A submission that does not build is not
+/// one of these: that is a graded result.
+#[derive(Debug)]
+pub enum Error {
+    /// The input is wrong (no such directory, no reference program): the
+    /// user's to fix.
+    Input(String),
+    /// The harness could not do its part (a working directory, a copy).
+    Harness(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Input(e) | Error::Harness(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Builds and grades `source` against `spec`. `label` names the submission
+/// in reports.
+pub fn grade(spec: &Spec, source: Source, label: String, options: &Options) -> Result<RunResult, Error> {
+    let started = std::time::Instant::now();
+    let work = work_dir().map_err(|e| Error::Harness(format!("cannot make a working directory: {e}")))?;
+    let built = match source {
+        Source::Reference(dir) => submission::reference(spec, dir, work.path()).map_err(Error::Input)?,
+        Source::Submission(dir) => {
+            if !dir.is_dir() {
+                return Err(Error::Input(format!(
+                    "the submission `{}` is not a directory",
+                    dir.display()
+                )));
+            }
+            submission::build(dir, work.path())
+                .map_err(|e| Error::Harness(format!("could not copy the submission: {e}")))?
+        }
+    };
+    let broken = (!built.build.succeeded()).then(|| {
+        format!(
+            "the submission did not build (make {}); see the build output",
+            built.build.status.as_str()
+        )
+    });
+    let results = runner::run(spec, &built.dir, work.path(), options, broken.as_deref());
+    Ok(RunResult::new(
+        spec,
+        label,
+        built.build,
+        results,
+        options.isolation.as_str(),
+        started.elapsed(),
+    ))
+}
+
+/// Where `--reference` looks by default: beside this executable, where
+/// cargo puts the reference programs.
+pub fn default_reference_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_default()
+}
+
+/// A private directory that others may pass through (the scenario's user
+/// needs to reach its own directory inside) but not list.
+fn work_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("sockgrade-").tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+    Ok(dir)
+}
