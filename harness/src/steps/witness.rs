@@ -28,12 +28,14 @@ const MEMORY_ADVICE: &str =
 pub(super) fn fd_baseline(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
     let name = &p.program.value;
     let pid = play.running(name)?.pid;
-    let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
     // The baseline is what the program holds with no client connected. A
     // connection the harness just closed may not be closed by the program
     // yet; counting it would make the baseline depend on the scheduler (and
-    // excuse a leak).
+    // excuse a leak). The connections are read first: one the program
+    // closes between the two reads is then in neither count, where read
+    // second it would stay in the baseline.
     let connections = witness::connection_fds(pid);
+    let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
     fds.retain(|fd, _| !connections.contains(fd));
     play.transcript.record_with_detail(
         name,
