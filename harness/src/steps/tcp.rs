@@ -36,6 +36,14 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
             Ok(Ok(stream)) => {
                 let mut conn = Conn::new(name, stream, play.transcript.clone());
                 conn.outgoing = true;
+                conn.far_end = play
+                    .spec
+                    .server()
+                    .and_then(|s| play.programs.get(s))
+                    .map(|p| conn::FarEnd {
+                        pid: p.pid,
+                        port: play.setting.port,
+                    });
                 play.conns.insert(name.clone(), conn);
                 ConnectOutcome::Established
             }
