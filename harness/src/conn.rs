@@ -505,6 +505,35 @@ impl Conn {
         Ok(())
     }
 
+    /// Nothing arrives for `span`: no byte, and no end of the stream.
+    pub async fn expect_silence(&mut self, span: Duration) -> Result<(), String> {
+        let until = Instant::now() + span;
+        // Bytes already received and not consumed arrived too.
+        if self.inbox.is_empty() && self.peer == PeerState::Open {
+            self.fill(until).await;
+        }
+        let (grader, peer) = self.roles();
+        if !self.inbox.is_empty() {
+            return Err(format!(
+                "{grader} expected nothing for {}ms, but {} arrived: {}",
+                span.as_millis(),
+                escape::bytes(self.inbox.len()),
+                escape::quote(&self.inbox, 200)
+            ));
+        }
+        match self.peer {
+            PeerState::Open => Ok(()),
+            PeerState::Eof => Err(format!(
+                "{grader} expected nothing for {}ms, but {peer} closed the connection",
+                span.as_millis()
+            )),
+            PeerState::Reset => Err(format!(
+                "{grader} expected nothing for {}ms, but {peer} reset the connection",
+                span.as_millis()
+            )),
+        }
+    }
+
     /// Expects the peer to close: no more bytes, then EOF.
     pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
         let deadline = Instant::now() + bound;

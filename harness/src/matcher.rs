@@ -80,6 +80,18 @@ impl Matcher {
         }
     }
 
+    /// True for an expectation on a stream that any bytes meet, none
+    /// included: `size: 0`, an empty text or prefix, an empty `contains`.
+    pub fn matches_nothing_at_all(&self) -> bool {
+        match self {
+            Matcher::Exact(b) | Matcher::Prefix(b) | Matcher::Contains(b) => b.is_empty(),
+            Matcher::Size(n) => *n == 0,
+            Matcher::Regex(r) => r.is_match(b""),
+            Matcher::Empty => true,
+            Matcher::NonEmpty => false,
+        }
+    }
+
     /// The expectation in words, for failures.
     pub fn describe(&self) -> String {
         match self {

@@ -57,6 +57,7 @@ impl Step {
             Step::Close(c) => format!("close the connection{}", on(&c.on)),
             Step::Abort(c) => format!("reset the connection{}", on(&c.on)),
             Step::ReadSlowly(r) => format!("read slowly from now on{}", on(&r.on)),
+            Step::ExpectSilence(s) => format!("check that nothing arrives for {}{}", s.duration, on(&s.on)),
             Step::Fill(f) => format!("send on `{}` until {} stops reading", f.on.value, f.program.value),
             Step::FdBaseline(p) => format!("count {}'s open descriptors", p.program.value),
             Step::ExpectFds(f) => format!(
@@ -69,6 +70,7 @@ impl Step {
                 m.program.value,
                 crate::escape::bytes(m.growth_at_most.0)
             ),
+            Step::ExpectAccepted(a) => format!("wait for {} to accept `{}`", a.program.value, a.connection.value),
             Step::ExpectReleased(r) => format!(
                 "wait for {} to close its end of `{}`",
                 r.program.value, r.connection.value

@@ -306,6 +306,17 @@ impl TryFrom<RawExpect> for Expect {
                     .into(),
             );
         }
+        // An expectation that nothing can fail checks nothing: "no bytes"
+        // is a question of time, which `expect_silence` asks.
+        if let Expected::Bytes(m) = &found[0] {
+            if m.matches_nothing_at_all() {
+                return Err(
+                    "expected at least one byte to wait for (this expectation passes whatever arrives); \
+                            to check that nothing arrives, use `expect_silence: { on, for }`"
+                        .into(),
+                );
+            }
+        }
         Ok(Expect {
             on: raw.on,
             expected: found.remove(0),
@@ -408,6 +419,42 @@ impl TryFrom<RawReadSlowly> for ReadSlowly {
             on: raw.on,
             chunk: raw.chunk.0,
             gap: raw.gap,
+        })
+    }
+}
+
+/// `expect_silence: { on: a, for: 300ms }`: no byte (and no end of the
+/// stream) arrives on the connection for that long. This step watches
+/// over time, as `expect_idle` does: "nothing happens" has no event to wait
+/// for. For "the sender does not get its own line back", after the others
+/// received it.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawExpectSilence")]
+#[schemars(with = "RawExpectSilence")]
+pub struct ExpectSilence {
+    pub on: Option<Name>,
+    pub duration: TimeSpan,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExpectSilence {
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    on: Option<Name>,
+    #[serde(rename = "for")]
+    duration: TimeSpan,
+}
+
+impl TryFrom<RawExpectSilence> for ExpectSilence {
+    type Error = String;
+    fn try_from(raw: RawExpectSilence) -> Result<Self, String> {
+        if raw.duration.0.is_zero() {
+            return Err("expected a `for` longer than 0: silence for no time checks nothing".into());
+        }
+        Ok(ExpectSilence {
+            on: raw.on,
+            duration: raw.duration,
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, Expected, Fill, Listen, ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::verdict::Observed;
@@ -122,10 +122,10 @@ pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
     let bytes = s.payload.bytes();
     let writes = s.split.writes(bytes.len());
     let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    let count = if writes.len() == 1 {
-        "1 write".to_string()
-    } else {
-        format!("{} writes", writes.len())
+    let count = match (writes.len(), s.gap) {
+        (1, _) => "1 write".to_string(),
+        (n, Some(gap)) => format!("{n} writes {gap} apart"),
+        (n, None) => format!("{n} writes"),
     };
     t.record(
         &conn.name,
@@ -275,6 +275,13 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::
         (!witness::connection_listed(pid, port, peer_port), ())
     })
     .await;
+}
+
+pub(super) async fn expect_silence(conn: &mut Conn, s: &ExpectSilence) -> StepResult {
+    conn.expect_silence(s.duration.0).await?;
+    conn.transcript
+        .record(&conn.name, format!("<- nothing for {}", s.duration));
+    Ok(())
 }
 
 pub(super) fn read_slowly(conn: &mut Conn, r: &ReadSlowly) -> StepResult {

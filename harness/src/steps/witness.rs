@@ -11,7 +11,7 @@ use super::StepResult;
 use crate::scenario::Play;
 use crate::spec::program::ProgramRef;
 use crate::spec::values::within;
-use crate::spec::witness::{ExpectFds, ExpectIdle, ExpectMemory, ExpectReleased, ExpectZombies};
+use crate::spec::witness::{ExpectAccepted, ExpectFds, ExpectIdle, ExpectMemory, ExpectReleased, ExpectZombies};
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 
@@ -153,6 +153,50 @@ pub(super) async fn expect_memory(play: &mut Play<'_>, m: &ExpectMemory) -> Step
             baseline >> 10,
             rss >> 10,
             rss.saturating_sub(baseline) >> 10
+        )),
+    }
+}
+
+pub(super) async fn expect_accepted(play: &mut Play<'_>, a: &ExpectAccepted) -> StepResult {
+    let name = &a.program.value;
+    let target = &a.connection.value;
+    // A group stands for its members.
+    let members = play.groups.get(target).cloned().unwrap_or_else(|| vec![target.clone()]);
+    let ports = members
+        .iter()
+        .map(|m| play.conns.get(m).map(|c| (m.clone(), c.local_port)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("`{target}` was never opened"))?;
+    let pid = play.running(name)?.pid;
+    let port = play.setting.port;
+    let waiting = poll_until(within(a.within), || {
+        let tree = witness::tree(pid, &witness::processes());
+        let waiting: Vec<String> = ports
+            .iter()
+            .filter(|(_, p)| witness::connection_hold(&tree, port, *p) != witness::Hold::Held)
+            .map(|(m, _)| m.clone())
+            .collect();
+        (waiting.is_empty() || !witness::alive(pid), waiting)
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to accept `{target}`; it {how}"));
+    }
+    match waiting {
+        Ok(_) => {
+            play.transcript.record(name, format!("accepted {target}"));
+            Ok(())
+        }
+        Err(waiting) => Err(format!(
+            "expected {name} to accept {} within {}ms; {} still waiting in its listen queue (or closed): {}",
+            match members.len() {
+                1 => format!("`{target}`"),
+                n => format!("the {n} connections of `{target}`"),
+            },
+            within(a.within).as_millis(),
+            waiting.len(),
+            waiting.join(", ")
         )),
     }
 }
