@@ -376,6 +376,13 @@ impl Conn {
         Some(crate::witness::tree_demand(far.pid)?.values().sum())
     }
 
+    /// A test for "the writer task has work left", to call later (the
+    /// connection need not stay borrowed).
+    pub fn writes_pending(&self) -> impl Fn() -> bool {
+        let pending = self.pending.clone();
+        move || pending.load(Ordering::SeqCst) != 0
+    }
+
     /// Who plays what on this connection, for messages: the grader is a
     /// client of the student's server, or the server of their client.
     fn roles(&self) -> (&'static str, &'static str) {

@@ -271,6 +271,18 @@ impl Checker<'_> {
                     );
                 }
             }
+            Step::ExpectRead(r) => {
+                self.program(&r.program, at);
+                if scope.kind(&r.connection.value) != Some(Kind::Connection) {
+                    self.fail(
+                        loc_of(&r.connection, at),
+                        format!(
+                            "expected a connection opened by an earlier `connect`, found `{}`",
+                            r.connection.value
+                        ),
+                    );
+                }
+            }
             Step::ExpectReleased(r) => {
                 self.program(&r.program, at);
                 if scope.kind(&r.connection.value) != Some(Kind::Connection) {

@@ -71,6 +71,10 @@ impl Step {
                 crate::escape::bytes(m.growth_at_most.0)
             ),
             Step::ExpectAccepted(a) => format!("wait for {} to accept `{}`", a.program.value, a.connection.value),
+            Step::ExpectRead(r) => format!(
+                "wait for {} to read everything sent on `{}`",
+                r.program.value, r.connection.value
+            ),
             Step::ExpectReleased(r) => format!(
                 "wait for {} to close its end of `{}`",
                 r.program.value, r.connection.value

@@ -14,7 +14,7 @@
 //!   fill (on a
 //!   connection, until the program at its far end stops reading);
 //! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
-//!   expect_accepted, expect_released, expect_zombies, expect_idle;
+//!   expect_accepted, expect_read, expect_released, expect_zombies, expect_idle;
 //! - `flow`: each, repeat.
 //!
 //! The doc comment of each step's struct is the language reference for it.
@@ -235,6 +235,7 @@ pub enum Step {
     MemoryBaseline(program::ProgramRef),
     ExpectMemory(witness::ExpectMemory),
     ExpectAccepted(witness::ExpectAccepted),
+    ExpectRead(witness::ExpectRead),
     ExpectReleased(witness::ExpectReleased),
     ExpectZombies(witness::ExpectZombies),
     ExpectIdle(witness::ExpectIdle),
@@ -271,6 +272,7 @@ impl Step {
             Step::MemoryBaseline(_) => "memory_baseline",
             Step::ExpectMemory(_) => "expect_memory",
             Step::ExpectAccepted(_) => "expect_accepted",
+            Step::ExpectRead(_) => "expect_read",
             Step::ExpectReleased(_) => "expect_released",
             Step::ExpectZombies(_) => "expect_zombies",
             Step::ExpectIdle(_) => "expect_idle",
@@ -310,6 +312,7 @@ impl Step {
             | Step::MemoryBaseline(_)
             | Step::ExpectMemory(_)
             | Step::ExpectAccepted(_)
+            | Step::ExpectRead(_)
             | Step::ExpectReleased(_)
             | Step::ExpectZombies(_)
             | Step::ExpectIdle(_)

@@ -91,6 +91,7 @@ pub(crate) fn run<'p>(
             Step::MemoryBaseline(p) => Ok(witness::memory_baseline(play, p)?),
             Step::ExpectMemory(m) => Ok(witness::expect_memory(play, m).await?),
             Step::ExpectAccepted(a) => Ok(witness::expect_accepted(play, a).await?),
+            Step::ExpectRead(r) => Ok(witness::expect_read(play, r).await?),
             Step::ExpectReleased(r) => Ok(witness::expect_released(play, r).await?),
             Step::ExpectZombies(z) => Ok(witness::expect_zombies(play, z).await?),
             Step::ExpectIdle(i) => Ok(witness::expect_idle(play, i).await?),
@@ -151,6 +152,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         | Step::MemoryBaseline(_)
         | Step::ExpectMemory(_)
         | Step::ExpectAccepted(_)
+        | Step::ExpectRead(_)
         | Step::ExpectReleased(_)
         | Step::ExpectZombies(_)
         | Step::ExpectIdle(_)

@@ -11,7 +11,9 @@ use super::StepResult;
 use crate::scenario::Play;
 use crate::spec::program::ProgramRef;
 use crate::spec::values::within;
-use crate::spec::witness::{ExpectAccepted, ExpectFds, ExpectIdle, ExpectMemory, ExpectReleased, ExpectZombies};
+use crate::spec::witness::{
+    ExpectAccepted, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
+};
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 
@@ -197,6 +199,44 @@ pub(super) async fn expect_accepted(play: &mut Play<'_>, a: &ExpectAccepted) -> 
             within(a.within).as_millis(),
             waiting.len(),
             waiting.join(", ")
+        )),
+    }
+}
+
+pub(super) async fn expect_read(play: &mut Play<'_>, r: &ExpectRead) -> StepResult {
+    let name = &r.program.value;
+    let conn = &r.connection.value;
+    let (peer_port, pending) = play
+        .conns
+        .get(conn)
+        .map(|c| (c.local_port, c.writes_pending()))
+        .ok_or_else(|| format!("`{conn}` was never opened"))?;
+    let pid = play.running(name)?.pid;
+    let port = play.setting.port;
+    // The harness's own writes first: what it queued must be in the kernel.
+    let read = poll_until(within(r.within), || {
+        let queues = witness::connection_queues(pid, port, peer_port);
+        let done = !pending() && matches!(queues, Some(((0, _), (_, 0))));
+        (done || !witness::alive(pid), queues)
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to read what was sent on `{conn}`; it {how}"));
+    }
+    match read {
+        Ok(_) => {
+            play.transcript.record(name, format!("read everything sent on {conn}"));
+            Ok(())
+        }
+        Err(queues) => Err(format!(
+            "expected {name} to read everything sent on `{conn}` within {}ms; {}",
+            within(r.within).as_millis(),
+            match queues {
+                Some(((_, _), (_, unread))) if unread > 0 => format!("{unread} bytes still wait in its receive queue"),
+                Some(_) => "bytes were still on their way to it".to_string(),
+                None => "the connection is no longer in the kernel's table".to_string(),
+            }
         )),
     }
 }
