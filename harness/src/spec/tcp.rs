@@ -276,6 +276,9 @@ struct RawExpect {
     echo: Option<bool>,
     #[serde(default)]
     size: Option<Size>,
+    /// Lines (each must end in `\n`), each exactly once, in any order.
+    #[serde(default)]
+    lines_any_order: Option<Vec<String>>,
     #[serde(default)]
     within: Option<TimeSpan>,
 }
@@ -292,6 +295,7 @@ impl TryFrom<RawExpect> for Expect {
             raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
             regex.map(Matcher::Regex),
             raw.size.map(|n| Matcher::Size(n.0)),
+            lines_any_order(raw.lines_any_order)?,
         ]
         .into_iter()
         .flatten()
@@ -302,7 +306,7 @@ impl TryFrom<RawExpect> for Expect {
         }
         if found.len() != 1 {
             return Err(
-                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`"
+                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`, `lines_any_order`"
                     .into(),
             );
         }
@@ -421,6 +425,24 @@ impl TryFrom<RawReadSlowly> for ReadSlowly {
             gap: raw.gap,
         })
     }
+}
+
+/// `lines_any_order: ["one\n", "two\n"]`: every line must end in `\n`
+/// and hold only that one.
+fn lines_any_order(lines: Option<Vec<String>>) -> Result<Option<Matcher>, String> {
+    let Some(lines) = lines else {
+        return Ok(None);
+    };
+    for line in &lines {
+        if !line.ends_with('\n') || line[..line.len() - 1].contains('\n') {
+            return Err(format!(
+                "expected each of `lines_any_order` to be one line ending in \"\\n\", found {line:?}"
+            ));
+        }
+    }
+    Ok(Some(Matcher::LinesAnyOrder(
+        lines.into_iter().map(String::into_bytes).collect(),
+    )))
 }
 
 /// `expect_silence: { on: a, for: 300ms }`: no byte (and no end of the

@@ -378,7 +378,7 @@ fn passed(m: &Matcher, stream: &str) -> String {
         Matcher::Exact(want) => format!("{stream}: {}", escape::quote(want, 60)),
         Matcher::Contains(c) => format!("{stream} contains {}", escape::quote(c, 60)),
         Matcher::Regex(re) => format!("{stream} matches /{}/", re.as_str()),
-        Matcher::Prefix(_) | Matcher::Size(_) | Matcher::Empty | Matcher::NonEmpty => {
+        Matcher::Prefix(_) | Matcher::Size(_) | Matcher::LinesAnyOrder(_) | Matcher::Empty | Matcher::NonEmpty => {
             format!("{stream}: {}", m.describe())
         }
     }
