@@ -138,6 +138,31 @@ impl Checker<'_> {
         scope.names.insert(name.value.clone(), kind);
     }
 
+    /// A witness step's program, and the connection it looks at (opened by
+    /// an earlier step; a whole group too, where `groups` says so).
+    fn program_and_connection(&mut self, program: &Name, conn: &Name, groups: bool, scope: &Scope, at: Location) {
+        self.program(program, at);
+        let ok = match scope.kind(&conn.value) {
+            Some(Kind::Connection) => true,
+            Some(Kind::Group(_)) => groups,
+            _ => false,
+        };
+        if !ok {
+            let what = if groups {
+                "a connection or a group"
+            } else {
+                "a connection"
+            };
+            self.fail(
+                loc_of(conn, at),
+                format!(
+                    "expected {what} opened by an earlier `connect` or `accept`, found `{}`",
+                    conn.value
+                ),
+            );
+        }
+    }
+
     /// A connection step's `on`: inside `each`, absent or the group's name.
     fn connection(&mut self, scope: &Scope, on: Option<&Name>, step: Location, each: Option<&str>) {
         match (on, each) {
@@ -247,54 +272,10 @@ impl Checker<'_> {
             }
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectMemory(m) => self.program(&m.program, at),
-            Step::Fill(f) => {
-                self.program(&f.program, at);
-                if scope.kind(&f.on.value) != Some(Kind::Connection) {
-                    self.fail(
-                        loc_of(&f.on, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
-                            f.on.value
-                        ),
-                    );
-                }
-            }
-            Step::ExpectAccepted(a) => {
-                self.program(&a.program, at);
-                if !matches!(scope.kind(&a.connection.value), Some(Kind::Connection | Kind::Group(_))) {
-                    self.fail(
-                        loc_of(&a.connection, at),
-                        format!(
-                            "expected a connection or a group opened by an earlier `connect`, found `{}`",
-                            a.connection.value
-                        ),
-                    );
-                }
-            }
-            Step::ExpectRead(r) => {
-                self.program(&r.program, at);
-                if scope.kind(&r.connection.value) != Some(Kind::Connection) {
-                    self.fail(
-                        loc_of(&r.connection, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect`, found `{}`",
-                            r.connection.value
-                        ),
-                    );
-                }
-            }
-            Step::ExpectReleased(r) => {
-                self.program(&r.program, at);
-                if scope.kind(&r.connection.value) != Some(Kind::Connection) {
-                    self.fail(
-                        loc_of(&r.connection, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect`, found `{}`",
-                            r.connection.value
-                        ),
-                    );
-                }
-            }
+            Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),
+            Step::ExpectAccepted(a) => self.program_and_connection(&a.program, &a.connection, true, scope, at),
+            Step::ExpectRead(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
+            Step::ExpectReleased(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
             Step::ExpectZombies(z) => self.program(&z.program, at),
             Step::ExpectIdle(i) => self.program(&i.program, at),
             Step::Each(e) => {
