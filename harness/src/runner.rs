@@ -59,6 +59,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     let Some(i) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
+                    let began = std::time::Instant::now();
                     let result = match &identity {
                         Err(why) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
                         Ok(identity) => {
@@ -68,6 +69,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                                 Some(why) => errored(spec, i, why),
                                 None => run_one(spec, i, &dir, uid, options.isolation),
                             };
+                            let played = began.elapsed();
                             // Whatever happened in there (a panic skips the
                             // scenario's own clean-up), nothing of it survives,
                             // and nothing of it counts against the next
@@ -76,6 +78,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                                 sandbox::end_all_of(uid);
                             }
                             let _ = std::fs::remove_dir_all(&dir);
+                            timing(i, began, played);
                             result
                         }
                     };
@@ -87,6 +90,21 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What a scenario cost its slot, for `bench/speed.py` (with
+/// `SOCKGRADE_LOG=sockgrade::timing=info`): from the moment the slot took it
+/// to the moment the slot could take the next, so the namespace, the
+/// clean-up and the release of its user count, not only the steps.
+fn timing(i: usize, began: std::time::Instant, played: std::time::Duration) {
+    let slot = began.elapsed();
+    tracing::info!(
+        target: "sockgrade::timing",
+        scenario = i,
+        slot_us = slot.as_micros() as u64,
+        played_us = played.as_micros() as u64,
+        released_us = (slot - played).as_micros() as u64,
+    );
 }
 
 fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
