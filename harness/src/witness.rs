@@ -584,3 +584,38 @@ impl FinePause {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of looking (sock_diag, and /proc where it is missing, as on
+    /// gVisor) see this process's own listener and UDP socket, and nothing
+    /// on a port where nothing listens.
+    #[test]
+    fn readiness_with_and_without_sock_diag() {
+        let me = std::process::id() as i32;
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp_port = tcp.local_addr().unwrap().port();
+        let udp_port = udp.local_addr().unwrap().port();
+        // Bound but not listening: not ready.
+        let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let quiet = bound.local_addr().unwrap().port();
+        drop(bound);
+        let mut with = Readiness::new();
+        assert!(with.diag.is_some(), "this kernel has sock_diag");
+        let mut without = Readiness { diag: None };
+        for r in [&mut with, &mut without] {
+            assert!(r.look(me, tcp_port, Protocol::Tcp, false));
+            assert!(r.look(me, udp_port, Protocol::Udp, false));
+            assert!(!r.look(me, quiet, Protocol::Tcp, true));
+        }
+        // The listener of another process is not that program's readiness.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let ready = with.look(other.id() as i32, tcp_port, Protocol::Tcp, true);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(!ready);
+    }
+}
