@@ -128,6 +128,12 @@ def copies(runs):
     return "".join(out)
 
 
+def echo_gap(transcript):
+    """Milliseconds from the bytes queued on `a` to their echo, in a full transcript."""
+    times = [float(m.group(1)) for m in re.finditer(r'(?m)^\s*([\d.]+)ms  a +(?:->|<-) "', transcript)]
+    return times[1] - times[0] if len(times) >= 2 else None
+
+
 def fmt(ms):
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
@@ -196,6 +202,12 @@ def main():
             slots = [x[1] for x in t[k * a.runs:(k + 1) * a.runs]]
             print(f"    {name:<12} {statistics.median(slots):6.1f} ms   max {max(slots):6.1f} ms   "
                   f"over 40 ms: {sum(s > 40 for s in slots)} of {len(slots)}   (peer {medians[name]:.1f} ms)")
+        # The delayed-ACK stall shows as 40-50 ms between the last one-byte
+        # write and the echo, in the transcript of `fragments`.
+        gaps = [echo_gap(s["transcript"]) for s in report["scenarios"] if s["name"].startswith("fragments/")]
+        gaps = [g for g in gaps if g is not None]
+        print(f"  fragments, queued to echoed (transcript): median {statistics.median(gaps):.1f} ms, "
+              f"max {max(gaps):.1f} ms, stalls of 35-60 ms: {sum(35 <= g <= 60 for g in gaps)} of {len(gaps)}")
         print()
     if "big" not in a.skip:
         slots, walls, peaks = [], [], []

@@ -9,7 +9,7 @@ use crate::spec::Spec;
 use crate::verdict::ScenarioResult;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 pub struct Options {
     pub jobs: usize,
@@ -49,47 +49,96 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let jobs = options.jobs.max(1).min(selected.len().max(1));
+    let users = Users::new(jobs);
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            let (queue, results, copy_errors) = (&queue, &results, &copy_errors);
-            s.spawn(move || {
-                // One user per worker, reused for its scenarios one at a time.
-                let identity = Identity::acquire();
-                loop {
-                    let Some(i) = queue.lock().unwrap().pop_front() else {
-                        break;
-                    };
-                    let began = std::time::Instant::now();
-                    let result = match &identity {
-                        Err(why) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
-                        Ok(identity) => {
-                            let uid = identity.as_ref().map(|id| id.uid);
-                            let dir = scenario_dir(work, i);
-                            let result = match copy_errors.get(&i) {
-                                Some(why) => errored(spec, i, why),
-                                None => run_one(spec, i, &dir, uid, options.isolation),
-                            };
-                            let played = began.elapsed();
-                            // Whatever happened in there (a panic skips the
-                            // scenario's own clean-up), nothing of it survives,
-                            // and nothing of it counts against the next
-                            // scenario of this user.
-                            if let Some(uid) = uid {
-                                sandbox::end_all_of(uid);
-                            }
-                            let _ = std::fs::remove_dir_all(&dir);
-                            timing(i, began, played);
-                            result
-                        }
-                    };
-                    results.lock().unwrap().push((i, result));
-                }
+            let (queue, results, copy_errors, users) = (&queue, &results, &copy_errors, &users);
+            s.spawn(move || loop {
+                let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                    break;
+                };
+                let began = std::time::Instant::now();
+                let dir = scenario_dir(work, i);
+                // A user with nothing left of an earlier scenario.
+                let identity = users.take();
+                let result = match (&identity, copy_errors.get(&i)) {
+                    (Err(why), _) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
+                    (Ok(_), Some(why)) => errored(spec, i, why),
+                    (Ok(identity), None) => {
+                        let uid = identity.as_ref().map(|id| id.uid);
+                        run_one(spec, i, &dir, uid, options.isolation)
+                    }
+                };
+                let played = began.elapsed();
+                // Off the critical path: whatever happened in there (a panic
+                // skips the scenario's own clean-up), nothing of it survives,
+                // and the user goes back to the pool only once nothing of it
+                // is left to count against its next scenario. Meanwhile this
+                // slot goes on with another user.
+                s.spawn(move || {
+                    if let Ok(Some(identity)) = &identity {
+                        sandbox::end_all_of(identity.uid);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Ok(identity) = identity {
+                        users.give_back(identity);
+                    }
+                });
+                timing(i, began, played);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
             });
         }
     });
-    let mut results = results.into_inner().unwrap();
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The users scenarios run as (when we are root; `None` otherwise), each
+/// serving one scenario at a time. Two per slot: while one is being
+/// cleaned up after its scenario, the slot runs the next on the other.
+struct Users {
+    free: Mutex<(Vec<Option<Identity>>, usize)>,
+    returned: Condvar,
+    most: usize,
+}
+
+impl Users {
+    fn new(jobs: usize) -> Users {
+        Users {
+            free: Mutex::new((Vec::new(), 0)),
+            returned: Condvar::new(),
+            most: 2 * jobs,
+        }
+    }
+
+    /// A user that no scenario is using and that has nothing left running:
+    /// a returned one, a new one while there are fewer than `most`, or else
+    /// the next one returned.
+    fn take(&self) -> Result<Option<Identity>, String> {
+        let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let (free, acquired) = &mut *guard;
+            if let Some(identity) = free.pop() {
+                return Ok(identity);
+            }
+            if *acquired < self.most {
+                *acquired += 1;
+                drop(guard);
+                let identity = Identity::acquire();
+                if identity.is_err() {
+                    self.free.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+                }
+                return identity;
+            }
+            guard = self.returned.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, identity: Option<Identity>) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).0.push(identity);
+        self.returned.notify_one();
+    }
 }
 
 /// What a scenario cost its slot, for `bench/speed.py` (with
