@@ -5,11 +5,13 @@
 use crate::isolation::{self, Isolation};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
-use crate::spec::Spec;
+use crate::spec::{Spec, Step};
+use serde_saphyr::Spanned;
 use crate::verdict::ScenarioResult;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 pub struct Options {
     pub jobs: usize,
@@ -33,38 +35,49 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     if let Some(why) = broken {
         return selected.iter().map(|&i| errored(spec, i, why)).collect();
     }
-    // Every scenario's private copy is made now, before any scenario starts
-    // a process. Writing an executable while another thread forks lets the
-    // child inherit the open file for a moment, and exec of that file then
-    // fails with ETXTBSY ("text file busy").
-    let mut copy_errors = std::collections::HashMap::new();
-    for &i in &selected {
-        if let Err(e) = sandbox::copy_dir(built_dir, &scenario_dir(work, i), None) {
-            copy_errors.insert(i, format!("could not copy the submission: {e}"));
-        }
-    }
     if sandbox::is_root() {
         sandbox::adopt_orphans();
     }
-    let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
+    // Longest first (by the waits the scenarios script), so that the run
+    // does not end with one slot still on a long scenario taken last. The
+    // scenarios that mostly wait get slots of their own besides the `jobs`
+    // slots for the others: they hardly use a core, and the whole run
+    // should take little more than its longest scenario.
+    let mut order = selected.clone();
+    order.sort_by_key(|&i| std::cmp::Reverse(scripted_wait(&spec.scenarios[i].steps)));
+    let (waiting, working): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| scripted_wait(&spec.scenarios[i].steps) >= MOSTLY_WAITING);
+    let jobs = options.jobs.max(1).min(working.len().max(1));
+    let waiting_slots = options.jobs.max(1).min(waiting.len());
+    let working = Mutex::new(VecDeque::from(working));
+    let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
-    let jobs = options.jobs.max(1).min(selected.len().max(1));
-    let users = Users::new(jobs);
+    let users = Users::new(jobs + waiting_slots);
+    // A working slot takes the waiting scenarios that are left once the
+    // others are done; a waiting slot takes only those.
+    let (both, only_waiting) = ([&working, &waiting], [&waiting]);
     std::thread::scope(|s| {
-        for _ in 0..jobs {
-            let (queue, results, copy_errors, users) = (&queue, &results, &copy_errors, &users);
+        let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
+        for queues in slots {
+            let (results, users) = (&results, &users);
             s.spawn(move || loop {
-                let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                let next = queues
+                    .iter()
+                    .find_map(|q| q.lock().unwrap_or_else(|e| e.into_inner()).pop_front());
+                let Some(i) = next else {
                     break;
                 };
                 let began = std::time::Instant::now();
                 let dir = scenario_dir(work, i);
                 // A user with nothing left of an earlier scenario.
                 let identity = users.take();
-                let result = match (&identity, copy_errors.get(&i)) {
+                // Its private copy, made now (see `sandbox::copy_private`).
+                let copied = sandbox::copy_private(built_dir, &dir);
+                let result = match (&identity, copied) {
                     (Err(why), _) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
-                    (Ok(_), Some(why)) => errored(spec, i, why),
-                    (Ok(identity), None) => {
+                    (Ok(_), Err(e)) => errored(spec, i, &format!("could not copy the submission: {e}")),
+                    (Ok(identity), Ok(())) => {
                         let uid = identity.as_ref().map(|id| id.uid);
                         run_one(spec, i, &dir, uid, options.isolation)
                     }
@@ -92,6 +105,44 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A scenario that waits at least this long on purpose "mostly waits": it
+/// gets a slot besides those of `--jobs`.
+const MOSTLY_WAITING: Duration = Duration::from_millis(250);
+
+/// How long a scenario waits on purpose, as its steps are written: the
+/// waits that are its point (an idle measurement, a program that must not
+/// end before a time, gaps between writes, a slow reader's pauses), not its
+/// bounds, which a passing run never waits out. Only for the order and the
+/// slots of the scenarios: an estimate, never a verdict.
+fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut slow_reader: Option<(usize, Duration)> = None;
+    let mut sent = 0usize;
+    for step in steps {
+        match &step.value {
+            Step::ExpectExit(e) => total += e.not_before.map(|t| t.0).unwrap_or_default(),
+            Step::ExpectIdle(i) => total += i.duration.0,
+            Step::Send(send) => {
+                let size = send.payload.size();
+                sent += size;
+                if let Some(gap) = send.gap {
+                    let writes = send.split.writes(size).len();
+                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Step::ReadSlowly(r) => slow_reader = Some((r.chunk.max(1), r.gap.0)),
+            Step::Each(e) => total += scripted_wait(&e.steps),
+            Step::Repeat(r) => total += scripted_wait(&r.steps) * u32::try_from(r.times).unwrap_or(u32::MAX),
+            _ => {}
+        }
+    }
+    // What is sent comes back through the slow reader, a chunk per pause.
+    if let Some((chunk, gap)) = slow_reader {
+        total += gap * u32::try_from(sent / chunk).unwrap_or(u32::MAX);
+    }
+    total
 }
 
 /// The users scenarios run as (when we are root; `None` otherwise), each

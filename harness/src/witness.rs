@@ -381,10 +381,13 @@ pub fn alive(pid: i32) -> bool {
 
 /// Waiting in the kernel (state S: blocked in accept, read, poll...), not
 /// running or runnable. Gone counts as waiting: there is nothing to wait for.
+/// So does stopped (T, by SIGSTOP; t, by a tracer): it can't move until it
+/// is continued, so it will be no more at rest than it is (waiting for it to
+/// reach S cost every SIGCONT its whole bound, 500 ms).
 pub fn waiting(pid: i32) -> bool {
     Process::new(pid)
         .and_then(|p| p.stat())
-        .map(|s| s.state == 'S')
+        .map(|s| matches!(s.state, 'S' | 'T' | 't'))
         .unwrap_or(true)
 }
 
@@ -515,20 +518,27 @@ pub fn tree_rss(pid: i32) -> u64 {
 /// Polls `check` until it says done or `bound` passes; returns its last value
 /// (`Err` when the bound passed). The looks above are single looks: there is
 /// no event for "a descriptor was closed", so callers poll them, quickly at
-/// first and then every 20 ms.
+/// first (from 100 us, with `FinePause`: what is looked for is usually a
+/// fraction of a millisecond away) and then every 20 ms.
 pub async fn poll_until<T>(bound: std::time::Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
     use std::time::Duration;
     let deadline = tokio::time::Instant::now() + bound;
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(100);
+    let mut fine = FinePause::new();
     loop {
         let (done, value) = check();
         if done {
             return Ok(value);
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(value);
         }
-        tokio::time::sleep(pause).await;
+        let pause_now = pause.min(deadline - now);
+        match &mut fine {
+            Some(fine) if pause_now < Duration::from_millis(2) => fine.sleep(pause_now).await,
+            _ => tokio::time::sleep(pause_now).await,
+        }
         pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
