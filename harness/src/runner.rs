@@ -8,7 +8,7 @@ use crate::scenario::{self, Setting};
 use crate::spec::{Spec, Step};
 use serde_saphyr::Spanned;
 use crate::verdict::ScenarioResult;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -38,6 +38,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     if sandbox::is_root() {
         sandbox::adopt_orphans();
     }
+    let open_files = sandbox::raise_open_files();
     // Longest first (by the waits the scenarios script), so that the run
     // does not end with one slot still on a long scenario taken last. The
     // scenarios that mostly wait get slots of their own besides the `jobs`
@@ -50,17 +51,26 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
         .partition(|&i| scripted_wait(&spec.scenarios[i].steps) >= MOSTLY_WAITING);
     let jobs = options.jobs.max(1).min(working.len().max(1));
     let waiting_slots = options.jobs.max(1).min(waiting.len());
+    // The copies in about the order the slots will want them: the first
+    // scenario of every slot, then the short ones, then the long ones.
+    let heads = waiting.iter().take(waiting_slots).chain(working.iter().take(jobs));
+    let rest = working.iter().skip(jobs).chain(waiting.iter().skip(waiting_slots));
+    let copy_order: Vec<usize> = heads.chain(rest).copied().collect();
     let working = Mutex::new(VecDeque::from(working));
     let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let users = Users::new(jobs + waiting_slots);
+    let copies = Copies::default();
     // A working slot takes the waiting scenarios that are left once the
     // others are done; a waiting slot takes only those.
     let (both, only_waiting) = ([&working, &waiting], [&waiting]);
     std::thread::scope(|s| {
+        // Users and copies are made ahead, off the slots' path.
+        s.spawn(|| users.fill());
+        s.spawn(|| copies.make(&copy_order, built_dir, work));
         let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
         for queues in slots {
-            let (results, users) = (&results, &users);
+            let (results, users, copies) = (&results, &users, &copies);
             s.spawn(move || loop {
                 let next = queues
                     .iter()
@@ -68,15 +78,18 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                 let Some(i) = next else {
                     break;
                 };
-                let began = std::time::Instant::now();
+                let asked = std::time::Instant::now();
                 let dir = scenario_dir(work, i);
-                // A user with nothing left of an earlier scenario.
+                // A user with nothing left of an earlier scenario, and the
+                // scenario's private copy of the submission.
                 let identity = users.take();
-                // Its private copy, made now (see `sandbox::copy_private`).
-                let copied = sandbox::copy_private(built_dir, &dir);
+                let copied = copies.take(i);
+                let began = std::time::Instant::now();
+                let short = descriptors_short(&spec.scenarios[i].steps, open_files);
                 let result = match (&identity, copied) {
+                    _ if short.is_some() => errored(spec, i, short.as_deref().unwrap_or_default()),
                     (Err(why), _) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
-                    (Ok(_), Err(e)) => errored(spec, i, &format!("could not copy the submission: {e}")),
+                    (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(())) => {
                         let uid = identity.as_ref().map(|id| id.uid);
                         run_one(spec, i, &dir, uid, options.isolation)
@@ -97,7 +110,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                         users.give_back(identity);
                     }
                 });
-                timing(i, began, played);
+                timing(i, began - asked, began, played);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
             });
         }
@@ -145,6 +158,41 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
     total
 }
 
+/// Why the harness can't hold the connections a scenario opens, if it can't:
+/// an error for the scenario, which says what to raise, rather than a
+/// failure the student would be blamed for (or a panic).
+fn descriptors_short(steps: &[Spanned<Step>], open_files: u64) -> Option<String> {
+    // The harness's own: its runtime, the programs' pipes, sock_diag, the
+    // other scenarios' slots.
+    const RESERVE: u64 = 64;
+    let need = connections(steps) as u64;
+    (need + RESERVE > open_files).then(|| {
+        format!(
+            "the harness could not run this scenario: it opens up to {need} connections, and the harness may have \
+             only {open_files} descriptors open (its RLIMIT_NOFILE, raised as far as the hard limit allows); \
+             raise the hard limit (`ulimit -Hn`, or LimitNOFILE= for a service) to at least {}",
+            need + RESERVE
+        )
+    })
+}
+
+/// How many connections a scenario may hold at once, at most: every one it
+/// opens, as if none were closed (a `repeat` round's count once per round).
+fn connections(steps: &[Spanned<Step>]) -> usize {
+    steps
+        .iter()
+        .map(|step| match &step.value {
+            Step::Connect(c) => c.count.unwrap_or(1),
+            // Two listeners (IPv4 and IPv6), and what they accept.
+            Step::Listen(_) => 2,
+            Step::Accept(_) => 1,
+            Step::Each(e) => connections(&e.steps),
+            Step::Repeat(r) => connections(&r.steps).saturating_mul(r.times),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// The users scenarios run as (when we are root; `None` otherwise), each
 /// serving one scenario at a time. Two per slot: while one is being
 /// cleaned up after its scenario, the slot runs the next on the other.
@@ -169,21 +217,44 @@ impl Users {
     fn take(&self) -> Result<Option<Identity>, String> {
         let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let (free, acquired) = &mut *guard;
-            if let Some(identity) = free.pop() {
+            if let Some(identity) = guard.0.pop() {
                 return Ok(identity);
             }
-            if *acquired < self.most {
-                *acquired += 1;
+            if guard.1 < self.most {
                 drop(guard);
-                let identity = Identity::acquire();
-                if identity.is_err() {
-                    self.free.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
-                }
-                return identity;
+                return self.acquire();
             }
             guard = self.returned.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Acquires the users ahead, so that the first scenario of each slot
+    /// does not wait for one (an acquire ends what a crashed earlier run may
+    /// have left of that user).
+    fn fill(&self) {
+        while self.free.lock().unwrap_or_else(|e| e.into_inner()).1 < self.most {
+            match self.acquire() {
+                Ok(identity) => self.give_back(identity),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A new user, counted against `most`.
+    fn acquire(&self) -> Result<Option<Identity>, String> {
+        {
+            let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.1 >= self.most {
+                drop(guard);
+                return self.take();
+            }
+            guard.1 += 1;
+        }
+        let identity = Identity::acquire();
+        if identity.is_err() {
+            self.free.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+        }
+        identity
     }
 
     fn give_back(&self, identity: Option<Identity>) {
@@ -193,10 +264,12 @@ impl Users {
 }
 
 /// What a scenario cost its slot, for `bench/speed.py` (with
-/// `SOCKGRADE_LOG=sockgrade::timing=info`): from the moment the slot took it
-/// to the moment the slot could take the next, so the namespace, the
-/// clean-up and the release of its user count, not only the steps.
-fn timing(i: usize, began: std::time::Instant, played: std::time::Duration) {
+/// `SOCKGRADE_LOG=sockgrade::timing=info`): from the moment it had its user
+/// and its copy of the submission to the moment the slot could take the
+/// next, so its namespace and its clean-up count, not only its steps; and
+/// apart, how long the slot waited for the user and the copy (made ahead,
+/// but not yet for the first scenarios of a run).
+fn timing(i: usize, waited: Duration, began: std::time::Instant, played: Duration) {
     let slot = began.elapsed();
     tracing::info!(
         target: "sockgrade::timing",
@@ -204,7 +277,51 @@ fn timing(i: usize, began: std::time::Instant, played: std::time::Duration) {
         slot_us = slot.as_micros() as u64,
         played_us = played.as_micros() as u64,
         released_us = (slot - played).as_micros() as u64,
+        waited_us = waited.as_micros() as u64,
     );
+}
+
+/// Each scenario's private copy of the submission, made ahead by one thread
+/// (see `sandbox::copy_private`) and waited for by the slot that runs it.
+#[derive(Default)]
+struct Copies {
+    /// Copies made (or that failed), by scenario; `true` once the copier is
+    /// done, so that a slot never waits for a copy that won't come.
+    made: Mutex<(HashMap<usize, Result<(), String>>, bool)>,
+    ready: Condvar,
+}
+
+impl Copies {
+    fn make(&self, order: &[usize], built_dir: &Path, work: &Path) {
+        /// Done, however the loop ends (a panic included).
+        struct Finished<'a>(&'a Copies);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.made.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+                self.0.ready.notify_all();
+            }
+        }
+        let _finished = Finished(self);
+        for &i in order {
+            let made = sandbox::copy_private(built_dir, &scenario_dir(work, i))
+                .map_err(|e| format!("could not copy the submission: {e}"));
+            self.made.lock().unwrap_or_else(|e| e.into_inner()).0.insert(i, made);
+            self.ready.notify_all();
+        }
+    }
+
+    fn take(&self, i: usize) -> Result<(), String> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(result) = made.0.remove(&i) {
+                return result;
+            }
+            if made.1 {
+                return Err("the harness made no copy of the submission for this scenario (a bug in sockgrade)".into());
+            }
+            made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {

@@ -67,6 +67,21 @@ impl Drop for Identity {
     }
 }
 
+/// Raises this process's own limit on open descriptors (the soft limit) as
+/// far as the hard limit allows, and returns it: a scenario with a thousand
+/// connections needs a thousand descriptors of the harness, and the usual
+/// soft limit is 1024. (The programs under test keep theirs: `Limits`.)
+pub fn raise_open_files() -> u64 {
+    use nix::sys::resource::getrlimit;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
 /// The limits a program under test runs with.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
