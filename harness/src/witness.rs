@@ -102,16 +102,15 @@ impl Readiness {
     }
 
     /// One look. `whole_tree`: also look at the program's descendants (a walk
-    /// of every process: only every few looks, where /proc is all we have;
-    /// with sock_diag, whenever something is bound to the port but not by the
-    /// program itself).
+    /// of every process, so only every few looks; with sock_diag, only when
+    /// something is bound to the port and not by the program itself).
     pub fn look(&mut self, pid: i32, port: u16, protocol: Protocol, whole_tree: bool) -> bool {
         if let Some(diag) = &mut self.diag {
             match diag.bound(port, protocol) {
                 Ok(bound) if bound.is_empty() => return false,
                 Ok(bound) => {
                     let owns = |p: i32| socket_inodes(p).iter().any(|i| bound.contains(i));
-                    return owns(pid) || tree(pid, &processes()).into_iter().any(owns);
+                    return owns(pid) || (whole_tree && tree(pid, &processes()).into_iter().any(owns));
                 }
                 Err(e) => {
                     tracing::debug!("sock_diag unavailable ({e}); readiness from /proc");
