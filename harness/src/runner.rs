@@ -333,30 +333,31 @@ fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
     work.join(format!("scenario-{i}"))
 }
 
-/// One scenario on a thread of its own: a namespace made on it stays on it.
+/// One scenario on the slot's thread. A network namespace belongs to the
+/// thread that made it: each scenario makes a fresh one (the last one goes
+/// when nothing holds it any more), so the slot's thread serves them one
+/// after the other, without a thread of each scenario's own to start and
+/// wake (up to a millisecond here, on an idle core).
 fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
-    let outcome = std::thread::scope(|s| {
-        s.spawn(|| -> Result<ScenarioResult, String> {
-            if isolation == Isolation::Netns {
-                isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
-            }
-            let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
-            if let Some(uid) = uid {
-                sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
-            }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let setting = Setting {
-                dir: dir.to_path_buf(),
-                uid,
-                port,
-            };
-            Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
-        })
-        .join()
-    });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
+        if isolation == Isolation::Netns {
+            isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
+        }
+        let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
+        if let Some(uid) = uid {
+            sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let setting = Setting {
+            dir: dir.to_path_buf(),
+            uid,
+            port,
+        };
+        Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
+    }));
     match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(why)) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
