@@ -85,7 +85,7 @@ fn tcp_table(process: &Process) -> Vec<procfs::net::TcpNetEntry> {
 /// port (TCP), or bound to it (UDP)?
 ///
 /// Asked through sock_diag (`NETLINK_SOCK_DIAG`, what `ss` uses): the kernel
-/// answers for that one port, a few microseconds a look, so a start can poll
+/// answers for that one port, about 20 us a look, so a start can poll
 /// tightly and see `listen()` within a fraction of a millisecond. The socket
 /// table in /proc costs a whole table parsed per look. Where sock_diag is
 /// missing (gVisor has no NETLINK_SOCK_DIAG; a kernel without `udp_diag`),
@@ -99,6 +99,12 @@ impl Readiness {
     /// program was started.
     pub fn new() -> Readiness {
         Readiness { diag: SockDiag::open() }
+    }
+
+    /// Whether a look is a question about one port (sock_diag), rather
+    /// than whole socket tables parsed (/proc).
+    pub fn is_cheap(&self) -> bool {
+        self.diag.is_some()
     }
 
     /// One look. `whole_tree`: also look at the program's descendants (a walk
