@@ -60,7 +60,11 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let users = Users::new(jobs + waiting_slots);
-    let copies = Copies::default();
+    let copies = Copies {
+        ahead: 2 * (jobs + waiting_slots),
+        made: Mutex::default(),
+        ready: Condvar::new(),
+    };
     // A working slot takes the waiting scenarios that are left once the
     // others are done; a waiting slot takes only those.
     let (both, only_waiting) = ([&working, &waiting], [&waiting]);
@@ -283,8 +287,9 @@ fn timing(i: usize, waited: Duration, began: std::time::Instant, played: Duratio
 
 /// Each scenario's private copy of the submission, made ahead by one thread
 /// (see `sandbox::copy_private`) and waited for by the slot that runs it.
-#[derive(Default)]
 struct Copies {
+    /// How many copies may wait for their slot.
+    ahead: usize,
     /// Copies made (or that failed), by scenario; `true` once the copier is
     /// done, so that a slot never waits for a copy that won't come.
     made: Mutex<(HashMap<usize, Result<(), String>>, bool)>,
@@ -303,6 +308,14 @@ impl Copies {
         }
         let _finished = Finished(self);
         for &i in order {
+            // Only a few ahead of the slots: all at once would hold a copy
+            // of the submission per scenario on disk, and compete with the
+            // first scenarios for the disk and the lock on starts.
+            let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+            while made.0.len() >= self.ahead {
+                made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(made);
             let made = sandbox::copy_private(built_dir, &scenario_dir(work, i))
                 .map_err(|e| format!("could not copy the submission: {e}"));
             self.made.lock().unwrap_or_else(|e| e.into_inner()).0.insert(i, made);
@@ -314,6 +327,7 @@ impl Copies {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(result) = made.0.remove(&i) {
+                self.ready.notify_all();
                 return result;
             }
             if made.1 {
