@@ -382,3 +382,60 @@ fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isola
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_echo() -> Spec {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tcp-echo.yaml");
+        crate::spec::load(&path).unwrap_or_else(|e| panic!("{}", e.render(false)))
+    }
+
+    fn scenario<'a>(spec: &'a Spec, name: &str) -> &'a [Spanned<Step>] {
+        let found = spec.scenarios.iter().find(|s| s.name.starts_with(name));
+        &found.unwrap_or_else(|| panic!("no scenario `{name}`")).steps
+    }
+
+    /// The scripted waits put the client's timeout (`not_before: 4s`) first,
+    /// give the slow readers, the idle measurement and the 4 s timeout slots
+    /// of their own, and leave the quick scenarios with the others.
+    #[test]
+    fn scripted_waits_of_the_tcp_echo_suite() {
+        let spec = tcp_echo();
+        let wait = |name| scripted_wait(scenario(&spec, name));
+        assert_eq!(wait("the client gives up on a server that never answers"), Duration::from_secs(4));
+        assert_eq!(wait("an idle server uses no CPU"), Duration::from_secs(1));
+        // 8 MiB through a reader that takes 16 KiB a millisecond.
+        assert_eq!(wait("a client that reads slowly still gets every byte"), Duration::from_millis(512));
+        // Eleven one-byte writes 5 ms apart.
+        assert_eq!(wait("a line sent one byte at a time"), Duration::from_millis(50));
+        assert_eq!(wait("a line is echoed unchanged"), Duration::ZERO);
+        let waiting: Vec<&str> = spec
+            .scenarios
+            .iter()
+            .filter(|s| scripted_wait(&s.steps) >= MOSTLY_WAITING)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(waiting.len(), 4, "{waiting:?}");
+    }
+
+    /// A scenario with more connections than the harness may open is an
+    /// error that says which limit to raise; the suite fits in the usual
+    /// 1024.
+    #[test]
+    fn descriptors_a_scenario_needs() {
+        let spec = tcp_echo();
+        for s in &spec.scenarios {
+            assert_eq!(descriptors_short(&s.steps, 1024), None, "{}", s.name);
+        }
+        let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/speed.yaml");
+        let bench = crate::spec::load(&bench).unwrap_or_else(|e| panic!("{}", e.render(false)));
+        let thousand = scenario(&bench, "concurrent-1000");
+        assert_eq!(connections(thousand), 1000);
+        assert_eq!(descriptors_short(thousand, 4096), None);
+        let why = descriptors_short(thousand, 1024).unwrap_or_default();
+        assert!(why.contains("opens up to 1000 connections"), "{why}");
+        assert!(why.contains("ulimit -Hn"), "{why}");
+    }
+}

@@ -441,3 +441,33 @@ pub fn chown(path: &Path, uid: Option<u32>) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The thread that signals as a scenario's user is root again after,
+    /// whether the user had processes or not (as root only: without root
+    /// there is no user to become).
+    #[test]
+    fn signalling_as_a_user_leaves_the_thread_root() {
+        if !super::is_root() {
+            return;
+        }
+        let ids = || {
+            let (mut r, mut e, mut s) = (1, 1, 1);
+            // SAFETY: three valid pointers to u32.
+            assert_eq!(unsafe { nix::libc::getresuid(&mut r, &mut e, &mut s) }, 0);
+            (r, e, s)
+        };
+        let capabilities = || {
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+            let line = |name: &str| status.lines().find(|l| l.starts_with(name)).map(str::to_string);
+            (line("CapPrm:"), line("CapEff:"))
+        };
+        let before = capabilities();
+        // A user id of the range that no process has: signal 0 checks only.
+        super::signal_all_as(super::UID_BASE + super::UID_COUNT - 1, 0);
+        assert_eq!(ids(), (0, 0, 0));
+        // With every capability root had.
+        assert_eq!(capabilities(), before);
+    }
+}
