@@ -6,8 +6,8 @@ use crate::isolation::{self, Isolation};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
 use crate::spec::{Spec, Step};
-use serde_saphyr::Spanned;
 use crate::verdict::ScenarioResult;
+use serde_saphyr::Spanned;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -290,10 +290,16 @@ fn timing(i: usize, waited: Duration, began: std::time::Instant, played: Duratio
 struct Copies {
     /// How many copies may wait for their slot.
     ahead: usize,
-    /// Copies made (or that failed), by scenario; `true` once the copier is
-    /// done, so that a slot never waits for a copy that won't come.
-    made: Mutex<(HashMap<usize, Result<(), String>>, bool)>,
+    made: Mutex<Made>,
     ready: Condvar,
+}
+
+#[derive(Default)]
+struct Made {
+    /// Copies made (or that failed), by scenario, not yet taken.
+    waiting: HashMap<usize, Result<(), String>>,
+    /// The copier is done: a slot must never wait for a copy that won't come.
+    finished: bool,
 }
 
 impl Copies {
@@ -302,7 +308,7 @@ impl Copies {
         struct Finished<'a>(&'a Copies);
         impl Drop for Finished<'_> {
             fn drop(&mut self) {
-                self.0.made.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+                self.0.made.lock().unwrap_or_else(|e| e.into_inner()).finished = true;
                 self.0.ready.notify_all();
             }
         }
@@ -312,13 +318,17 @@ impl Copies {
             // of the submission per scenario on disk, and compete with the
             // first scenarios for the disk and the lock on starts.
             let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
-            while made.0.len() >= self.ahead {
+            while made.waiting.len() >= self.ahead {
                 made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
             }
             drop(made);
             let made = sandbox::copy_private(built_dir, &scenario_dir(work, i))
                 .map_err(|e| format!("could not copy the submission: {e}"));
-            self.made.lock().unwrap_or_else(|e| e.into_inner()).0.insert(i, made);
+            self.made
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waiting
+                .insert(i, made);
             self.ready.notify_all();
         }
     }
@@ -326,11 +336,11 @@ impl Copies {
     fn take(&self, i: usize) -> Result<(), String> {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(result) = made.0.remove(&i) {
+            if let Some(result) = made.waiting.remove(&i) {
                 self.ready.notify_all();
                 return result;
             }
-            if made.1 {
+            if made.finished {
                 return Err("the harness made no copy of the submission for this scenario (a bug in sockgrade)".into());
             }
             made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
@@ -404,10 +414,16 @@ mod tests {
     fn scripted_waits_of_the_tcp_echo_suite() {
         let spec = tcp_echo();
         let wait = |name| scripted_wait(scenario(&spec, name));
-        assert_eq!(wait("the client gives up on a server that never answers"), Duration::from_secs(4));
+        assert_eq!(
+            wait("the client gives up on a server that never answers"),
+            Duration::from_secs(4)
+        );
         assert_eq!(wait("an idle server uses no CPU"), Duration::from_secs(1));
         // 8 MiB through a reader that takes 16 KiB a millisecond.
-        assert_eq!(wait("a client that reads slowly still gets every byte"), Duration::from_millis(512));
+        assert_eq!(
+            wait("a client that reads slowly still gets every byte"),
+            Duration::from_millis(512)
+        );
         // Eleven one-byte writes 5 ms apart.
         assert_eq!(wait("a line sent one byte at a time"), Duration::from_millis(50));
         assert_eq!(wait("a line is echoed unchanged"), Duration::ZERO);

@@ -275,9 +275,7 @@ fn processes_of(uid: u32) -> Vec<Owned> {
         };
         let owned = field("Uid:").is_some_and(|ids| {
             // Real, effective, saved, filesystem.
-            ids.split_whitespace()
-                .take(3)
-                .any(|id| id.parse() == Ok(uid))
+            ids.split_whitespace().take(3).any(|id| id.parse() == Ok(uid))
         });
         if !owned {
             continue;

@@ -145,7 +145,9 @@ impl SockDiag {
         .ok()?;
         // The kernel answers a dump while we send it; the bound is for a
         // kernel that would not answer at all.
-        socket.set_read_timeout(Some(std::time::Duration::from_millis(200))).ok()?;
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .ok()?;
         Some(SockDiag {
             socket,
             buf: vec![0; 32 << 10],
@@ -198,10 +200,10 @@ impl SockDiag {
                     let reply = NetlinkMessage::<SockDiagMessage>::deserialize(&self.buf[offset..n])
                         .map_err(|e| Error::new(ErrorKind::InvalidData, e.to_string()))?;
                     match reply.payload {
-                        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                            if r.header.socket_id.source_port == port {
-                                found.push(u64::from(r.header.inode));
-                            }
+                        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
+                            if r.header.socket_id.source_port == port =>
+                        {
+                            found.push(u64::from(r.header.inode));
                         }
                         NetlinkPayload::Done(_) => break 'replies,
                         NetlinkPayload::Error(e) => return Err(e.to_io()),
@@ -567,7 +569,11 @@ impl std::os::fd::AsRawFd for Timer {
 impl FinePause {
     pub fn new() -> Option<FinePause> {
         use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
-        let fd = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC).ok()?;
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .ok()?;
         // SAFETY: `Timer` owns the timerfd for as long as the AsyncFd holds
         // it, and always gives the same descriptor.
         unsafe { tokio::io::unix::AsyncFd::register_with_interest(Timer(fd), tokio::io::Interest::READABLE) }
@@ -581,7 +587,10 @@ impl FinePause {
         use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
         let timer = &self.0.get_ref().0;
         if timer
-            .set(Expiration::OneShot(TimeSpec::from_duration(pause)), TimerSetTimeFlags::empty())
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(pause)),
+                TimerSetTimeFlags::empty(),
+            )
             .is_err()
         {
             return tokio::time::sleep(pause).await;
