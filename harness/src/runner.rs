@@ -2,7 +2,7 @@
 //! each on a thread of its own (network namespaces belong to threads), each
 //! with a fresh copy of the submission, a fresh port and its own user.
 
-use crate::isolation::{self, Isolation};
+use crate::isolation::{self, Isolation, Namespaces};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
 use crate::spec::{Spec, Step};
@@ -60,6 +60,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let users = Users::new(jobs + waiting_slots);
+    let namespaces = Namespaces::new(jobs + waiting_slots);
     let copies = Copies {
         ahead: 2 * (jobs + waiting_slots),
         made: Mutex::default(),
@@ -69,12 +70,15 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     // others are done; a waiting slot takes only those.
     let (both, only_waiting) = ([&working, &waiting], [&waiting]);
     std::thread::scope(|s| {
-        // Users and copies are made ahead, off the slots' path.
+        // Users, copies and namespaces are made ahead, off the slots' path.
         s.spawn(|| users.fill());
         s.spawn(|| copies.make(&copy_order, built_dir, work));
+        if options.isolation == Isolation::Netns {
+            s.spawn(|| namespaces.make(copy_order.len()));
+        }
         let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
         for queues in slots {
-            let (results, users, copies) = (&results, &users, &copies);
+            let (results, users, copies, namespaces) = (&results, &users, &copies, &namespaces);
             s.spawn(move || loop {
                 let next = queues
                     .iter()
@@ -96,7 +100,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(())) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        run_one(spec, i, &dir, uid, options.isolation)
+                        run_one(spec, i, &dir, uid, options.isolation, namespaces)
                     }
                 };
                 let played = began.elapsed();
@@ -362,10 +366,19 @@ fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
 /// when nothing holds it any more), so the slot's thread serves them one
 /// after the other, without a thread of each scenario's own to start and
 /// wake (up to a millisecond here, on an idle core).
-fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
+fn run_one(
+    spec: &Spec,
+    i: usize,
+    dir: &Path,
+    uid: Option<u32>,
+    isolation: Isolation,
+    namespaces: &Namespaces,
+) -> ScenarioResult {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
         if isolation == Isolation::Netns {
-            isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
+            namespaces
+                .enter()
+                .map_err(|e| format!("could not make a network namespace: {e}"))?;
         }
         let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
         if let Some(uid) = uid {
