@@ -526,6 +526,16 @@ pub fn connection_hold(pids: &[i32], port: u16, peer_port: u16) -> Hold {
             return Hold::Held;
         }
     }
+    // A connection reset while it waited in the accept queue leaves the
+    // table at once, but waits there still, for the program to accept it:
+    // not released while the listener's queue holds any connection (its
+    // rx_queue counts them).
+    let queued = entries
+        .iter()
+        .any(|e| e.state == procfs::net::TcpState::Listen && e.local_address.port() == port && e.rx_queue > 0);
+    if hold == Hold::Released && queued {
+        return Hold::Waiting;
+    }
     hold
 }
 
