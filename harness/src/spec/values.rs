@@ -49,6 +49,14 @@ impl TimeSpan {
         if !seconds.is_finite() || seconds > 3600.0 {
             return Err(format!("a duration of at most an hour, found `{text}`"));
         }
+        // Every duration of a spec is a bound to wait within, a time to
+        // watch, or a gap: at zero, a bound can only fail and a watch or a
+        // gap checks or does nothing.
+        if seconds < 0.001 {
+            return Err(format!(
+                "a duration of at least 1ms, found `{text}` (to have none, leave the key out)"
+            ));
+        }
         Ok(TimeSpan(Duration::from_secs_f64(seconds)))
     }
 }
