@@ -11,6 +11,7 @@
 //!   values.rs    durations, sizes, payloads, default bounds
 //!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
 //!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
+//!   describe.rs  each step in words, for students who can't see the spec
 //! submission   copy and build (make) in the sandbox
 //! grade        one submission start to end: build, run, the RunResult
 //! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv
@@ -22,7 +23,8 @@
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! transcript   every event, stamped;  escape  bytes a person can read
-//! verdict      the result model: ScenarioResult, RunResult
+//! verdict      the result model: ScenarioResult, RunResult; which clauses a
+//!                failure is attributed to (preconditions), what was observed
 //! listing      `sockgrade list`: a spec's scenarios, points and clauses
 //! report/      reporters: RunResult -> text (human, json, junit, gradescope,
 //!                classroom, prairielearn); cap.rs  the size caps they share;
