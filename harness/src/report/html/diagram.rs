@@ -28,7 +28,7 @@ const RIGHT: usize = 250;
 const HEAD: usize = 44;
 const ROW: usize = 24;
 /// Beyond this many lifelines a diagram is too wide to read.
-const MAX_LANES: usize = 10;
+pub(super) const MAX_LANES: usize = 10;
 /// Rows drawn at most: the first events (how the scenario began) and the
 /// last (how it failed and ended).
 const HEAD_ROWS: usize = 100;
@@ -182,8 +182,8 @@ impl Lanes {
             }
             harness = grouped;
             folded = Some(format!(
-                "{before} connections and listeners are drawn on {} lines: a group's members share their group's line",
-                harness.len()
+                "{before} connections and listeners are drawn on {}: a group's members share their group's line",
+                lines(harness.len())
             ));
             let room = MAX_LANES.saturating_sub(programs.len() + 1).max(1);
             if harness.len() > room {
@@ -196,9 +196,9 @@ impl Lanes {
                 }
                 harness.push(others);
                 folded = Some(format!(
-                    "{before} connections and listeners are drawn on {} lines: a group's members share their \
+                    "{before} connections and listeners are drawn on {}: a group's members share their \
                      group's line, and the line `others` is shared by the last {}",
-                    harness.len(),
+                    lines(harness.len()),
                     rest.len()
                 ));
             }
@@ -241,6 +241,14 @@ impl Lanes {
             None if self.names.len() == self.first_program + 1 => Some(self.first_program),
             None => None,
         }
+    }
+}
+
+fn lines(n: usize) -> String {
+    if n == 1 {
+        "1 line".into()
+    } else {
+        format!("{n} lines")
     }
 }
 
