@@ -57,11 +57,13 @@ pub enum Wire {
     /// The harness wrote until the program stopped reading.
     Fill { how: &'static str },
     /// Bytes arrived: `shown` quoted and cut short; a `mismatch` when they
-    /// were not what the step waited for.
+    /// were not what the step waited for, and then how the program had
+    /// ended the connection, if it had (what ended the wait).
     Received {
         shown: String,
         bytes: usize,
         mismatch: Option<Mismatch>,
+        ended: Option<Ended>,
     },
     /// The harness echoed what the program sent (`echoed` bytes), or failed to.
     Echo {
@@ -79,6 +81,13 @@ pub enum Wire {
     Eof,
     /// The program's RST arrived.
     Reset,
+}
+
+/// How the program ended its side of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Fin,
+    Rst,
 }
 
 /// What a step waited for and what came instead, for showing side by side.
@@ -105,8 +114,8 @@ impl Wire {
                 format!("-> {what}  ({} in {count})", escape::bytes(*bytes))
             }
             Wire::Fill { how } => format!("-> text lines {how}"),
-            Wire::Received { shown, bytes, mismatch: None } => format!("<- {shown}  ({})", escape::bytes(*bytes)),
-            Wire::Received { shown, bytes, mismatch: Some(_) } => {
+            Wire::Received { shown, bytes, mismatch: None, .. } => format!("<- {shown}  ({})", escape::bytes(*bytes)),
+            Wire::Received { shown, bytes, mismatch: Some(_), .. } => {
                 format!("<- {shown}  ({bytes} bytes, not as expected)")
             }
             Wire::Echo { what, echoed: Some(n), .. } => format!("<-> {what}  ({} echoed)", escape::bytes(*n)),

@@ -11,7 +11,7 @@ use crate::spec::tcp::{
     Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, Expected, Fill, Listen, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
-use crate::transcript::{Mismatch, Wire};
+use crate::transcript::{Ended, Mismatch, Wire};
 use crate::verdict::Observed;
 use crate::witness;
 use std::time::Duration;
@@ -157,6 +157,7 @@ pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
                 shown: escape::quote(&bytes, 60),
                 bytes: bytes.len(),
                 mismatch: None,
+                ended: None,
             };
             t.record_wire(&conn.name, received);
             Ok(())
@@ -173,6 +174,11 @@ pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
                     expected,
                     got: escape::quote(&conn.inbox, 400),
                 }),
+                ended: match conn.peer {
+                    PeerState::Open => None,
+                    PeerState::Eof => Some(Ended::Fin),
+                    PeerState::Reset => Some(Ended::Rst),
+                },
             };
             t.record_wire(&conn.name, received);
             Err(why)

@@ -14,14 +14,14 @@
 //! the failing step kept; the diagram says when it left something out.
 
 use super::{esc, short};
-use crate::transcript::{Event, Wire};
+use crate::transcript::{Ended, Event, Wire};
 use crate::verdict::ScenarioResult;
 use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Horizontal room per lifeline, and left of the first (the time column)
 /// and right of the last (the labels of the programs' marks).
-const LANE: usize = 180;
+const LANE: usize = 210;
 const LEFT: usize = 70;
 const RIGHT: usize = 250;
 /// The lifelines' heads, then one row per event.
@@ -33,9 +33,9 @@ pub(super) const MAX_LANES: usize = 10;
 /// last (how it failed and ended).
 const HEAD_ROWS: usize = 100;
 const TAIL_ROWS: usize = 60;
-/// Characters in an arrow's or a mark's label, in a lane's name, and in a
-/// tooltip.
-const LABEL: usize = 34;
+/// Characters in an arrow's label (what it carries, then its byte count,
+/// which is never cut), in a mark's, in a lane's name, and in a tooltip.
+const LABEL: usize = 30;
 const MARK: usize = 44;
 const NAME: usize = 20;
 const TOOLTIP: usize = 400;
@@ -53,10 +53,9 @@ pub fn render(number: usize, s: &ScenarioResult) -> String {
     }
     let drawn = rows.iter().filter(|r| matches!(r, Row::Event(_))).count();
     if drawn < s.events.len() {
+        let failing = if s.failure.is_some() { ", the failing step's among them" } else { "" };
         notes.push(format!(
-            "{} of {} events are drawn: the first and the last, the failing step's among them; \
-             the transcript below has them all",
-            drawn,
+            "{drawn} of {} events are drawn: the first and the last{failing}; the transcript below has them all",
             s.events.len()
         ));
     }
@@ -350,7 +349,7 @@ fn event(svg: &mut String, id: &str, lanes: &Lanes, e: &Event, y: usize) {
                  marker-end=\"url(#{id}-{class})\"{start}/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text></g>",
                 (x1 + x2) / 2,
                 y - 4,
-                esc(&short(&a.label, LABEL)),
+                esc(&short(&a.label, LABEL + 16)),
                 class = a.class,
             );
         }
@@ -405,20 +404,30 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         Wire::Accepted { .. } => from("handshake", "connect (accepted)".into()),
         Wire::Send { what, bytes, writes } => {
             let writes = if *writes == 1 { String::new() } else { format!(", {writes} writes") };
-            to("bytes", format!("{} ({}{writes})", short(what, 20), crate::escape::bytes(*bytes)))
+            to("bytes", fit(what, &format!("({}{writes})", crate::escape::bytes(*bytes))))
         }
         Wire::Fill { how } => to("bytes", format!("text lines {how}")),
-        Wire::Received { shown, bytes, mismatch } => {
-            let label = format!("{} ({})", short(shown, 20), crate::escape::bytes(*bytes));
+        Wire::Received {
+            shown,
+            bytes,
+            mismatch,
+            ended,
+        } => {
+            let then = match ended {
+                None => "",
+                Some(Ended::Fin) => ", then FIN",
+                Some(Ended::Rst) => ", then RST",
+            };
+            let count = format!("({}{then})", crate::escape::bytes(*bytes));
             match mismatch {
-                None => from("bytes", label),
-                Some(_) => from("failed", format!("✗ {label}")),
+                None => from("bytes", fit(shown, &count)),
+                Some(_) => from("failed", format!("✗ {}", fit(shown, &count))),
             }
         }
         Wire::Echo { what, echoed, .. } => {
             let (class, label) = match echoed {
-                Some(n) => ("bytes", format!("echo {} ({})", short(what, 20), crate::escape::bytes(*n))),
-                None => ("failed", format!("✗ echo {}", short(what, 20))),
+                Some(n) => ("bytes", format!("echo {}", fit(what, &format!("({})", crate::escape::bytes(*n))))),
+                None => ("failed", format!("✗ echo {}", short(what, LABEL))),
             };
             Arrow {
                 outgoing: true,
@@ -438,6 +447,12 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         a.label = format!("{actor}: {}", a.label);
     }
     Some(a)
+}
+
+/// `what`, cut to leave room for `count` within `LABEL` characters.
+fn fit(what: &str, count: &str) -> String {
+    let room = LABEL.saturating_sub(count.chars().count() + 1).max(8);
+    format!("{} {count}", short(what, room))
 }
 
 /// A note across every line.

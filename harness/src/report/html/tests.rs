@@ -95,6 +95,7 @@ fn failing() -> ScenarioResult {
                     expected: "\"hello\\n\"".to_string(),
                     got: format!("\"{EVIL}\""),
                 }),
+                ended: Some(crate::transcript::Ended::Rst),
             }),
         ),
         event(5, "server", "still running at the end: killed", None),
@@ -190,6 +191,7 @@ fn a_failing_scenario_shows_its_diagram_failure_and_bytes_side_by_side() {
     assert_eq!(page.matches("<line class=\"").count() - page.matches("<line class=\"life\"").count(), 3);
     assert!(page.contains("connect: established"));
     assert!(page.contains("class=\"failed\""), "the unexpected bytes are not marked");
+    assert!(page.contains("bytes, then RST)</text>"), "the reset that ended the wait is not said");
     assert!(page.contains("✗ step 2 failed: wait for &lt;script&gt;"));
     assert_eq!(page.matches("class=\"failrow\"").count(), 2, "the failing step's two events are not tinted");
     assert!(page.contains("round 2:"));
@@ -234,7 +236,7 @@ fn every_wire_event_is_drawn_as_its_kind() {
     parsed(&page);
     for label in [
         "connect (accepted)",
-        "text lines until its receive wind…",
+        "text lines until its receive window closed",
         "echo &quot;hi&quot; (2 bytes)",
         "FIN (after the last bytes)",
         "FIN (close)",
