@@ -123,3 +123,24 @@ fn a_failing_report_loads_in_chromium_and_shows_its_diagram() {
     let tinted = png["pixels"]["ffe5e5"].as_u64().unwrap_or(0);
     assert!(tinted > 10_000, "the failing step's row is not on the screenshot: {png}");
 }
+
+#[test]
+fn a_build_failure_is_printed_with_the_compiler_output_unfolded() {
+    let out = sockgrade()
+        .args(["run", "specs/tcp-echo.yaml", "--submission", "fixtures/broken/tcp-echo-build-error"])
+        .args(["--only", "a line is echoed unchanged", "--format", "html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let page = String::from_utf8(out.stdout).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("report.html");
+    std::fs::write(&file, &page).unwrap();
+    let (json, ok) = check("page", &file, &[]);
+    assert!(ok, "{}", json["problems"]);
+    assert!(page.contains("<details open><summary>build: <span class=\"bad\">failed</span>"));
+    // The compiler quotes the source: its quotes and brackets are text.
+    assert!(page.contains("error: expected &#39;;&#39;"), "{page}");
+    assert!(page.contains("<span class=\"err\">ERROR</span>"));
+    assert!(!page.contains("<svg"), "a scenario that never ran has nothing to draw");
+}
