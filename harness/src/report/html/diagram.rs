@@ -40,7 +40,7 @@ const MARK: usize = 44;
 const NAME: usize = 20;
 const TOOLTIP: usize = 400;
 
-pub fn render(number: usize, s: &ScenarioResult) -> String {
+pub(super) fn render(number: usize, s: &ScenarioResult) -> String {
     let lanes = Lanes::of(s);
     let rows = rows(s);
     let id = format!("s{number}");

@@ -348,3 +348,10 @@ fn short_cuts_on_characters() {
     assert_eq!(short("éééé", 2), "é…");
     assert_eq!(esc("a<b>&\"'\x07\n"), "a&lt;b&gt;&amp;&quot;&#39;\\x07\n");
 }
+
+#[test]
+fn the_diagram_of_a_failing_scenario() {
+    // The markup itself, reviewed: lifelines, arrows with their classes and
+    // labels, marks, the tinted rows and the failure band, all escaped.
+    insta::assert_snapshot!(super::diagram::render(1, &failing()));
+}
