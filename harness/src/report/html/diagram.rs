@@ -59,10 +59,10 @@ pub(super) fn render(number: usize, s: &ScenarioResult) -> String {
             s.events.len()
         ));
     }
-    let _ = write!(
+    let _ = writeln!(
         svg,
         "<p class=\"meta\">Left: the grader's connections and listeners; right: your programs. \
-         One row per event, in order; times on the left.{}</p>\n",
+         One row per event, in order; times on the left.{}</p>",
         notes.iter().map(|n| format!(" <b>{}.</b>", esc(n))).collect::<String>()
     );
     let _ = write!(
