@@ -102,8 +102,14 @@ impl Wire {
     /// The event's text in the transcript.
     fn text(&self) -> String {
         match self {
-            Wire::Connect { count: None, outcome, .. } => format!("connect -> {outcome}"),
-            Wire::Connect { count: Some(n), outcome, .. } => format!("connect {n} -> {outcome}"),
+            Wire::Connect {
+                count: None, outcome, ..
+            } => format!("connect -> {outcome}"),
+            Wire::Connect {
+                count: Some(n),
+                outcome,
+                ..
+            } => format!("connect {n} -> {outcome}"),
             Wire::Listen => "listening on {port}".into(),
             Wire::Accepted { .. } => "accepted".into(),
             Wire::Send { what, bytes, writes } => {
@@ -114,11 +120,23 @@ impl Wire {
                 format!("-> {what}  ({} in {count})", escape::bytes(*bytes))
             }
             Wire::Fill { how } => format!("-> text lines {how}"),
-            Wire::Received { shown, bytes, mismatch: None, .. } => format!("<- {shown}  ({})", escape::bytes(*bytes)),
-            Wire::Received { shown, bytes, mismatch: Some(_), .. } => {
+            Wire::Received {
+                shown,
+                bytes,
+                mismatch: None,
+                ..
+            } => format!("<- {shown}  ({})", escape::bytes(*bytes)),
+            Wire::Received {
+                shown,
+                bytes,
+                mismatch: Some(_),
+                ..
+            } => {
                 format!("<- {shown}  ({bytes} bytes, not as expected)")
             }
-            Wire::Echo { what, echoed: Some(n), .. } => format!("<-> {what}  ({} echoed)", escape::bytes(*n)),
+            Wire::Echo {
+                what, echoed: Some(n), ..
+            } => format!("<-> {what}  ({} echoed)", escape::bytes(*n)),
             Wire::Echo { what, echoed: None, .. } => format!("<-> {what}  (not as expected)"),
             Wire::Shutdown { with_last_bytes: true } => "shutdown write (the FIN with the last bytes)".into(),
             Wire::Shutdown { with_last_bytes: false } => "shutdown write".into(),

@@ -90,13 +90,19 @@ fn a_failing_report_loads_in_chromium_and_shows_its_diagram() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["scenarios"][0]["status"], "failed", "the fixture no longer fails: {json}");
+    assert_eq!(
+        json["scenarios"][0]["status"], "failed",
+        "the fixture no longer fails: {json}"
+    );
 
     // A real parser reads it whole, and finds nothing that fetches or runs.
     let (page, ok) = check("page", &report, &[]);
     assert!(ok, "the report is not well formed: {}", page["problems"]);
     assert_eq!(page["counts"]["svg"], 1);
-    assert!(page["text"].as_str().unwrap_or_default().contains("<img src=x onerror=alert(1)>"));
+    assert!(page["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("<img src=x onerror=alert(1)>"));
 
     // Chromium loads it without a single console message, and renders the
     // diagram: its lifelines, the failing step's band, the side by side.
@@ -119,15 +125,26 @@ fn a_failing_report_loads_in_chromium_and_shows_its_diagram() {
         &[&format!("--screenshot={}", shot.display()), "--window-size=1200,1400"],
     );
     let (png, _) = check("png", &shot, &["ffe5e5"]);
-    assert!(png["colours"].as_u64().unwrap_or(0) > 20, "a near-blank screenshot: {png}");
+    assert!(
+        png["colours"].as_u64().unwrap_or(0) > 20,
+        "a near-blank screenshot: {png}"
+    );
     let tinted = png["pixels"]["ffe5e5"].as_u64().unwrap_or(0);
-    assert!(tinted > 10_000, "the failing step's row is not on the screenshot: {png}");
+    assert!(
+        tinted > 10_000,
+        "the failing step's row is not on the screenshot: {png}"
+    );
 }
 
 #[test]
 fn a_build_failure_is_printed_with_the_compiler_output_unfolded() {
     let out = sockgrade()
-        .args(["run", "specs/tcp-echo.yaml", "--submission", "fixtures/broken/tcp-echo-build-error"])
+        .args([
+            "run",
+            "specs/tcp-echo.yaml",
+            "--submission",
+            "fixtures/broken/tcp-echo-build-error",
+        ])
         .args(["--only", "a line is echoed unchanged", "--format", "html"])
         .output()
         .unwrap();

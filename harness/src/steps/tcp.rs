@@ -164,7 +164,10 @@ pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
         }
         Outcome::Failed(why) => {
             let expected = match &e.expected {
-                Expected::Bytes(m) => m.mismatch(&conn.inbox).map(|(want, _, _)| want).unwrap_or_else(|| m.describe()),
+                Expected::Bytes(m) => m
+                    .mismatch(&conn.inbox)
+                    .map(|(want, _, _)| want)
+                    .unwrap_or_else(|| m.describe()),
                 Expected::Echo => format!("the echo of what was sent on `{}`", conn.name),
             };
             let received = Wire::Received {
@@ -230,7 +233,8 @@ pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
 }
 
 pub(super) fn shutdown(conn: &mut Conn, _: &ConnRef) -> StepResult {
-    conn.transcript.record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
+    conn.transcript
+        .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
     conn.shutdown()
 }
 

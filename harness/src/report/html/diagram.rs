@@ -53,7 +53,11 @@ pub(super) fn render(number: usize, s: &ScenarioResult) -> String {
     }
     let drawn = rows.iter().filter(|r| matches!(r, Row::Event(_))).count();
     if drawn < s.events.len() {
-        let failing = if s.failure.is_some() { ", the failing step's among them" } else { "" };
+        let failing = if s.failure.is_some() {
+            ", the failing step's among them"
+        } else {
+            ""
+        };
         notes.push(format!(
             "{drawn} of {} events are drawn: the first and the last{failing}; the transcript below has them all",
             s.events.len()
@@ -403,8 +407,15 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         Wire::Listen => return None,
         Wire::Accepted { .. } => from("handshake", "connect (accepted)".into()),
         Wire::Send { what, bytes, writes } => {
-            let writes = if *writes == 1 { String::new() } else { format!(", {writes} writes") };
-            to("bytes", fit(what, &format!("({}{writes})", crate::escape::bytes(*bytes))))
+            let writes = if *writes == 1 {
+                String::new()
+            } else {
+                format!(", {writes} writes")
+            };
+            to(
+                "bytes",
+                fit(what, &format!("({}{writes})", crate::escape::bytes(*bytes))),
+            )
         }
         Wire::Fill { how } => to("bytes", format!("text lines {how}")),
         Wire::Received {
@@ -426,7 +437,10 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         }
         Wire::Echo { what, echoed, .. } => {
             let (class, label) = match echoed {
-                Some(n) => ("bytes", format!("echo {}", fit(what, &format!("({})", crate::escape::bytes(*n))))),
+                Some(n) => (
+                    "bytes",
+                    format!("echo {}", fit(what, &format!("({})", crate::escape::bytes(*n)))),
+                ),
                 None => ("failed", format!("✗ echo {}", short(what, LABEL))),
             };
             Arrow {

@@ -120,7 +120,10 @@ fn scenario(out: &mut String, number: usize, s: &ScenarioResult) {
     }
     let clauses = s.failure.as_ref().map(|f| f.clauses.as_slice()).unwrap_or(&s.tags);
     if !clauses.is_empty() {
-        out.push_str(&format!("<p class=\"meta\">clauses: {}</p>\n", esc(&clauses.join(", "))));
+        out.push_str(&format!(
+            "<p class=\"meta\">clauses: {}</p>\n",
+            esc(&clauses.join(", "))
+        ));
     }
     if !s.events.is_empty() {
         // A failure's diagram is what the reader came for; a pass's is there
@@ -151,7 +154,10 @@ fn failure(out: &mut String, s: &ScenarioResult, f: &Failure) {
     if let Some(why) = &f.precondition {
         out.push_str(&format!("<p>{}.</p>\n", esc(why)));
     }
-    out.push_str(&format!("<pre class=\"why\">{}</pre>\n", esc(&cap(&f.detail, cap::MESSAGE))));
+    out.push_str(&format!(
+        "<pre class=\"why\">{}</pre>\n",
+        esc(&cap(&f.detail, cap::MESSAGE))
+    ));
     if let Some(m) = mismatch(s, f) {
         out.push_str(&format!(
             "<table class=\"sbs\"><tr><th>expected</th><th>received</th></tr>\n\
@@ -184,10 +190,14 @@ fn failure(out: &mut String, s: &ScenarioResult, f: &Failure) {
 
 /// What the failing step waited for and what came, if it recorded both.
 fn mismatch<'a>(s: &'a ScenarioResult, f: &Failure) -> Option<&'a Mismatch> {
-    s.events.get(f.events.clone())?.iter().rev().find_map(|e| match &e.wire {
-        Some(Wire::Received { mismatch: Some(m), .. } | Wire::Echo { mismatch: Some(m), .. }) => Some(m),
-        _ => None,
-    })
+    s.events
+        .get(f.events.clone())?
+        .iter()
+        .rev()
+        .find_map(|e| match &e.wire {
+            Some(Wire::Received { mismatch: Some(m), .. } | Wire::Echo { mismatch: Some(m), .. }) => Some(m),
+            _ => None,
+        })
 }
 
 /// Text made safe for HTML, in content and in quoted attributes alike:

@@ -137,9 +137,17 @@ fn parsed(page: &str) -> serde_json::Value {
         .arg(&path)
         .output()
         .expect("python3 runs (CI installs it)");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("html_check.py printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "the page is not well formed: {}", json["problems"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "html_check.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success(),
+        "the page is not well formed: {}",
+        json["problems"]
+    );
     json
 }
 
@@ -151,7 +159,10 @@ fn untrusted_text_is_escaped_everywhere() {
     assert!(!lower.contains("<img"), "an img tag got through");
     // `onerror=` and `src=` are still in the text, harmless: the parser
     // (below) finds no attribute, element or URL that came from it.
-    assert!(!page.contains('\x1b') && !page.contains('\x00'), "a control character got through");
+    assert!(
+        !page.contains('\x1b') && !page.contains('\x00'),
+        "a control character got through"
+    );
     // The text itself is there, as text, in every place it came from.
     for place in ["lab ", "students/", "error: ", "echo ", "wait for ", "stderr ", "hint "] {
         assert!(
@@ -159,18 +170,26 @@ fn untrusted_text_is_escaped_everywhere() {
             "{place}… is not shown escaped"
         );
     }
-    assert!(page.contains("\\x1b[31m\\x00"), "control characters are not shown as escapes");
+    assert!(
+        page.contains("\\x1b[31m\\x00"),
+        "control characters are not shown as escapes"
+    );
     // What the parser reads as text is what the student wrote.
     let json = parsed(&page);
     let text = json["text"].as_str().unwrap_or_default();
-    assert!(text.contains("<script>alert(1)</script>"), "the payload is not readable as text");
+    assert!(
+        text.contains("<script>alert(1)</script>"),
+        "the payload is not readable as text"
+    );
     assert_eq!(json["counts"]["script"], serde_json::Value::Null);
 }
 
 #[test]
 fn nothing_is_fetched_and_nothing_runs() {
     let page = render(&run(vec![failing(), scenario("passes", Vec::new())]));
-    for outside in ["http:", "https:", "//", "@import", "<link", "<iframe", "<object", "<embed", "<img"] {
+    for outside in [
+        "http:", "https:", "//", "@import", "<link", "<iframe", "<object", "<embed", "<img",
+    ] {
         // `//` would be a protocol-relative URL; the style sheet has no comments.
         assert!(!page.contains(outside), "the page contains `{outside}`");
     }
@@ -188,17 +207,33 @@ fn a_failing_scenario_shows_its_diagram_failure_and_bytes_side_by_side() {
     // Lifelines for the connection and the program, an arrow per event on
     // the wire, a mark for the program's events, a band for the round.
     assert!(page.contains(">a</text>") && page.contains(">server</text>"));
-    assert_eq!(page.matches("<line class=\"").count() - page.matches("<line class=\"life\"").count(), 3);
+    assert_eq!(
+        page.matches("<line class=\"").count() - page.matches("<line class=\"life\"").count(),
+        3
+    );
     assert!(page.contains("connect: established"));
     assert!(page.contains("class=\"failed\""), "the unexpected bytes are not marked");
-    assert!(page.contains("bytes, then RST)</text>"), "the reset that ended the wait is not said");
+    assert!(
+        page.contains("bytes, then RST)</text>"),
+        "the reset that ended the wait is not said"
+    );
     assert!(page.contains("✗ step 2 failed: wait for &lt;script&gt;"));
-    assert_eq!(page.matches("class=\"failrow\"").count(), 2, "the failing step's two events are not tinted");
+    assert_eq!(
+        page.matches("class=\"failrow\"").count(),
+        2,
+        "the failing step's two events are not tinted"
+    );
     assert!(page.contains("round 2:"));
     // Expected and received, side by side.
-    let sbs = page.split("<table class=\"sbs\">").nth(1).expect("a side-by-side table");
+    let sbs = page
+        .split("<table class=\"sbs\">")
+        .nth(1)
+        .expect("a side-by-side table");
     let sbs = sbs.split("</table>").next().unwrap_or_default();
-    assert!(sbs.contains("&quot;hello\\n&quot;") && sbs.contains("&lt;script&gt;"), "{sbs}");
+    assert!(
+        sbs.contains("&quot;hello\\n&quot;") && sbs.contains("&lt;script&gt;"),
+        "{sbs}"
+    );
     assert!(page.contains("stderr &lt;script&gt;"));
 }
 
@@ -208,7 +243,9 @@ fn every_wire_event_is_drawn_as_its_kind() {
     let wires = [
         Wire::Listen,
         Wire::Accepted { peer: peer() },
-        Wire::Fill { how: "until its receive window closed" },
+        Wire::Fill {
+            how: "until its receive window closed",
+        },
         Wire::Echo {
             what: "\"hi\"".into(),
             echoed: Some(2),
@@ -293,11 +330,18 @@ fn a_big_scenario_is_capped_and_says_so() {
     assert!(rows <= 2 * 60 + 100, "{rows} rows drawn");
     assert!(page.contains(&format!("of {n} events are drawn")));
     assert!(page.contains(" events not drawn (see the transcript)"));
-    assert_eq!(page.matches("class=\"failrow\"").count(), 2, "the failing step is not among the rows drawn");
+    assert_eq!(
+        page.matches("class=\"failrow\"").count(),
+        2,
+        "the failing step is not among the rows drawn"
+    );
     // 40 connections share one group line; the program keeps its own.
     assert_eq!(page.matches("<g class=\"lane-head").count(), 2);
     assert!(page.contains("40 connections and listeners are drawn on 1 line:"));
-    assert!(page.contains(">c#39: "), "a member on its group's line is not named in its label");
+    assert!(
+        page.contains(">c#39: "),
+        "a member on its group's line is not named in its label"
+    );
     // Labels are cut short; the whole text is in the tooltip, itself capped.
     assert!(!page.contains(&"x".repeat(401)));
     assert!(page.len() < 400 * 1024, "{} bytes", page.len());
