@@ -25,6 +25,12 @@ pub struct Event {
     /// hold ports, pids and times of its own.
     #[serde(skip)]
     pub full_only: bool,
+    /// Drawn (the HTML diagram) but in no text transcript: what a failing
+    /// step saw end its wait, which the step's failure already says in
+    /// words, and which the text transcripts (snapshots, diffs between
+    /// versions) have never listed.
+    #[serde(skip)]
+    pub drawn_only: bool,
     /// Shown after the text in the full transcript only: figures that depend
     /// on the machine or the program's runtime, not on its behaviour (how
     /// many descriptors a runtime opens for itself, say).
@@ -189,6 +195,21 @@ impl Transcript {
         self.push_event(actor, wire.text(), false, None, Some(wire));
     }
 
+    /// An event on the wire for the diagram only (see `Event::drawn_only`).
+    pub fn record_drawn(&self, actor: &str, wire: Wire) {
+        let text = wire.text();
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.push(Event {
+            at: self.started.elapsed(),
+            actor: actor.to_string(),
+            text,
+            full_only: false,
+            drawn_only: true,
+            detail: None,
+            wire: Some(wire),
+        });
+    }
+
     /// An event whose full rendering adds `detail` to `text`.
     pub fn record_with_detail(&self, actor: &str, text: impl Into<String>, detail: impl Into<String>) {
         self.push(actor, text.into(), false, Some(detail.into()));
@@ -209,6 +230,7 @@ impl Transcript {
             actor: actor.to_string(),
             text,
             full_only,
+            drawn_only: false,
             detail,
             wire,
         };
@@ -253,7 +275,10 @@ fn fill(text: &str, port: u16) -> String {
 fn render(events: &[Event], port: Option<u16>) -> String {
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
-    for e in events.iter().filter(|e| port.is_some() || !e.full_only) {
+    for e in events
+        .iter()
+        .filter(|e| !e.drawn_only && (port.is_some() || !e.full_only))
+    {
         let text = match (port, &e.detail) {
             (Some(p), Some(d)) => format!("{}  [{d}]", fill(&e.text, p)),
             (Some(p), None) => fill(&e.text, p),
@@ -265,4 +290,33 @@ fn render(events: &[Event], port: Option<u16>) -> String {
         out.push_str(&format!("{:<width$}  {}\n", e.actor, text));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wire_event_is_written_as_before_and_a_drawn_one_not_at_all() {
+        let t = Transcript::new(7);
+        t.record_wire(
+            "a",
+            Wire::Send {
+                what: "\"hi\\n\"".into(),
+                bytes: 3,
+                writes: 1,
+            },
+        );
+        t.record_drawn("a", Wire::Reset);
+        t.record_wire("a", Wire::Shutdown { with_last_bytes: false });
+        assert_eq!(
+            t.normalised(),
+            "a       -> \"hi\\n\"  (3 bytes in 1 write)\na       shutdown write\n"
+        );
+        assert_eq!(t.full().lines().count(), 2);
+        // The diagram sees all three, each with its meaning.
+        let wires: Vec<Option<Wire>> = t.events().into_iter().map(|e| e.wire).collect();
+        assert_eq!(wires[1], Some(Wire::Reset));
+        assert_eq!(wires.len(), 3);
+    }
 }

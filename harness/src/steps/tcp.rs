@@ -221,15 +221,45 @@ pub(super) async fn echo_back(conn: &mut Conn, e: &EchoBack) -> StepResult {
 }
 
 pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Eof, within(c.within)).await?;
+    conn.expect_end(PeerState::Eof, within(c.within))
+        .await
+        .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))?;
     conn.transcript.record_wire(&conn.name, Wire::Eof);
     Ok(())
 }
 
 pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Reset, within(c.within)).await?;
+    conn.expect_end(PeerState::Reset, within(c.within))
+        .await
+        .inspect_err(|_| drawn_end(conn, "a reset (RST)"))?;
     conn.transcript.record_wire(&conn.name, Wire::Reset);
     Ok(())
+}
+
+/// What came instead of the end `expected`, for the diagram only: bytes, or
+/// the other end (a FIN for an RST, or the reverse). Nothing for a
+/// connection still open: the failure says how long the grader waited.
+fn drawn_end(conn: &Conn, expected: &str) {
+    let ended = match conn.peer {
+        PeerState::Open => None,
+        PeerState::Eof => Some(Ended::Fin),
+        PeerState::Reset => Some(Ended::Rst),
+    };
+    let wire = match ended {
+        _ if !conn.inbox.is_empty() => Wire::Received {
+            shown: escape::quote(&conn.inbox, 60),
+            bytes: conn.inbox.len(),
+            mismatch: Some(Mismatch {
+                expected: expected.to_string(),
+                got: escape::quote(&conn.inbox, 400),
+            }),
+            ended,
+        },
+        Some(Ended::Fin) => Wire::Eof,
+        Some(Ended::Rst) => Wire::Reset,
+        None => return,
+    };
+    conn.transcript.record_drawn(&conn.name, wire);
 }
 
 pub(super) fn shutdown(conn: &mut Conn, _: &ConnRef) -> StepResult {

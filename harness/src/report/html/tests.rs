@@ -18,6 +18,7 @@ fn event(at_ms: u64, actor: &str, text: &str, wire: Option<Wire>) -> Event {
         actor: actor.to_string(),
         text: text.to_string(),
         full_only: false,
+        drawn_only: false,
         detail: None,
         wire,
     }
