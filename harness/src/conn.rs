@@ -11,6 +11,7 @@ use crate::escape;
 use crate::matcher::{Check, Matcher};
 use crate::transcript::Transcript;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -57,6 +58,12 @@ pub struct Conn {
     /// reports a reset once: when a write meets it first, a later read sees
     /// only the end of the stream, and this tells the two apart.
     reset_on_write: Arc<std::sync::atomic::AtomicBool>,
+    /// Writes queued for the writer task and not yet done: zero when
+    /// everything the steps sent was handed to the kernel.
+    pending: Arc<AtomicUsize>,
+    /// The program at the far end, when the harness knows it (a `connect`
+    /// to the server): lets an expectation see that nothing more can come.
+    pub far_end: Option<FarEnd>,
     stream: Option<Arc<TcpStream>>,
     writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
     /// Received and not yet consumed by an expectation.
@@ -82,6 +89,45 @@ pub struct Conn {
     pub transcript: Transcript,
 }
 
+/// The program at the other end of a connection: its main process and the
+/// port it serves, to find its end of the connection in the socket table.
+#[derive(Clone, Copy, Debug)]
+pub struct FarEnd {
+    pub pid: i32,
+    pub port: u16,
+}
+
+/// How long an expectation waits without a byte before it looks at the
+/// kernel, and how many looks in a row must find the stream stalled.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+const STALLED_LOOKS: u32 = 4;
+
+/// Consecutive looks at a quiet connection: stalled once `STALLED_LOOKS`
+/// looks in a row found it so with the program's CPU time unchanged.
+#[derive(Default)]
+struct Quiet {
+    looks: u32,
+    cpu: Option<u64>,
+}
+
+impl Quiet {
+    /// Takes one look's finding; true once the stream is stalled.
+    fn look(&mut self, stalled: Option<u64>) -> bool {
+        match stalled {
+            Some(cpu) if self.cpu.is_none_or(|before| before == cpu) => {
+                self.looks += 1;
+                self.cpu = Some(cpu);
+            }
+            Some(cpu) => {
+                self.looks = 1;
+                self.cpu = Some(cpu);
+            }
+            None => *self = Quiet::default(),
+        }
+        self.looks >= STALLED_LOOKS
+    }
+}
+
 /// What `fill` did: how much it wrote, and whether the kernel showed the
 /// program's receive window closed (else it wrote `at_most`).
 pub struct Filled {
@@ -104,12 +150,21 @@ impl Conn {
         let (tx, rx) = mpsc::unbounded_channel();
         let write_error = Arc::new(std::sync::Mutex::new(None));
         let reset_on_write = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let task = tokio::spawn(writer(stream.clone(), rx, write_error.clone(), reset_on_write.clone()));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(writer(
+            stream.clone(),
+            rx,
+            write_error.clone(),
+            reset_on_write.clone(),
+            pending.clone(),
+        ));
         Conn {
             name: name.to_string(),
             local_port,
             write_error,
             reset_on_write,
+            pending,
+            far_end: None,
             stream: Some(stream),
             writer: Some((tx, task)),
             inbox: Vec::new(),
@@ -146,7 +201,8 @@ impl Conn {
             cork: then_shutdown,
             done: Some(done_tx),
         };
-        if tx.send(op).is_err() || (then_shutdown && tx.send(WriteOp::Shutdown).is_err()) {
+        let queue = |op| queue(tx, &self.pending, op);
+        if !queue(op) || (then_shutdown && !queue(WriteOp::Shutdown)) {
             return Err("the connection can no longer send (an earlier write failed)".into());
         }
         if let Some(bound) = wait {
@@ -167,7 +223,7 @@ impl Conn {
     pub fn shutdown(&mut self) -> Result<(), String> {
         self.shut_down = true;
         match &self.writer {
-            Some((tx, _)) if tx.send(WriteOp::Shutdown).is_ok() => Ok(()),
+            Some((tx, _)) if queue(tx, &self.pending, WriteOp::Shutdown) => Ok(()),
             _ => Err(format!("`{}` is already closed", self.name)),
         }
     }
@@ -226,14 +282,15 @@ impl Conn {
         };
         let (done, filled) = oneshot::channel();
         let deadline = Instant::now() + bound;
-        if tx
-            .send(WriteOp::Fill {
+        if !queue(
+            tx,
+            &self.pending,
+            WriteOp::Fill {
                 at_most,
                 deadline,
                 done,
-            })
-            .is_err()
-        {
+            },
+        ) {
             return Err("the connection can no longer send (an earlier write failed)".into());
         }
         let result = match filled.await {
@@ -301,6 +358,31 @@ impl Conn {
         }
     }
 
+    /// What the kernel shows when the program at the far end can send
+    /// nothing more on this connection: the harness has handed over all it
+    /// sent and the program has taken it (both ends' queues are empty), and
+    /// the program waits in a system call with nothing queued toward us. The
+    /// CPU time its threads wanted, to tell a later look that it did nothing
+    /// in between. `None` when any of that is not so, or unknown.
+    fn stalled(&self) -> Option<u64> {
+        let far = self.far_end?;
+        if self.pending.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        let (ours, theirs) = crate::witness::connection_queues(far.pid, far.port, self.local_port)?;
+        if ours != (0, 0) || theirs != (0, 0) || !crate::witness::tree_at_rest(far.pid) {
+            return None;
+        }
+        Some(crate::witness::tree_demand(far.pid)?.values().sum())
+    }
+
+    /// A test for "the writer task has work left", to call later (the
+    /// connection need not stay borrowed).
+    pub fn writes_pending(&self) -> impl Fn() -> bool {
+        let pending = self.pending.clone();
+        move || pending.load(Ordering::SeqCst) != 0
+    }
+
     /// Who plays what on this connection, for messages: the grader is a
     /// client of the student's server, or the server of their client.
     fn roles(&self) -> (&'static str, &'static str) {
@@ -323,44 +405,72 @@ impl Conn {
     }
 
     /// Gathers bytes until `matcher` is satisfied, the bytes can no longer
-    /// satisfy it, the peer ends, or `bound` passes.
+    /// satisfy it, the peer ends, `bound` passes, or the kernel shows that
+    /// nothing more can come (see `stalled`).
     pub async fn expect(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
         let deadline = Instant::now() + bound;
+        let mut quiet = Quiet::default();
         loop {
             match matcher.check(&self.inbox) {
                 Check::Done(n) => return Outcome::Matched(self.inbox.drain(..n).collect()),
                 Check::Differs => return Outcome::Failed(differs(matcher, &self.inbox)),
                 Check::More => {}
             }
-            if !self.fill(deadline).await {
-                if let Check::Done(n) = matcher.check(&self.inbox) {
-                    return Outcome::Matched(self.inbox.drain(..n).collect());
-                }
-                let got = escape::quote(&self.inbox, 200);
-                let what = matcher.describe();
+            let look_at = Instant::now() + LOOK_EVERY;
+            if self.fill(deadline.min(look_at)).await {
+                quiet = Quiet::default();
+                continue;
+            }
+            let waiting = self.peer == PeerState::Open && self.stream.is_some() && Instant::now() < deadline;
+            if waiting && !quiet.look(self.stalled()) {
+                continue;
+            }
+            if waiting {
                 let (grader, peer) = self.roles();
-                let n = self.inbox.len();
-                let why = match self.peer {
-                    PeerState::Eof => format!(
-                        "{grader} expected {what}, but {peer} closed the connection (EOF) after {n} bytes: {got}"
-                    ),
-                    PeerState::Reset => {
-                        format!("{grader} expected {what}, but {peer} reset the connection after {n} bytes: {got}")
-                    }
-                    PeerState::Open if self.stream.is_none() => {
-                        format!("{grader} expected {what}, but `{}` is closed", self.name)
-                    }
-                    PeerState::Open => format!(
-                        "{grader} expected {what} within {}ms; {n} bytes arrived: {got}",
-                        bound.as_millis(),
-                    ),
+                let arrived = match self.inbox.len() {
+                    0 => "nothing arrived".to_string(),
+                    n => format!("{} arrived ({})", escape::bytes(n), escape::quote(&self.inbox, 200)),
                 };
+                let why = format!(
+                    "{grader} expected {}; {arrived}, and for {}ms the kernel showed nothing in flight and \
+                     {peer} waiting in a system call: it had nothing more to send",
+                    matcher.describe(),
+                    (LOOK_EVERY * STALLED_LOOKS).as_millis(),
+                );
                 let why = match matcher.shortfall(&self.inbox) {
                     Some(rest) => format!("{why}\n  {rest}"),
                     None => why,
                 };
                 return Outcome::Failed(why);
             }
+            // The program ended the connection, or the bound passed.
+            if let Check::Done(n) = matcher.check(&self.inbox) {
+                return Outcome::Matched(self.inbox.drain(..n).collect());
+            }
+            let got = escape::quote(&self.inbox, 200);
+            let what = matcher.describe();
+            let (grader, peer) = self.roles();
+            let n = self.inbox.len();
+            let why = match self.peer {
+                PeerState::Eof => {
+                    format!("{grader} expected {what}, but {peer} closed the connection (EOF) after {n} bytes: {got}")
+                }
+                PeerState::Reset => {
+                    format!("{grader} expected {what}, but {peer} reset the connection after {n} bytes: {got}")
+                }
+                PeerState::Open if self.stream.is_none() => {
+                    format!("{grader} expected {what}, but `{}` is closed", self.name)
+                }
+                PeerState::Open => format!(
+                    "{grader} expected {what} within {}ms; {n} bytes arrived: {got}",
+                    bound.as_millis(),
+                ),
+            };
+            let why = match matcher.shortfall(&self.inbox) {
+                Some(rest) => format!("{why}\n  {rest}"),
+                None => why,
+            };
+            return Outcome::Failed(why);
         }
     }
 
@@ -400,6 +510,35 @@ impl Conn {
             done += n;
         }
         Ok(())
+    }
+
+    /// Nothing arrives for `span`: no byte, and no end of the stream.
+    pub async fn expect_silence(&mut self, span: Duration) -> Result<(), String> {
+        let until = Instant::now() + span;
+        // Bytes already received and not consumed arrived too.
+        if self.inbox.is_empty() && self.peer == PeerState::Open {
+            self.fill(until).await;
+        }
+        let (grader, peer) = self.roles();
+        if !self.inbox.is_empty() {
+            return Err(format!(
+                "{grader} expected nothing for {}ms, but {} arrived: {}",
+                span.as_millis(),
+                escape::bytes(self.inbox.len()),
+                escape::quote(&self.inbox, 200)
+            ));
+        }
+        match self.peer {
+            PeerState::Open => Ok(()),
+            PeerState::Eof => Err(format!(
+                "{grader} expected nothing for {}ms, but {peer} closed the connection",
+                span.as_millis()
+            )),
+            PeerState::Reset => Err(format!(
+                "{grader} expected nothing for {}ms, but {peer} reset the connection",
+                span.as_millis()
+            )),
+        }
     }
 
     /// Expects the peer to close: no more bytes, then EOF.
@@ -477,13 +616,35 @@ impl Listener {
     }
 }
 
+/// Marks a writer operation done when dropped.
+struct Done<'a>(&'a AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Hands an operation to the writer task, counted as pending until done.
+fn queue(tx: &mpsc::UnboundedSender<WriteOp>, pending: &AtomicUsize, op: WriteOp) -> bool {
+    pending.fetch_add(1, Ordering::SeqCst);
+    if tx.send(op).is_err() {
+        pending.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
 async fn writer(
     stream: Arc<TcpStream>,
     mut ops: mpsc::UnboundedReceiver<WriteOp>,
     error: Arc<std::sync::Mutex<Option<String>>>,
     reset: Arc<std::sync::atomic::AtomicBool>,
+    pending: Arc<AtomicUsize>,
 ) {
     while let Some(op) = ops.recv().await {
+        // Done when this operation ends, however it ends.
+        let _done = Done(&pending);
         match op {
             WriteOp::Data {
                 bytes,

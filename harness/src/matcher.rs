@@ -21,6 +21,9 @@ pub enum Matcher {
     Regex(regex::bytes::Regex),
     /// Any this many bytes.
     Size(usize),
+    /// These lines (each ending in `\n`), each exactly once, in any order:
+    /// as many whole lines as there are are taken.
+    LinesAnyOrder(Vec<Vec<u8>>),
     /// Nothing at all.
     Empty,
     /// At least one byte.
@@ -62,6 +65,7 @@ impl Matcher {
                 Some(m) => Check::Done(m.end()),
                 None => Check::More,
             },
+            Matcher::LinesAnyOrder(want) => lines_any_order(want, got),
             Matcher::Size(n) if got.len() >= *n => Check::Done(*n),
             Matcher::Size(_) => Check::More,
             Matcher::Empty if got.is_empty() => Check::Done(0),
@@ -80,6 +84,19 @@ impl Matcher {
         }
     }
 
+    /// True for an expectation on a stream that any bytes meet, none
+    /// included: `size: 0`, an empty text or prefix, an empty `contains`.
+    pub fn matches_nothing_at_all(&self) -> bool {
+        match self {
+            Matcher::Exact(b) | Matcher::Prefix(b) | Matcher::Contains(b) => b.is_empty(),
+            Matcher::Size(n) => *n == 0,
+            Matcher::LinesAnyOrder(lines) => lines.is_empty(),
+            Matcher::Regex(r) => r.is_match(b""),
+            Matcher::Empty => true,
+            Matcher::NonEmpty => false,
+        }
+    }
+
     /// The expectation in words, for failures.
     pub fn describe(&self) -> String {
         match self {
@@ -88,6 +105,11 @@ impl Matcher {
             Matcher::Contains(b) => format!("bytes containing {}", escape::quote(b, 80)),
             Matcher::Regex(r) => format!("bytes matching /{}/", r.as_str()),
             Matcher::Size(n) => format!("{n} bytes"),
+            Matcher::LinesAnyOrder(lines) => {
+                let shown: Vec<String> = lines.iter().take(4).map(|l| escape::quote(l, 40)).collect();
+                let more = if lines.len() > 4 { ", ..." } else { "" };
+                format!("these {} lines in any order: {}{more}", lines.len(), shown.join(", "))
+            }
             Matcher::Empty => "nothing".into(),
             Matcher::NonEmpty => "at least one byte".into(),
         }
@@ -126,6 +148,28 @@ impl Matcher {
     }
 }
 
+/// Whole lines of `got`, one by one, each taken from what is still wanted:
+/// done once all are there, never once a line is not wanted (or wanted no
+/// more: each once).
+fn lines_any_order(want: &[Vec<u8>], got: &[u8]) -> Check {
+    let mut left: Vec<&[u8]> = want.iter().map(Vec::as_slice).collect();
+    let mut taken = 0;
+    while !left.is_empty() {
+        let Some(end) = got[taken..].iter().position(|&b| b == b'\n') else {
+            return Check::More;
+        };
+        let line = &got[taken..taken + end + 1];
+        match left.iter().position(|l| *l == line) {
+            Some(i) => {
+                left.swap_remove(i);
+                taken += line.len();
+            }
+            None => return Check::Differs,
+        }
+    }
+    Check::Done(taken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +182,15 @@ mod tests {
         assert_eq!(m.check(b"help"), Check::Differs);
         assert_eq!(m.check_whole(b"hello world"), Check::Differs);
         assert_eq!(m.check_whole(b"hello"), Check::Done(5));
+    }
+
+    #[test]
+    fn lines_in_any_order_are_each_taken_once() {
+        let m = Matcher::LinesAnyOrder(vec![b"a\n".to_vec(), b"b\n".to_vec()]);
+        assert_eq!(m.check(b"b\na"), Check::More);
+        assert_eq!(m.check(b"b\na\nc\n"), Check::Done(4));
+        assert_eq!(m.check(b"a\na\n"), Check::Differs);
+        assert_eq!(m.check(b"c\n"), Check::Differs);
     }
 
     #[test]

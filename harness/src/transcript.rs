@@ -58,8 +58,14 @@ pub enum Wire {
     Listen,
     /// A program connected to a listener of the harness.
     Accepted { peer: Option<String> },
-    /// The harness sent `bytes` (described as `what`) in `writes` writes.
-    Send { what: String, bytes: usize, writes: usize },
+    /// The harness sent `bytes` (described as `what`) in `writes` writes,
+    /// `gap` apart if the spec said.
+    Send {
+        what: String,
+        bytes: usize,
+        writes: usize,
+        gap: Option<String>,
+    },
     /// The harness wrote until the program stopped reading.
     Fill { how: &'static str },
     /// Bytes arrived: `shown` quoted and cut short; a `mismatch` when they
@@ -118,10 +124,16 @@ impl Wire {
             } => format!("connect {n} -> {outcome}"),
             Wire::Listen => "listening on {port}".into(),
             Wire::Accepted { .. } => "accepted".into(),
-            Wire::Send { what, bytes, writes } => {
-                let count = match writes {
-                    1 => "1 write".to_string(),
-                    n => format!("{n} writes"),
+            Wire::Send {
+                what,
+                bytes,
+                writes,
+                gap,
+            } => {
+                let count = match (writes, gap) {
+                    (1, _) => "1 write".to_string(),
+                    (n, Some(gap)) => format!("{n} writes {gap} apart"),
+                    (n, None) => format!("{n} writes"),
                 };
                 format!("-> {what}  ({} in {count})", escape::bytes(*bytes))
             }
@@ -305,6 +317,7 @@ mod tests {
                 what: "\"hi\\n\"".into(),
                 bytes: 3,
                 writes: 1,
+                gap: None,
             },
         );
         t.record_drawn("a", Wire::Reset);

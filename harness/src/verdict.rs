@@ -256,7 +256,9 @@ impl ScenarioResult {
                 }
             }
         }
-        if self.status != Status::Passed {
+        // A scenario that could not run says why; the scenario's hint is
+        // about a bug it never got to look for.
+        if self.status == Status::Failed {
             if let Some(h) = &self.hint {
                 out.push_str(&format!("hint: {}\n", h.trim()));
             }

@@ -299,6 +299,22 @@ pub fn holders(pids: &[i32], port: u16, peer_port: u16) -> Vec<i32> {
         .collect()
 }
 
+/// The queues of both ends of the connection between the program's `port`
+/// and the harness's `peer_port`, as (tx, rx) bytes: the harness's end,
+/// then the program's. tx is what was written and not yet acknowledged, rx
+/// what arrived and was not yet read. `None` unless both ends are in the
+/// table of `pid`'s network namespace.
+pub fn connection_queues(pid: i32, port: u16, peer_port: u16) -> Option<((u32, u32), (u32, u32))> {
+    let table = tcp_table(&Process::new(pid).ok()?);
+    let end = |local: u16, remote: u16| {
+        table
+            .iter()
+            .find(|e| e.local_address.port() == local && e.remote_address.port() == remote)
+            .map(|e| (e.tx_queue, e.rx_queue))
+    };
+    Some((end(peer_port, port)?, end(port, peer_port)?))
+}
+
 /// Does the program's end of the connection between its `port` and the
 /// harness's `peer_port` still stand in the socket table (read in `pid`'s
 /// network namespace)? A reset takes it out of the table at once: a socket

@@ -53,8 +53,17 @@ fn a_parent_that_keeps_its_copy_is_one_cause_with_its_own_hint() {
             "no descriptor is left open after 100 clients",
         ],
     );
-    assert_eq!(text.matches("The kernel shows why: server's main process, which forks").count(), 1, "{text}");
-    assert_eq!(text.matches("hint: After fork(), the parent must close()").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("The kernel shows why: server's main process, which forks")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("hint: After fork(), the parent must close()").count(),
+        1,
+        "{text}"
+    );
     // Not the half-close hint, which speaks of flushing what is pending.
     assert!(!text.contains("recv() returning 0 means"), "{text}");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! `--format html` end to end: a failing submission's report, written by
 //! `--output html=PATH` from the same run as the JSON on stdout, read by
 //! Python's html.parser (`support/html_check.py`) and opened in a real
-//! headless Chromium (Debian's `chromium`, which .ci/run installs): it loads
+//! headless Chromium (Debian's `chromium`, which .ci/setup installs): it loads
 //! with no console message (the page's Content-Security-Policy makes
 //! Chromium log any request or script it blocks), the diagram is in the
 //! rendered DOM, and a screenshot shows it.
@@ -12,7 +12,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::{root, sockgrade};
 
 /// Chromium, or a failure that says how to get it: this test is the only
@@ -29,7 +28,7 @@ fn chromium() -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "Chromium is needed to check the HTML report in a browser and is not on PATH: \
-             `apt-get install -y chromium` (Debian; .ci/run installs it), or set CHROMIUM to its path"
+             run `.ci/setup` (as root), which installs Debian's `chromium`, or set CHROMIUM to its path"
         )
     })
 }
@@ -37,7 +36,7 @@ fn chromium() -> PathBuf {
 /// Runs headless Chromium on `page` with `args`; returns stdout and stderr.
 fn run_chromium(page: &Path, profile: &Path, args: &[&str]) -> (String, String) {
     // Bounded: a browser that hangs must fail the test, not stall CI.
-    let out = Command::new("timeout")
+    let out = support::tool("timeout")
         .arg("120")
         .arg(chromium())
         .args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run"])
@@ -54,7 +53,7 @@ fn run_chromium(page: &Path, profile: &Path, args: &[&str]) -> (String, String) 
 
 /// `support/html_check.py MODE FILE ARGS...`: its JSON, and whether it passed.
 fn check(mode: &str, file: &Path, args: &[&str]) -> (serde_json::Value, bool) {
-    let out = Command::new("python3")
+    let out = support::tool("python3")
         .arg(root().join("harness/tests/support/html_check.py"))
         .arg(mode)
         .arg(file)

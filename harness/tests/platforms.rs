@@ -53,7 +53,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 /// PrairieLearn's containers: sockgrade cannot make a network namespace
 /// there and must fall back.
 fn without_sys_admin(command: &Path) -> Command {
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = support::tool("setpriv");
     cmd.args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "--"])
         .arg(command);
     cmd
@@ -73,7 +73,7 @@ fn read_yaml(path: &str) -> Value {
 /// Unpacks the zip as Gradescope does into `autograder/source` and returns
 /// each entry's mode.
 fn unzip(zip: &Path, into: &Path) -> Vec<(String, u32)> {
-    let out = run(Command::new("python3").args([
+    let out = run(support::tool("python3").args([
         "-c",
         "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nz.extractall(sys.argv[2])\nfor i in z.infolist(): print(i.filename, i.external_attr >> 16 & 0o777)",
     ]).arg(zip).arg(into));
@@ -182,7 +182,7 @@ fn prairielearn(submission: &str, build_failure: Option<&str>) -> Value {
          && exec setpriv --bounding-set -sys_admin --inh-caps -sys_admin -- {}",
         server_files.join("run.sh").display()
     );
-    let mut cmd = Command::new("unshare");
+    let mut cmd = support::tool("unshare");
     cmd.args(["--net", "sh", "-c", &script])
         .env("GRADE_ROOT", &grade)
         // sockgrade is not on PATH in the grader image: run.sh finds the

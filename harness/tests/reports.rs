@@ -495,7 +495,7 @@ fn junit_validates_against_the_jenkins_xunit_schema() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.xml");
     std::fs::write(&file, xml).unwrap();
-    let out = std::process::Command::new("xmllint")
+    let out = support::tool("xmllint")
         .arg("--noout")
         .arg("--schema")
         .arg(root().join("fixtures/platforms/junit-10.xsd"))

@@ -59,7 +59,7 @@ fn site() -> Site {
 
 fn curl(args: &[&str]) -> std::process::Output {
     run(
-        Command::new("curl").args(["-s", "--max-time", "15"]).args(args),
+        support::tool("curl").args(["-s", "--max-time", "15"]).args(args),
         Duration::from_secs(20),
     )
 }
@@ -689,7 +689,7 @@ fn httpget_refused_and_bad_urls() {
 /// is needed.
 #[test]
 fn httpget_default_port_80_in_a_network_namespace() {
-    let probe = Command::new("unshare").args(["-n", "true"]).status();
+    let probe = support::tool("unshare").args(["-n", "true"]).status();
     if !probe.map(|s| s.success()).unwrap_or(false) {
         eprintln!("skipped: cannot create a network namespace here");
         return;
@@ -719,7 +719,7 @@ assert b"\r\nHost: localhost\r\n" in head, head
 print("ok")
 "#;
     let output = run(
-        Command::new("unshare")
+        support::tool("unshare")
             .args(["-n", "sh", "-c", "ip link set lo up && exec python3 -c \"$0\" \"$1\""])
             .arg(script)
             .arg(env!("CARGO_BIN_EXE_httpget")),

@@ -40,13 +40,13 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let name = format!("sockgrade-mc-{}-{}", std::process::id(), random() % 1_000_000);
-        let created = quiet(Command::new("ip").args(["netns", "add", &name]));
+        let created = quiet(support::tool("ip").args(["netns", "add", &name]));
         let net = Net {
             namespace: created.then_some(name),
         };
         if let Some(name) = &net.namespace {
             assert!(
-                quiet(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"])),
+                quiet(support::tool("ip").args(["-n", name, "link", "set", "lo", "up"])),
                 "bring lo up in {name}"
             );
         } else {
@@ -61,7 +61,7 @@ impl Net {
             // `ip netns exec` enters the namespace and then exec()s the
             // program: the child's pid is the program's.
             Some(name) => {
-                let mut command = Command::new("ip");
+                let mut command = support::tool("ip");
                 command.args(["netns", "exec", name, program]);
                 command
             }
@@ -80,7 +80,7 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         if let Some(name) = &self.namespace {
-            quiet(Command::new("ip").args(["netns", "delete", name]));
+            quiet(support::tool("ip").args(["netns", "delete", name]));
         }
     }
 }

@@ -47,7 +47,8 @@ pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Connection,
-    Group,
+    /// A group of this many connections, from `connect` with `count`.
+    Group(usize),
     Listener,
 }
 
@@ -56,6 +57,28 @@ enum Kind {
 #[derive(Default, Clone)]
 struct Scope {
     names: HashMap<String, Kind>,
+}
+
+impl Scope {
+    /// What `name` stands for: a member of a group (`g#3`) is a connection
+    /// of its own, as `connect` named it.
+    fn kind(&self, name: &str) -> Option<Kind> {
+        if let Some(kind) = self.names.get(name) {
+            return Some(*kind);
+        }
+        let (_, count) = self.group_of(name)?;
+        let member: usize = name.rsplit_once('#')?.1.parse().ok()?;
+        (1..=count).contains(&member).then_some(Kind::Connection)
+    }
+
+    /// For `g#…` where `g` is a group: the group's name and size.
+    fn group_of<'n>(&self, name: &'n str) -> Option<(&'n str, usize)> {
+        let (group, _) = name.rsplit_once('#')?;
+        match self.names.get(group) {
+            Some(Kind::Group(count)) => Some((group, *count)),
+            _ => None,
+        }
+    }
 }
 
 struct Checker<'a> {
@@ -74,7 +97,8 @@ fn loc_of(name: &Name, step: Location) -> Location {
 
 /// The keywords of the steps that run on one connection, for messages:
 /// those for which `Step::on` says so.
-const CONNECTION_STEPS: &str = "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly";
+const CONNECTION_STEPS: &str =
+    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence";
 
 impl Checker<'_> {
     fn fail(&mut self, at: Location, message: String) {
@@ -96,10 +120,13 @@ impl Checker<'_> {
     }
 
     fn declare(&mut self, scope: &mut Scope, name: &Name, kind: Kind, step: Location) {
-        if name.value.is_empty() || name.value.contains(char::is_whitespace) {
+        if name.value.is_empty() || name.value.contains(|c: char| c.is_whitespace() || c == '#') {
             self.fail(
                 loc_of(name, step),
-                format!("expected a name without spaces, found `{}`", name.value),
+                format!(
+                    "expected a name without spaces or `#` (`g#1` names a group's member), found `{}`",
+                    name.value
+                ),
             );
         }
         if self.programs.contains_key(&name.value) {
@@ -109,6 +136,31 @@ impl Checker<'_> {
             );
         }
         scope.names.insert(name.value.clone(), kind);
+    }
+
+    /// A witness step's program, and the connection it looks at (opened by
+    /// an earlier step; a whole group too, where `groups` says so).
+    fn program_and_connection(&mut self, program: &Name, conn: &Name, groups: bool, scope: &Scope, at: Location) {
+        self.program(program, at);
+        let ok = match scope.kind(&conn.value) {
+            Some(Kind::Connection) => true,
+            Some(Kind::Group(_)) => groups,
+            _ => false,
+        };
+        if !ok {
+            let what = if groups {
+                "a connection or a group"
+            } else {
+                "a connection"
+            };
+            self.fail(
+                loc_of(conn, at),
+                format!(
+                    "expected {what} opened by an earlier `connect` or `accept`, found `{}`",
+                    conn.value
+                ),
+            );
+        }
     }
 
     /// A connection step's `on`: inside `each`, absent or the group's name.
@@ -124,19 +176,26 @@ impl Checker<'_> {
                     n.value
                 ),
             ),
-            (Some(n), None) => match scope.names.get(&n.value) {
+            (Some(n), None) => match scope.kind(&n.value) {
                 Some(Kind::Connection) => {}
-                Some(Kind::Group) => self.fail(
+                Some(Kind::Group(_)) => self.fail(
                     loc_of(n, step),
                     format!(
-                        "`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`",
-                        n.value, n.value
+                        "`{}` is a group of connections: use `each: {{ connections: {}, steps: [...] }}`, or name one member (`{}#1`)",
+                        n.value, n.value, n.value
                     ),
                 ),
                 Some(Kind::Listener) => self.fail(
                     loc_of(n, step),
                     format!("`{}` is a listener: `accept` a connection on it first", n.value),
                 ),
+                None if scope.group_of(&n.value).is_some() => {
+                    let (group, count) = scope.group_of(&n.value).unwrap_or_default();
+                    self.fail(
+                        loc_of(n, step),
+                        format!("expected a member of `{group}` (`{group}#1` to `{group}#{count}`), found `{}`", n.value),
+                    )
+                }
                 None => {
                     let known: Vec<_> = scope
                         .names
@@ -192,10 +251,9 @@ impl Checker<'_> {
             Step::ExpectExit(e) => self.program(&e.program, at),
             Step::ExpectOutput(o) => self.program(&o.program, at),
             Step::Connect(c) => {
-                let kind = if c.count.is_some() {
-                    Kind::Group
-                } else {
-                    Kind::Connection
+                let kind = match c.count {
+                    Some(n) => Kind::Group(n),
+                    None => Kind::Connection,
                 };
                 self.declare(scope, &c.name, kind, at);
             }
@@ -214,34 +272,14 @@ impl Checker<'_> {
             }
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectMemory(m) => self.program(&m.program, at),
-            Step::Fill(f) => {
-                self.program(&f.program, at);
-                if scope.names.get(&f.on.value) != Some(&Kind::Connection) {
-                    self.fail(
-                        loc_of(&f.on, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
-                            f.on.value
-                        ),
-                    );
-                }
-            }
-            Step::ExpectReleased(r) => {
-                self.program(&r.program, at);
-                if scope.names.get(&r.connection.value) != Some(&Kind::Connection) {
-                    self.fail(
-                        loc_of(&r.connection, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect`, found `{}`",
-                            r.connection.value
-                        ),
-                    );
-                }
-            }
+            Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),
+            Step::ExpectAccepted(a) => self.program_and_connection(&a.program, &a.connection, true, scope, at),
+            Step::ExpectRead(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
+            Step::ExpectReleased(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
             Step::ExpectZombies(z) => self.program(&z.program, at),
             Step::ExpectIdle(i) => self.program(&i.program, at),
             Step::Each(e) => {
-                if scope.names.get(&e.connections.value) != Some(&Kind::Group) {
+                if !matches!(scope.names.get(&e.connections.value), Some(Kind::Group(_))) {
                     self.fail(
                         loc_of(&e.connections, at),
                         format!(
@@ -268,7 +306,8 @@ impl Checker<'_> {
             | Step::Shutdown(_)
             | Step::Close(_)
             | Step::Abort(_)
-            | Step::ReadSlowly(_) => {}
+            | Step::ReadSlowly(_)
+            | Step::ExpectSilence(_) => {}
         }
     }
 }
@@ -291,6 +330,7 @@ mod tests {
             "close: a",
             "abort: a",
             "read_slowly: { chunk: 1, gap: 1ms }",
+            "expect_silence: { for: 1ms }",
         ];
         let keywords: Vec<&str> = CONNECTION_STEPS.split(", ").collect();
         assert_eq!(keywords.len(), samples.len());

@@ -57,6 +57,7 @@ impl Step {
             Step::Close(c) => format!("close the connection{}", on(&c.on)),
             Step::Abort(c) => format!("reset the connection{}", on(&c.on)),
             Step::ReadSlowly(r) => format!("read slowly from now on{}", on(&r.on)),
+            Step::ExpectSilence(s) => format!("check that nothing arrives for {}{}", s.duration, on(&s.on)),
             Step::Fill(f) => format!("send on `{}` until {} stops reading", f.on.value, f.program.value),
             Step::FdBaseline(p) => format!("count {}'s open descriptors", p.program.value),
             Step::ExpectFds(f) => format!(
@@ -68,6 +69,11 @@ impl Step {
                 "check that {}'s memory grew by at most {}",
                 m.program.value,
                 crate::escape::bytes(m.growth_at_most.0)
+            ),
+            Step::ExpectAccepted(a) => format!("wait for {} to accept `{}`", a.program.value, a.connection.value),
+            Step::ExpectRead(r) => format!(
+                "wait for {} to read everything sent on `{}`",
+                r.program.value, r.connection.value
             ),
             Step::ExpectReleased(r) => format!(
                 "wait for {} to close its end of `{}`",

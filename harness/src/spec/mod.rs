@@ -10,10 +10,11 @@
 //! - `program`: start, stop, kill, restart, signal, expect_running,
 //!   expect_exit, expect_output;
 //! - `tcp`: connect, listen, accept, send, expect, echo, expect_eof,
-//!   expect_reset, shutdown, close, abort, read_slowly; fill (on a
+//!   expect_reset, shutdown, close, abort, read_slowly, expect_silence;
+//!   fill (on a
 //!   connection, until the program at its far end stops reading);
 //! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
-//!   expect_released, expect_zombies, expect_idle;
+//!   expect_accepted, expect_read, expect_released, expect_zombies, expect_idle;
 //! - `flow`: each, repeat.
 //!
 //! The doc comment of each step's struct is the language reference for it.
@@ -216,6 +217,7 @@ pub enum Step {
     #[schemars(with = "schema::Short<tcp::ConnRef>")]
     Abort(tcp::ConnRef),
     ReadSlowly(tcp::ReadSlowly),
+    ExpectSilence(tcp::ExpectSilence),
     Fill(tcp::Fill),
 
     // --- flow: steps that hold steps (here, so that serde's list of
@@ -232,6 +234,8 @@ pub enum Step {
     #[schemars(with = "schema::Short<program::ProgramRef>")]
     MemoryBaseline(program::ProgramRef),
     ExpectMemory(witness::ExpectMemory),
+    ExpectAccepted(witness::ExpectAccepted),
+    ExpectRead(witness::ExpectRead),
     ExpectReleased(witness::ExpectReleased),
     ExpectZombies(witness::ExpectZombies),
     ExpectIdle(witness::ExpectIdle),
@@ -261,11 +265,14 @@ impl Step {
             Step::Close(_) => "close",
             Step::Abort(_) => "abort",
             Step::ReadSlowly(_) => "read_slowly",
+            Step::ExpectSilence(_) => "expect_silence",
             Step::Fill(_) => "fill",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
             Step::MemoryBaseline(_) => "memory_baseline",
             Step::ExpectMemory(_) => "expect_memory",
+            Step::ExpectAccepted(_) => "expect_accepted",
+            Step::ExpectRead(_) => "expect_read",
             Step::ExpectReleased(_) => "expect_released",
             Step::ExpectZombies(_) => "expect_zombies",
             Step::ExpectIdle(_) => "expect_idle",
@@ -287,6 +294,7 @@ impl Step {
                 Some(c.on.as_ref())
             }
             Step::ReadSlowly(r) => Some(r.on.as_ref()),
+            Step::ExpectSilence(s) => Some(s.on.as_ref()),
             Step::Start(_)
             | Step::Stop(_)
             | Step::Kill(_)
@@ -303,6 +311,8 @@ impl Step {
             | Step::ExpectFds(_)
             | Step::MemoryBaseline(_)
             | Step::ExpectMemory(_)
+            | Step::ExpectAccepted(_)
+            | Step::ExpectRead(_)
             | Step::ExpectReleased(_)
             | Step::ExpectZombies(_)
             | Step::ExpectIdle(_)

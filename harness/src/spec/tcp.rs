@@ -276,6 +276,9 @@ struct RawExpect {
     echo: Option<bool>,
     #[serde(default)]
     size: Option<Size>,
+    /// Lines (each must end in `\n`), each exactly once, in any order.
+    #[serde(default)]
+    lines_any_order: Option<Vec<String>>,
     #[serde(default)]
     within: Option<TimeSpan>,
 }
@@ -292,6 +295,7 @@ impl TryFrom<RawExpect> for Expect {
             raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
             regex.map(Matcher::Regex),
             raw.size.map(|n| Matcher::Size(n.0)),
+            lines_any_order(raw.lines_any_order)?,
         ]
         .into_iter()
         .flatten()
@@ -302,9 +306,20 @@ impl TryFrom<RawExpect> for Expect {
         }
         if found.len() != 1 {
             return Err(
-                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`"
+                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`, `lines_any_order`"
                     .into(),
             );
+        }
+        // An expectation that nothing can fail checks nothing: "no bytes"
+        // is a question of time, which `expect_silence` asks.
+        if let Expected::Bytes(m) = &found[0] {
+            if m.matches_nothing_at_all() {
+                return Err(
+                    "expected at least one byte to wait for (this expectation passes whatever arrives); \
+                            to check that nothing arrives, use `expect_silence: { on, for }`"
+                        .into(),
+                );
+            }
         }
         Ok(Expect {
             on: raw.on,
@@ -408,6 +423,60 @@ impl TryFrom<RawReadSlowly> for ReadSlowly {
             on: raw.on,
             chunk: raw.chunk.0,
             gap: raw.gap,
+        })
+    }
+}
+
+/// `lines_any_order: ["one\n", "two\n"]`: every line must end in `\n`
+/// and hold only that one.
+fn lines_any_order(lines: Option<Vec<String>>) -> Result<Option<Matcher>, String> {
+    let Some(lines) = lines else {
+        return Ok(None);
+    };
+    for line in &lines {
+        if !line.ends_with('\n') || line[..line.len() - 1].contains('\n') {
+            return Err(format!(
+                "expected each of `lines_any_order` to be one line ending in \"\\n\", found {line:?}"
+            ));
+        }
+    }
+    Ok(Some(Matcher::LinesAnyOrder(
+        lines.into_iter().map(String::into_bytes).collect(),
+    )))
+}
+
+/// `expect_silence: { on: a, for: 300ms }`: no byte (and no end of the
+/// stream) arrives on the connection for that long. This step watches
+/// over time, as `expect_idle` does: "nothing happens" has no event to wait
+/// for. For "the sender does not get its own line back", after the others
+/// received it.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawExpectSilence")]
+#[schemars(with = "RawExpectSilence")]
+pub struct ExpectSilence {
+    pub on: Option<Name>,
+    pub duration: TimeSpan,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExpectSilence {
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    on: Option<Name>,
+    #[serde(rename = "for")]
+    duration: TimeSpan,
+}
+
+impl TryFrom<RawExpectSilence> for ExpectSilence {
+    type Error = String;
+    fn try_from(raw: RawExpectSilence) -> Result<Self, String> {
+        if raw.duration.0.is_zero() {
+            return Err("expected a `for` longer than 0: silence for no time checks nothing".into());
+        }
+        Ok(ExpectSilence {
+            on: raw.on,
+            duration: raw.duration,
         })
     }
 }

@@ -37,6 +37,39 @@ pub struct ExpectMemory {
     pub within: Option<TimeSpan>,
 }
 
+/// `expect_accepted: { program: server, connection: a }`: the program has
+/// accepted the connection, or every member of a group (`connection: g`):
+/// the kernel shows a descriptor of the program or its children referring
+/// to it. A completed `connect` only means the kernel queued it; a scenario
+/// whose next step needs the program to know of the connection (a line
+/// broadcast to every client) waits for this first, instead of hoping.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAccepted {
+    #[schemars(with = "String")]
+    pub program: Name,
+    #[schemars(with = "String")]
+    pub connection: Name,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
+/// `expect_read: { program: server, connection: a }`: the program has read
+/// everything sent on the connection so far: the kernel shows nothing in
+/// flight toward it and nothing waiting in its receive queue. For a
+/// scenario whose next step needs the program to have seen those bytes
+/// (half a line, before another client speaks), instead of hoping.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectRead {
+    #[schemars(with = "String")]
+    pub program: Name,
+    #[schemars(with = "String")]
+    pub connection: Name,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
 /// `expect_released: { program: server, connection: a }`: the program closes
 /// its end of a connection (after the harness closed or reset its own): no
 /// descriptor of the program or its children refers to it.

@@ -69,7 +69,8 @@ pub(crate) fn run<'p>(
             | Step::Shutdown(_)
             | Step::Close(_)
             | Step::Abort(_)
-            | Step::ReadSlowly(_) => {
+            | Step::ReadSlowly(_)
+            | Step::ExpectSilence(_) => {
                 let spec = play.spec;
                 let conn = play.conn(step.value.on().flatten())?;
                 let result = run_on(conn, &step.value).await;
@@ -89,6 +90,8 @@ pub(crate) fn run<'p>(
             Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),
             Step::MemoryBaseline(p) => Ok(witness::memory_baseline(play, p)?),
             Step::ExpectMemory(m) => Ok(witness::expect_memory(play, m).await?),
+            Step::ExpectAccepted(a) => Ok(witness::expect_accepted(play, a).await?),
+            Step::ExpectRead(r) => Ok(witness::expect_read(play, r).await?),
             Step::ExpectReleased(r) => Ok(witness::expect_released(play, r).await?),
             Step::ExpectZombies(z) => Ok(witness::expect_zombies(play, z).await?),
             Step::ExpectIdle(i) => Ok(witness::expect_idle(play, i).await?),
@@ -131,6 +134,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         Step::Close(c) => tcp::close(conn, c).await,
         Step::Abort(c) => tcp::abort(conn, c).await,
         Step::ReadSlowly(r) => tcp::read_slowly(conn, r),
+        Step::ExpectSilence(s) => tcp::expect_silence(conn, s).await,
         Step::Start(_)
         | Step::Stop(_)
         | Step::Kill(_)
@@ -147,6 +151,8 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         | Step::ExpectFds(_)
         | Step::MemoryBaseline(_)
         | Step::ExpectMemory(_)
+        | Step::ExpectAccepted(_)
+        | Step::ExpectRead(_)
         | Step::ExpectReleased(_)
         | Step::ExpectZombies(_)
         | Step::ExpectIdle(_)

@@ -30,8 +30,13 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     let (argv, shown) = argv(play, &program.command, &s.args);
     let exe = play.setting.dir.join(&argv[0]);
     if argv[0].contains('/') && !is_executable(&exe) {
+        let after = if play.setting.dir.join("Makefile").exists() || play.setting.dir.join("makefile").exists() {
+            "after `make`"
+        } else {
+            "and no Makefile to build it"
+        };
         return Err(StepError::CannotRun(format!(
-            "the submission has no executable `{}` (after make)",
+            "the submission has no executable `{}` ({after})",
             argv[0]
         )));
     }
@@ -378,7 +383,7 @@ fn passed(m: &Matcher, stream: &str) -> String {
         Matcher::Exact(want) => format!("{stream}: {}", escape::quote(want, 60)),
         Matcher::Contains(c) => format!("{stream} contains {}", escape::quote(c, 60)),
         Matcher::Regex(re) => format!("{stream} matches /{}/", re.as_str()),
-        Matcher::Prefix(_) | Matcher::Size(_) | Matcher::Empty | Matcher::NonEmpty => {
+        Matcher::Prefix(_) | Matcher::Size(_) | Matcher::LinesAnyOrder(_) | Matcher::Empty | Matcher::NonEmpty => {
             format!("{stream}: {}", m.describe())
         }
     }

@@ -8,7 +8,7 @@ use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, Expected, Fill, Listen, ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::transcript::{Ended, Mismatch, Wire};
@@ -37,6 +37,14 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
             Ok(Ok(stream)) => {
                 let mut conn = Conn::new(name, stream, play.transcript.clone());
                 conn.outgoing = true;
+                conn.far_end = play
+                    .spec
+                    .server()
+                    .and_then(|s| play.programs.get(s))
+                    .map(|p| conn::FarEnd {
+                        pid: p.pid,
+                        port: play.setting.port,
+                    });
                 play.conns.insert(name.clone(), conn);
                 ConnectOutcome::Established
             }
@@ -135,6 +143,7 @@ pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
             what: s.payload.describe(),
             bytes: bytes.len(),
             writes: writes.len(),
+            gap: s.gap.map(|g| g.to_string()),
         },
     );
     let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
@@ -335,6 +344,13 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::
         (!witness::connection_listed(pid, port, peer_port), ())
     })
     .await;
+}
+
+pub(super) async fn expect_silence(conn: &mut Conn, s: &ExpectSilence) -> StepResult {
+    conn.expect_silence(s.duration.0).await?;
+    conn.transcript
+        .record(&conn.name, format!("<- nothing for {}", s.duration));
+    Ok(())
 }
 
 pub(super) fn read_slowly(conn: &mut Conn, r: &ReadSlowly) -> StepResult {

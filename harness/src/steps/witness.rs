@@ -11,7 +11,9 @@ use super::StepResult;
 use crate::scenario::Play;
 use crate::spec::program::ProgramRef;
 use crate::spec::values::within;
-use crate::spec::witness::{ExpectFds, ExpectIdle, ExpectMemory, ExpectReleased, ExpectZombies};
+use crate::spec::witness::{
+    ExpectAccepted, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
+};
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 
@@ -153,6 +155,88 @@ pub(super) async fn expect_memory(play: &mut Play<'_>, m: &ExpectMemory) -> Step
             baseline >> 10,
             rss >> 10,
             rss.saturating_sub(baseline) >> 10
+        )),
+    }
+}
+
+pub(super) async fn expect_accepted(play: &mut Play<'_>, a: &ExpectAccepted) -> StepResult {
+    let name = &a.program.value;
+    let target = &a.connection.value;
+    // A group stands for its members.
+    let members = play.groups.get(target).cloned().unwrap_or_else(|| vec![target.clone()]);
+    let ports = members
+        .iter()
+        .map(|m| play.conns.get(m).map(|c| (m.clone(), c.local_port)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("`{target}` was never opened"))?;
+    let pid = play.running(name)?.pid;
+    let port = play.setting.port;
+    let waiting = poll_until(within(a.within), || {
+        let tree = witness::tree(pid, &witness::processes());
+        let waiting: Vec<String> = ports
+            .iter()
+            .filter(|(_, p)| witness::connection_hold(&tree, port, *p) != witness::Hold::Held)
+            .map(|(m, _)| m.clone())
+            .collect();
+        (waiting.is_empty() || !witness::alive(pid), waiting)
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to accept `{target}`; it {how}"));
+    }
+    match waiting {
+        Ok(_) => {
+            play.transcript.record(name, format!("accepted {target}"));
+            Ok(())
+        }
+        Err(waiting) => Err(format!(
+            "expected {name} to accept {} within {}ms; {} still waiting in its listen queue (or closed): {}",
+            match members.len() {
+                1 => format!("`{target}`"),
+                n => format!("the {n} connections of `{target}`"),
+            },
+            within(a.within).as_millis(),
+            waiting.len(),
+            waiting.join(", ")
+        )),
+    }
+}
+
+pub(super) async fn expect_read(play: &mut Play<'_>, r: &ExpectRead) -> StepResult {
+    let name = &r.program.value;
+    let conn = &r.connection.value;
+    let (peer_port, pending) = play
+        .conns
+        .get(conn)
+        .map(|c| (c.local_port, c.writes_pending()))
+        .ok_or_else(|| format!("`{conn}` was never opened"))?;
+    let pid = play.running(name)?.pid;
+    let port = play.setting.port;
+    // The harness's own writes first: what it queued must be in the kernel.
+    let read = poll_until(within(r.within), || {
+        let queues = witness::connection_queues(pid, port, peer_port);
+        let done = !pending() && matches!(queues, Some(((0, _), (_, 0))));
+        (done || !witness::alive(pid), queues)
+    })
+    .await;
+    if !witness::alive(pid) {
+        let how = play.how_it_ended(name).await;
+        return Err(format!("expected {name} to read what was sent on `{conn}`; it {how}"));
+    }
+    match read {
+        Ok(_) => {
+            play.transcript.record(name, format!("read everything sent on {conn}"));
+            Ok(())
+        }
+        Err(queues) => Err(format!(
+            "expected {name} to read everything sent on `{conn}` within {}ms; {}",
+            within(r.within).as_millis(),
+            match queues {
+                Some(((_, _), (_, unread))) if unread > 0 => format!("{unread} bytes still wait in its receive queue"),
+                Some(_) => "bytes were still on their way to it".to_string(),
+                None => "the connection is no longer in the kernel's table".to_string(),
+            }
         )),
     }
 }

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+// `tool`, shared with the reference programs' tests.
+include!("../../../reference/tests/support/tool.rs");
+
 /// The workspace's root directory.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -90,7 +93,7 @@ out = [[f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_er
        for doc in json.load(open(sys.argv[2]))]
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new("python3")
+    let out = tool("python3")
         .args(["-c", SCRIPT])
         .arg(&schema_file)
         .arg(&docs_file)

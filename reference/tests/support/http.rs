@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+include!("tool.rs");
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
@@ -203,7 +205,7 @@ pub fn httpget(url: &str) -> Output {
 /// what it printed is shown if it fails.
 pub fn python(script: &str, args: &[&str]) {
     let output = run(
-        Command::new("python3").arg("-c").arg(script).args(args),
+        tool("python3").arg("-c").arg(script).args(args),
         Duration::from_secs(20),
     );
     assert!(

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+include!("tool.rs");
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};

@@ -406,11 +406,16 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         }
         Wire::Listen => return None,
         Wire::Accepted { .. } => from("handshake", "connect (accepted)".into()),
-        Wire::Send { what, bytes, writes } => {
-            let writes = if *writes == 1 {
-                String::new()
-            } else {
-                format!(", {writes} writes")
+        Wire::Send {
+            what,
+            bytes,
+            writes,
+            gap,
+        } => {
+            let writes = match (writes, gap) {
+                (1, _) => String::new(),
+                (n, Some(gap)) => format!(", {n} writes {gap} apart"),
+                (n, None) => format!(", {n} writes"),
             };
             to(
                 "bytes",

@@ -83,6 +83,7 @@ fn failing() -> ScenarioResult {
                 what: format!("\"{EVIL}\""),
                 bytes: 40,
                 writes: 1,
+                gap: None,
             }),
         ),
         event(
@@ -315,6 +316,7 @@ fn a_big_scenario_is_capped_and_says_so() {
                     what: format!("\"{}\"", "x".repeat(500)),
                     bytes: 500,
                     writes: 1,
+                    gap: None,
                 }),
             ));
         }

@@ -1,0 +1,46 @@
+//! Steps for labs we don't ship, on the tcp-echo reference
+//! (`fixtures/specs/language.yaml`): `expect_accepted` for a connection and
+//! a whole group, `expect_silence`, and a group's members addressed by name
+//! (`g#2`). Each passes where it should and fails, saying why, where it
+//! should.
+
+mod support;
+
+use support::{reference_dir, run_json};
+
+#[test]
+fn the_language_steps_pass_and_fail_where_they_should() {
+    let dir = reference_dir();
+    let (report, _) = run_json(&[
+        "fixtures/specs/language.yaml",
+        "--reference",
+        "--reference-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let by_name = |name: &str| {
+        scenarios
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no scenario {name}"))
+    };
+    let passed = by_name("every member is accepted, one speaks, the others hear nothing");
+    assert_eq!(passed["status"], "passed", "{}", passed["message"]);
+
+    let silence = by_name("silence is broken by an echo");
+    assert_eq!(silence["status"], "failed");
+    assert_eq!(silence["failure"]["keyword"], "expect_silence");
+    let detail = silence["failure"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("expected nothing for 2000ms, but 11 bytes arrived"),
+        "{detail}"
+    );
+    // It failed as the echo arrived, not at the end of its 2 s.
+    assert!(silence["duration_ms"].as_u64().unwrap() < 2000, "{silence}");
+
+    let stopped = by_name("a stopped server accepts nothing");
+    assert_eq!(stopped["status"], "failed");
+    assert_eq!(stopped["failure"]["keyword"], "expect_accepted");
+    let detail = stopped["failure"]["detail"].as_str().unwrap();
+    assert!(detail.contains("still waiting in its listen queue"), "{detail}");
+}
