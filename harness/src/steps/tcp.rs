@@ -245,9 +245,9 @@ pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
     Ok(())
 }
 
-/// What came instead of the end `expected`, for the diagram only: bytes, or
-/// the other end (a FIN for an RST, or the reverse). Nothing for a
-/// connection still open: the failure says how long the grader waited.
+/// What came instead of the end or the silence `expected`, for the diagram
+/// only: bytes, or the program's FIN or RST. Nothing for a connection still
+/// open and quiet: the failure says how long the grader waited.
 fn drawn_end(conn: &Conn, expected: &str) {
     let ended = match conn.peer {
         PeerState::Open => None,
@@ -347,7 +347,9 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::
 }
 
 pub(super) async fn expect_silence(conn: &mut Conn, s: &ExpectSilence) -> StepResult {
-    conn.expect_silence(s.duration.0).await?;
+    conn.expect_silence(s.duration.0)
+        .await
+        .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))?;
     conn.transcript
         .record(&conn.name, format!("<- nothing for {}", s.duration));
     Ok(())
