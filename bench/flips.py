@@ -12,7 +12,7 @@ first run and stopped after the last; --no-load runs on a quiet machine.
 import argparse, collections, json, os, shutil, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXE = os.path.join(ROOT, "target", "release", "sockgrade")
+EXE = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "sockgrade")
 
 
 def main():

@@ -12,7 +12,7 @@ wait on purpose (the client's 5 s timeout, the 1 s idle measurement).
 import argparse, json, os, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXE = os.path.join(ROOT, "target", "release", "sockgrade")
+EXE = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "sockgrade")
 
 
 def median_ms(args, runs):

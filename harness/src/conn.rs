@@ -342,6 +342,16 @@ impl Conn {
                     return false;
                 }
                 Ok(n) => {
+                    // Acknowledge what was read now, not up to 40 ms later.
+                    // Our socket sends soon after it receives, so Linux
+                    // treats it as interactive and delays its ACKs, hoping
+                    // to piggyback them on our next bytes; a server that
+                    // echoes in small writes is then held by Nagle until
+                    // that ACK comes (a one-byte-write echo took 45 ms
+                    // instead of 1). TCP_QUICKACK sends the pending ACK and
+                    // leaves that mode, until our next write re-enters it:
+                    // so after every read.
+                    let _ = socket2::SockRef::from(stream.as_ref()).set_tcp_quickack(true);
                     self.inbox.extend_from_slice(&buf[..n]);
                     if let Some((_, gap)) = self.slow {
                         tokio::time::sleep(gap).await;

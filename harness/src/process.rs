@@ -107,7 +107,10 @@ impl Running {
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?;
+        let mut child = {
+            let _no_copy = sandbox::starting();
+            tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?
+        };
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         let changed = Arc::new(Notify::new());
         let stdout = Arc::new(Mutex::new(Captured::default()));

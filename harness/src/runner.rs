@@ -2,14 +2,16 @@
 //! each on a thread of its own (network namespaces belong to threads), each
 //! with a fresh copy of the submission, a fresh port and its own user.
 
-use crate::isolation::{self, Isolation};
+use crate::isolation::{self, Isolation, Namespaces};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
-use crate::spec::Spec;
+use crate::spec::{Spec, Step};
 use crate::verdict::ScenarioResult;
-use std::collections::VecDeque;
+use serde_saphyr::Spanned;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 pub struct Options {
     pub jobs: usize,
@@ -33,60 +35,321 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     if let Some(why) = broken {
         return selected.iter().map(|&i| errored(spec, i, why)).collect();
     }
-    // Every scenario's private copy is made now, before any scenario starts
-    // a process. Writing an executable while another thread forks lets the
-    // child inherit the open file for a moment, and exec of that file then
-    // fails with ETXTBSY ("text file busy").
-    let mut copy_errors = std::collections::HashMap::new();
-    for &i in &selected {
-        if let Err(e) = sandbox::copy_dir(built_dir, &scenario_dir(work, i), None) {
-            copy_errors.insert(i, format!("could not copy the submission: {e}"));
-        }
-    }
     if sandbox::is_root() {
         sandbox::adopt_orphans();
     }
-    let queue = Mutex::new(selected.iter().copied().collect::<VecDeque<usize>>());
+    let open_files = sandbox::raise_open_files();
+    // Longest first (by the waits the scenarios script), so that the run
+    // does not end with one slot still on a long scenario taken last. The
+    // scenarios that mostly wait get slots of their own besides the `jobs`
+    // slots for the others: they hardly use a core, and the whole run
+    // should take little more than its longest scenario.
+    let mut order = selected.clone();
+    order.sort_by_key(|&i| std::cmp::Reverse(scripted_wait(&spec.scenarios[i].steps)));
+    let (waiting, working): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| scripted_wait(&spec.scenarios[i].steps) >= MOSTLY_WAITING);
+    let jobs = options.jobs.max(1).min(working.len().max(1));
+    let waiting_slots = options.jobs.max(1).min(waiting.len());
+    // The copies in about the order the slots will want them: the first
+    // scenario of every slot, then the short ones, then the long ones.
+    let heads = waiting.iter().take(waiting_slots).chain(working.iter().take(jobs));
+    let rest = working.iter().skip(jobs).chain(waiting.iter().skip(waiting_slots));
+    let copy_order: Vec<usize> = heads.chain(rest).copied().collect();
+    let working = Mutex::new(VecDeque::from(working));
+    let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
-    let jobs = options.jobs.max(1).min(selected.len().max(1));
+    let users = Users::new(jobs + waiting_slots);
+    let namespaces = Namespaces::new(jobs + waiting_slots);
+    let copies = Copies {
+        ahead: 2 * (jobs + waiting_slots),
+        made: Mutex::default(),
+        ready: Condvar::new(),
+    };
+    // A working slot takes the waiting scenarios that are left once the
+    // others are done; a waiting slot takes only those.
+    let (both, only_waiting) = ([&working, &waiting], [&waiting]);
     std::thread::scope(|s| {
-        for _ in 0..jobs {
-            let (queue, results, copy_errors) = (&queue, &results, &copy_errors);
-            s.spawn(move || {
-                // One user per worker, reused for its scenarios one at a time.
-                let identity = Identity::acquire();
-                loop {
-                    let Some(i) = queue.lock().unwrap().pop_front() else {
-                        break;
-                    };
-                    let result = match &identity {
-                        Err(why) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
-                        Ok(identity) => {
-                            let uid = identity.as_ref().map(|id| id.uid);
-                            let dir = scenario_dir(work, i);
-                            let result = match copy_errors.get(&i) {
-                                Some(why) => errored(spec, i, why),
-                                None => run_one(spec, i, &dir, uid, options.isolation),
-                            };
-                            // Whatever happened in there (a panic skips the
-                            // scenario's own clean-up), nothing of it survives,
-                            // and nothing of it counts against the next
-                            // scenario of this user.
-                            if let Some(uid) = uid {
-                                sandbox::end_all_of(uid);
-                            }
-                            let _ = std::fs::remove_dir_all(&dir);
-                            result
-                        }
-                    };
-                    results.lock().unwrap().push((i, result));
-                }
+        // Users, copies and namespaces are made ahead, off the slots' path.
+        s.spawn(|| users.fill());
+        s.spawn(|| copies.make(&copy_order, built_dir, work));
+        if options.isolation == Isolation::Netns {
+            s.spawn(|| namespaces.make(copy_order.len()));
+        }
+        let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
+        for queues in slots {
+            let (results, users, copies, namespaces) = (&results, &users, &copies, &namespaces);
+            s.spawn(move || loop {
+                let next = queues
+                    .iter()
+                    .find_map(|q| q.lock().unwrap_or_else(|e| e.into_inner()).pop_front());
+                let Some(i) = next else {
+                    break;
+                };
+                let asked = std::time::Instant::now();
+                let dir = scenario_dir(work, i);
+                // A user with nothing left of an earlier scenario, and the
+                // scenario's private copy of the submission.
+                let identity = users.take();
+                let copied = copies.take(i);
+                let began = std::time::Instant::now();
+                let short = descriptors_short(&spec.scenarios[i].steps, open_files);
+                let result = match (&identity, copied) {
+                    _ if short.is_some() => errored(spec, i, short.as_deref().unwrap_or_default()),
+                    (Err(why), _) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
+                    (Ok(_), Err(why)) => errored(spec, i, &why),
+                    (Ok(identity), Ok(())) => {
+                        let uid = identity.as_ref().map(|id| id.uid);
+                        run_one(spec, i, &dir, uid, options.isolation, namespaces)
+                    }
+                };
+                let played = began.elapsed();
+                // Off the critical path: whatever happened in there (a panic
+                // skips the scenario's own clean-up), nothing of it survives,
+                // and the user goes back to the pool only once nothing of it
+                // is left to count against its next scenario. Meanwhile this
+                // slot goes on with another user.
+                s.spawn(move || {
+                    if let Ok(Some(identity)) = &identity {
+                        sandbox::end_all_of(identity.uid);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Ok(identity) = identity {
+                        users.give_back(identity);
+                    }
+                });
+                timing(i, began - asked, began, played);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
             });
         }
     });
-    let mut results = results.into_inner().unwrap();
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A scenario that waits at least this long on purpose "mostly waits": it
+/// gets a slot besides those of `--jobs`.
+const MOSTLY_WAITING: Duration = Duration::from_millis(250);
+
+/// How long a scenario waits on purpose, as its steps are written: the
+/// waits that are its point (an idle measurement, a program that must not
+/// end before a time, gaps between writes, a slow reader's pauses), not its
+/// bounds, which a passing run never waits out. Only for the order and the
+/// slots of the scenarios: an estimate, never a verdict.
+fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut slow_reader: Option<(usize, Duration)> = None;
+    let mut sent = 0usize;
+    for step in steps {
+        match &step.value {
+            Step::ExpectExit(e) => total += e.not_before.map(|t| t.0).unwrap_or_default(),
+            Step::ExpectIdle(i) => total += i.duration.0,
+            Step::Send(send) => {
+                let size = send.payload.size();
+                sent += size;
+                if let Some(gap) = send.gap {
+                    let writes = send.split.writes(size).len();
+                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Step::ReadSlowly(r) => slow_reader = Some((r.chunk.max(1), r.gap.0)),
+            Step::Each(e) => total += scripted_wait(&e.steps),
+            Step::Repeat(r) => total += scripted_wait(&r.steps) * u32::try_from(r.times).unwrap_or(u32::MAX),
+            _ => {}
+        }
+    }
+    // What is sent comes back through the slow reader, a chunk per pause.
+    if let Some((chunk, gap)) = slow_reader {
+        total += gap * u32::try_from(sent / chunk).unwrap_or(u32::MAX);
+    }
+    total
+}
+
+/// Why the harness can't hold the connections a scenario opens, if it can't:
+/// an error for the scenario, which says what to raise, rather than a
+/// failure the student would be blamed for (or a panic).
+fn descriptors_short(steps: &[Spanned<Step>], open_files: u64) -> Option<String> {
+    // The harness's own: its runtime, the programs' pipes, sock_diag, the
+    // other scenarios' slots.
+    const RESERVE: u64 = 64;
+    let need = connections(steps) as u64;
+    (need + RESERVE > open_files).then(|| {
+        format!(
+            "the harness could not run this scenario: it opens up to {need} connections, and the harness may have \
+             only {open_files} descriptors open (its RLIMIT_NOFILE, raised as far as the hard limit allows); \
+             raise the hard limit (`ulimit -Hn`, or LimitNOFILE= for a service) to at least {}",
+            need + RESERVE
+        )
+    })
+}
+
+/// How many connections a scenario may hold at once, at most: every one it
+/// opens, as if none were closed (a `repeat` round's count once per round).
+fn connections(steps: &[Spanned<Step>]) -> usize {
+    steps
+        .iter()
+        .map(|step| match &step.value {
+            Step::Connect(c) => c.count.unwrap_or(1),
+            // Two listeners (IPv4 and IPv6), and what they accept.
+            Step::Listen(_) => 2,
+            Step::Accept(_) => 1,
+            Step::Each(e) => connections(&e.steps),
+            Step::Repeat(r) => connections(&r.steps).saturating_mul(r.times),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// The users scenarios run as (when we are root; `None` otherwise), each
+/// serving one scenario at a time. Two per slot: while one is being
+/// cleaned up after its scenario, the slot runs the next on the other.
+struct Users {
+    free: Mutex<(Vec<Option<Identity>>, usize)>,
+    returned: Condvar,
+    most: usize,
+}
+
+impl Users {
+    fn new(jobs: usize) -> Users {
+        Users {
+            free: Mutex::new((Vec::new(), 0)),
+            returned: Condvar::new(),
+            most: 2 * jobs,
+        }
+    }
+
+    /// A user that no scenario is using and that has nothing left running:
+    /// a returned one, a new one while there are fewer than `most`, or else
+    /// the next one returned.
+    fn take(&self) -> Result<Option<Identity>, String> {
+        let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(identity) = guard.0.pop() {
+                return Ok(identity);
+            }
+            if guard.1 < self.most {
+                drop(guard);
+                return self.acquire();
+            }
+            guard = self.returned.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Acquires the users ahead, so that the first scenario of each slot
+    /// does not wait for one (an acquire ends what a crashed earlier run may
+    /// have left of that user).
+    fn fill(&self) {
+        while self.free.lock().unwrap_or_else(|e| e.into_inner()).1 < self.most {
+            match self.acquire() {
+                Ok(identity) => self.give_back(identity),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A new user, counted against `most`.
+    fn acquire(&self) -> Result<Option<Identity>, String> {
+        {
+            let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.1 >= self.most {
+                drop(guard);
+                return self.take();
+            }
+            guard.1 += 1;
+        }
+        let identity = Identity::acquire();
+        if identity.is_err() {
+            self.free.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+        }
+        identity
+    }
+
+    fn give_back(&self, identity: Option<Identity>) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).0.push(identity);
+        self.returned.notify_one();
+    }
+}
+
+/// What a scenario cost its slot, for `bench/speed.py` (with
+/// `SOCKGRADE_LOG=sockgrade::timing=info`): from the moment it had its user
+/// and its copy of the submission to the moment the slot could take the
+/// next, so its namespace and its clean-up count, not only its steps; and
+/// apart, how long the slot waited for the user and the copy (made ahead,
+/// but not yet for the first scenarios of a run).
+fn timing(i: usize, waited: Duration, began: std::time::Instant, played: Duration) {
+    let slot = began.elapsed();
+    tracing::info!(
+        target: "sockgrade::timing",
+        scenario = i,
+        slot_us = slot.as_micros() as u64,
+        played_us = played.as_micros() as u64,
+        released_us = (slot - played).as_micros() as u64,
+        waited_us = waited.as_micros() as u64,
+    );
+}
+
+/// Each scenario's private copy of the submission, made ahead by one thread
+/// (see `sandbox::copy_private`) and waited for by the slot that runs it.
+struct Copies {
+    /// How many copies may wait for their slot.
+    ahead: usize,
+    made: Mutex<Made>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Made {
+    /// Copies made (or that failed), by scenario, not yet taken.
+    waiting: HashMap<usize, Result<(), String>>,
+    /// The copier is done: a slot must never wait for a copy that won't come.
+    finished: bool,
+}
+
+impl Copies {
+    fn make(&self, order: &[usize], built_dir: &Path, work: &Path) {
+        /// Done, however the loop ends (a panic included).
+        struct Finished<'a>(&'a Copies);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.made.lock().unwrap_or_else(|e| e.into_inner()).finished = true;
+                self.0.ready.notify_all();
+            }
+        }
+        let _finished = Finished(self);
+        for &i in order {
+            // Only a few ahead of the slots: all at once would hold a copy
+            // of the submission per scenario on disk, and compete with the
+            // first scenarios for the disk and the lock on starts.
+            let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+            while made.waiting.len() >= self.ahead {
+                made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(made);
+            let made = sandbox::copy_private(built_dir, &scenario_dir(work, i))
+                .map_err(|e| format!("could not copy the submission: {e}"));
+            self.made
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waiting
+                .insert(i, made);
+            self.ready.notify_all();
+        }
+    }
+
+    fn take(&self, i: usize) -> Result<(), String> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(result) = made.waiting.remove(&i) {
+                self.ready.notify_all();
+                return result;
+            }
+            if made.finished {
+                return Err("the harness made no copy of the submission for this scenario (a bug in sockgrade)".into());
+            }
+            made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 fn errored(spec: &Spec, i: usize, why: &str) -> ScenarioResult {
@@ -98,30 +361,40 @@ fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
     work.join(format!("scenario-{i}"))
 }
 
-/// One scenario on a thread of its own: a namespace made on it stays on it.
-fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isolation) -> ScenarioResult {
-    let outcome = std::thread::scope(|s| {
-        s.spawn(|| -> Result<ScenarioResult, String> {
-            if isolation == Isolation::Netns {
-                isolation::enter_netns().map_err(|e| format!("could not make a network namespace: {e}"))?;
-            }
-            let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
-            if let Some(uid) = uid {
-                sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
-            }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let setting = Setting {
-                dir: dir.to_path_buf(),
-                uid,
-                port,
-            };
-            Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
-        })
-        .join()
-    });
+/// One scenario on the slot's thread. A network namespace belongs to the
+/// thread that made it: each scenario makes a fresh one (the last one goes
+/// when nothing holds it any more), so the slot's thread serves them one
+/// after the other, without a thread of each scenario's own to start and
+/// wake (up to a millisecond here, on an idle core).
+fn run_one(
+    spec: &Spec,
+    i: usize,
+    dir: &Path,
+    uid: Option<u32>,
+    isolation: Isolation,
+    namespaces: &Namespaces,
+) -> ScenarioResult {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
+        if isolation == Isolation::Netns {
+            namespaces
+                .enter()
+                .map_err(|e| format!("could not make a network namespace: {e}"))?;
+        }
+        let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
+        if let Some(uid) = uid {
+            sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let setting = Setting {
+            dir: dir.to_path_buf(),
+            uid,
+            port,
+        };
+        Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
+    }));
     match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(why)) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
@@ -130,5 +403,68 @@ fn run_one(spec: &Spec, i: usize, dir: &Path, uid: Option<u32>, isolation: Isola
             i,
             "the harness failed while running this scenario (a bug in sockgrade)",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_echo() -> Spec {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tcp-echo.yaml");
+        crate::spec::load(&path).unwrap_or_else(|e| panic!("{}", e.render(false)))
+    }
+
+    fn scenario<'a>(spec: &'a Spec, name: &str) -> &'a [Spanned<Step>] {
+        let found = spec.scenarios.iter().find(|s| s.name.starts_with(name));
+        &found.unwrap_or_else(|| panic!("no scenario `{name}`")).steps
+    }
+
+    /// The scripted waits put the client's timeout (`not_before: 4s`) first,
+    /// give the slow readers, the idle measurement and the 4 s timeout slots
+    /// of their own, and leave the quick scenarios with the others.
+    #[test]
+    fn scripted_waits_of_the_tcp_echo_suite() {
+        let spec = tcp_echo();
+        let wait = |name| scripted_wait(scenario(&spec, name));
+        assert_eq!(
+            wait("the client gives up on a server that never answers"),
+            Duration::from_secs(4)
+        );
+        assert_eq!(wait("an idle server uses no CPU"), Duration::from_secs(1));
+        // 8 MiB through a reader that takes 16 KiB a millisecond.
+        assert_eq!(
+            wait("a client that reads slowly still gets every byte"),
+            Duration::from_millis(512)
+        );
+        // Eleven one-byte writes 5 ms apart.
+        assert_eq!(wait("a line sent one byte at a time"), Duration::from_millis(50));
+        assert_eq!(wait("a line is echoed unchanged"), Duration::ZERO);
+        let waiting: Vec<&str> = spec
+            .scenarios
+            .iter()
+            .filter(|s| scripted_wait(&s.steps) >= MOSTLY_WAITING)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(waiting.len(), 4, "{waiting:?}");
+    }
+
+    /// A scenario with more connections than the harness may open is an
+    /// error that says which limit to raise; the suite fits in the usual
+    /// 1024.
+    #[test]
+    fn descriptors_a_scenario_needs() {
+        let spec = tcp_echo();
+        for s in &spec.scenarios {
+            assert_eq!(descriptors_short(&s.steps, 1024), None, "{}", s.name);
+        }
+        let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/speed.yaml");
+        let bench = crate::spec::load(&bench).unwrap_or_else(|e| panic!("{}", e.render(false)));
+        let thousand = scenario(&bench, "concurrent-1000");
+        assert_eq!(connections(thousand), 1000);
+        assert_eq!(descriptors_short(thousand, 4096), None);
+        let why = descriptors_short(thousand, 1024).unwrap_or_default();
+        assert!(why.contains("opens up to 1000 connections"), "{why}");
+        assert!(why.contains("ulimit -Hn"), "{why}");
     }
 }

@@ -57,8 +57,10 @@ pub(crate) struct Play<'a> {
     pub observed: Option<crate::verdict::Observed>,
 }
 
-/// Plays `scenario` and returns its result. Every process it started is gone
-/// when this returns.
+/// Plays `scenario` and returns its result. Every process it started has
+/// been killed when this returns, and the programs it started were reaped;
+/// with a user of its own, `sandbox::end_all_of` waits until the rest
+/// (their children, zombies) is gone too.
 pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> ScenarioResult {
     let transcript = Transcript::new(setting.port);
     let mut play = Play {
@@ -204,7 +206,10 @@ impl Play<'_> {
             }
         }
         match self.setting.uid {
-            Some(uid) => crate::sandbox::kill_all_of(uid),
+            // One SIGKILL to everything of the scenario's user; the runner
+            // then makes sure, off the critical path, that nothing of it is
+            // left before the user serves another scenario.
+            Some(uid) => crate::sandbox::signal_all_as(uid, nix::libc::SIGKILL),
             None => {
                 for &pid in &self.started {
                     crate::sandbox::kill_tree(pid);

@@ -80,6 +80,148 @@ fn tcp_table(process: &Process) -> Vec<procfs::net::TcpNetEntry> {
     entries
 }
 
+/// Readiness as the kernel tells it: is a socket of the program (or of one of
+/// its descendants, for servers that listen in a child) listening on the
+/// port (TCP), or bound to it (UDP)?
+///
+/// Asked through sock_diag (`NETLINK_SOCK_DIAG`, what `ss` uses): the kernel
+/// answers for that one port, about 20 us a look, so a start can poll
+/// tightly and see `listen()` within a fraction of a millisecond. The socket
+/// table in /proc costs a whole table parsed per look. Where sock_diag is
+/// missing (gVisor has no NETLINK_SOCK_DIAG; a kernel without `udp_diag`),
+/// the first failed look falls back to /proc for good.
+pub struct Readiness {
+    diag: Option<SockDiag>,
+}
+
+impl Readiness {
+    /// In the calling thread's network namespace: the scenario's, where the
+    /// program was started.
+    pub fn new() -> Readiness {
+        Readiness { diag: SockDiag::open() }
+    }
+
+    /// Whether a look is a question about one port (sock_diag), rather
+    /// than whole socket tables parsed (/proc).
+    pub fn is_cheap(&self) -> bool {
+        self.diag.is_some()
+    }
+
+    /// One look. `whole_tree`: also look at the program's descendants (a walk
+    /// of every process, so only every few looks; with sock_diag, only when
+    /// something is bound to the port and not by the program itself).
+    pub fn look(&mut self, pid: i32, port: u16, protocol: Protocol, whole_tree: bool) -> bool {
+        if let Some(diag) = &mut self.diag {
+            match diag.bound(port, protocol) {
+                Ok(bound) if bound.is_empty() => return false,
+                Ok(bound) => {
+                    let owns = |p: i32| socket_inodes(p).iter().any(|i| bound.contains(i));
+                    return owns(pid) || (whole_tree && tree(pid, &processes()).into_iter().any(owns));
+                }
+                Err(e) => {
+                    tracing::debug!("sock_diag unavailable ({e}); readiness from /proc");
+                    self.diag = None;
+                }
+            }
+        }
+        is_ready(&[pid], port, protocol) || (whole_tree && is_ready(&tree(pid, &processes()), port, protocol))
+    }
+}
+
+/// A NETLINK_SOCK_DIAG socket: asks the kernel about the sockets on one port.
+struct SockDiag {
+    socket: socket2::Socket,
+    buf: Vec<u8>,
+}
+
+impl SockDiag {
+    fn open() -> Option<SockDiag> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(
+            Domain::from(nix::libc::AF_NETLINK),
+            Type::RAW,
+            Some(nix::libc::NETLINK_SOCK_DIAG.into()),
+        )
+        .ok()?;
+        // The kernel answers a dump while we send it; the bound is for a
+        // kernel that would not answer at all.
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .ok()?;
+        Some(SockDiag {
+            socket,
+            buf: vec![0; 32 << 10],
+        })
+    }
+
+    /// The inodes of the sockets on `port`, IPv4 and IPv6: TCP sockets that
+    /// listen, UDP sockets in any state (an unconnected bound one is CLOSE).
+    fn bound(&mut self, port: u16, protocol: Protocol) -> std::io::Result<Vec<u64>> {
+        use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+        use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+        use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+        use netlink_packet_sock_diag::SockDiagMessage;
+        use std::io::{Error, ErrorKind, Read, Write};
+        let (proto, states) = match protocol {
+            Protocol::Tcp => (IPPROTO_TCP, StateFlags::LISTEN),
+            Protocol::Udp => (IPPROTO_UDP, StateFlags::all()),
+        };
+        let mut found = Vec::new();
+        for family in [AF_INET, AF_INET6] {
+            // The kernel skips listeners on other ports itself (the source
+            // port of the request); the reply is checked all the same.
+            let mut socket_id = if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            };
+            socket_id.source_port = port;
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+            let mut request = NetlinkMessage::new(
+                header,
+                SockDiagMessage::InetRequest(InetRequest {
+                    family,
+                    protocol: proto,
+                    extensions: ExtensionFlags::empty(),
+                    states: states.clone(),
+                    socket_id,
+                })
+                .into(),
+            );
+            request.finalize();
+            let mut bytes = vec![0; request.buffer_len()];
+            request.serialize(&mut bytes);
+            (&self.socket).write_all(&bytes)?;
+            'replies: loop {
+                let n = (&self.socket).read(&mut self.buf)?;
+                let mut offset = 0;
+                while offset < n {
+                    let reply = NetlinkMessage::<SockDiagMessage>::deserialize(&self.buf[offset..n])
+                        .map_err(|e| Error::new(ErrorKind::InvalidData, e.to_string()))?;
+                    match reply.payload {
+                        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
+                            if r.header.socket_id.source_port == port =>
+                        {
+                            found.push(u64::from(r.header.inode));
+                        }
+                        NetlinkPayload::Done(_) => break 'replies,
+                        NetlinkPayload::Error(e) => return Err(e.to_io()),
+                        _ => {}
+                    }
+                    // Messages are aligned to 4 bytes.
+                    let len = (reply.header.length as usize + 3) & !3;
+                    if len == 0 {
+                        break;
+                    }
+                    offset += len;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// Is a socket of one of `pids` listening on `port` (TCP) or bound to it
 /// (UDP)? The socket table is read from the process's own network namespace.
 pub fn is_ready(pids: &[i32], port: u16, protocol: Protocol) -> bool {
@@ -246,10 +388,13 @@ pub fn alive(pid: i32) -> bool {
 
 /// Waiting in the kernel (state S: blocked in accept, read, poll...), not
 /// running or runnable. Gone counts as waiting: there is nothing to wait for.
+/// So does stopped (T, by SIGSTOP; t, by a tracer): it can't move until it
+/// is continued, so it will be no more at rest than it is (waiting for it to
+/// reach S cost every SIGCONT its whole bound, 500 ms).
 pub fn waiting(pid: i32) -> bool {
     Process::new(pid)
         .and_then(|p| p.stat())
-        .map(|s| s.state == 'S')
+        .map(|s| matches!(s.state, 'S' | 'T' | 't'))
         .unwrap_or(true)
 }
 
@@ -485,20 +630,121 @@ pub fn tree_rss(pid: i32) -> u64 {
 /// Polls `check` until it says done or `bound` passes; returns its last value
 /// (`Err` when the bound passed). The looks above are single looks: there is
 /// no event for "a descriptor was closed", so callers poll them, quickly at
-/// first and then every 20 ms.
+/// first (from 100 us, with `FinePause`: what is looked for is usually a
+/// fraction of a millisecond away) and then every 20 ms.
 pub async fn poll_until<T>(bound: std::time::Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
     use std::time::Duration;
     let deadline = tokio::time::Instant::now() + bound;
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(100);
+    let mut fine = FinePause::new();
     loop {
         let (done, value) = check();
         if done {
             return Ok(value);
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(value);
         }
-        tokio::time::sleep(pause).await;
+        let pause_now = pause.min(deadline - now);
+        match &mut fine {
+            Some(fine) if pause_now < Duration::from_millis(2) => fine.sleep(pause_now).await,
+            _ => tokio::time::sleep(pause_now).await,
+        }
         pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Pauses finer than tokio's timer, whose wheel turns in whole milliseconds
+/// (a 100 us sleep takes 1 ms or more): a timerfd, which the kernel fires to
+/// the microsecond, waited for like any descriptor. For polls that must see
+/// a change within a fraction of a millisecond. `None` where timerfd is
+/// missing; callers then sleep with tokio.
+pub struct FinePause(tokio::io::unix::AsyncFd<Timer>);
+
+pub struct Timer(nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for Timer {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl FinePause {
+    pub fn new() -> Option<FinePause> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .ok()?;
+        // SAFETY: `Timer` owns the timerfd for as long as the AsyncFd holds
+        // it, and always gives the same descriptor.
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(Timer(fd), tokio::io::Interest::READABLE) }
+            .ok()
+            .map(FinePause)
+    }
+
+    /// Returns after `pause`.
+    pub async fn sleep(&mut self, pause: std::time::Duration) {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        let timer = &self.0.get_ref().0;
+        if timer
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(pause)),
+                TimerSetTimeFlags::empty(),
+            )
+            .is_err()
+        {
+            return tokio::time::sleep(pause).await;
+        }
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return tokio::time::sleep(pause).await;
+            };
+            // Reading the expiration count re-arms readiness; WouldBlock:
+            // woken early, not yet expired.
+            match ready.try_io(|fd| fd.get_ref().0.wait().map_err(std::io::Error::from)) {
+                Ok(_) => return,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of looking (sock_diag, and /proc where it is missing, as on
+    /// gVisor) see this process's own listener and UDP socket, and nothing
+    /// on a port where nothing listens.
+    #[test]
+    fn readiness_with_and_without_sock_diag() {
+        let me = std::process::id() as i32;
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp_port = tcp.local_addr().unwrap().port();
+        let udp_port = udp.local_addr().unwrap().port();
+        // Bound but not listening: not ready.
+        let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let quiet = bound.local_addr().unwrap().port();
+        drop(bound);
+        let mut with = Readiness::new();
+        assert!(with.diag.is_some(), "this kernel has sock_diag");
+        let mut without = Readiness { diag: None };
+        for r in [&mut with, &mut without] {
+            assert!(r.look(me, tcp_port, Protocol::Tcp, false));
+            assert!(r.look(me, udp_port, Protocol::Udp, false));
+            assert!(!r.look(me, quiet, Protocol::Tcp, true));
+        }
+        // The listener of another process is not that program's readiness.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let ready = with.look(other.id() as i32, tcp_port, Protocol::Tcp, true);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(!ready);
     }
 }

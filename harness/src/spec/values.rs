@@ -253,6 +253,16 @@ impl Payload {
         out
     }
 
+    /// How many bytes `bytes` makes, without making them.
+    pub fn size(&self) -> usize {
+        let body = match &self.source {
+            PayloadSource::Text(t) => t.len(),
+            PayloadSource::Hex(b) => b.len(),
+            PayloadSource::Generate { size, .. } => *size,
+        };
+        body + self.then.as_ref().map_or(0, |t| t.len())
+    }
+
     /// How the payload reads in a transcript: short texts verbatim, generated
     /// data by its recipe so a megabyte doesn't flood the report.
     pub fn describe(&self) -> String {

@@ -100,12 +100,26 @@ fn is_executable(path: &std::path::Path) -> bool {
 }
 
 /// Waits until the kernel reports the program listening on `port`, polling
-/// /proc quickly; fails at once if the program ends first.
+/// tightly; fails at once if the program ends first.
 async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Duration) -> StepResult {
-    let deadline = Instant::now() + bound;
-    let mut pause = Duration::from_micros(500);
+    /// How long readiness is looked for without pausing: most programs
+    /// listen within it.
+    const SPIN: Duration = Duration::from_millis(3);
+    let began = Instant::now();
+    let deadline = began + bound;
+    let mut readiness = witness::Readiness::new();
+    let mut fine = witness::FinePause::new();
+    // A look costs about 20 us (sock_diag), so the first pauses are
+    // short: most servers listen within a few milliseconds of their start,
+    // and the pause is how late we may see it. Never more than 1 ms.
+    let mut pause = Duration::from_micros(50);
     let mut round = 0u32;
     loop {
+        let changed = prog.changed.clone();
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        // Registered before the look: an end that comes during it wakes us.
+        notified.as_mut().enable();
         if let Some(status) = prog.exit_status() {
             return Err(format!(
                 "expected {} to listen on port {port}; it {} before it did",
@@ -113,14 +127,7 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
                 ended(&status)
             ));
         }
-        // The main process first (cheap); its whole tree now and then, for
-        // servers that listen in a child.
-        let ready = witness::is_ready(&[prog.pid], port, protocol)
-            || (round % 4 == 3 && {
-                let all = witness::processes();
-                witness::is_ready(&witness::tree(prog.pid, &all), port, protocol)
-            });
-        if ready {
+        if readiness.look(prog.pid, port, protocol, round % 4 == 3) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -130,10 +137,34 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
                 bound.as_millis()
             ));
         }
-        // A bounded poll of /proc: there is no event for "a socket started
-        // listening", and a probe connection would be a client the program sees.
-        let _ = tokio::time::timeout(pause, prog.changed.notified()).await;
-        pause = (pause * 3 / 2).min(Duration::from_millis(10));
+        // A bounded poll: there is no event for "a socket started
+        // listening", and a probe connection would be a client the program
+        // sees. For its first milliseconds, no sleep at all: the next look
+        // comes as soon as everything else that is runnable had its turn
+        // (the program itself, if it shares our core; our runtime's other
+        // tasks, which see the program end). A core that sleeps even 50 us
+        // may take a millisecond to wake on a virtual machine. (Not where
+        // each look parses the whole socket table.)
+        if readiness.is_cheap() && began.elapsed() < SPIN {
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
+            round += 1;
+            continue;
+        }
+        // Woken early when the program ends.
+        let pause_now = pause.min(deadline.saturating_duration_since(Instant::now()));
+        match &mut fine {
+            Some(fine) => {
+                tokio::select! {
+                    _ = fine.sleep(pause_now) => {}
+                    _ = notified => {}
+                }
+            }
+            None => {
+                let _ = tokio::time::timeout(pause_now, notified).await;
+            }
+        }
+        pause = (pause * 5 / 4).min(Duration::from_millis(1));
         round += 1;
     }
 }
