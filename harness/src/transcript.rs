@@ -11,6 +11,7 @@
 //! connections (the HTML sequence diagram) reads the `Wire`, never the text.
 
 use crate::escape;
+use crate::spec::tcp::ConnectOutcome;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,7 @@ pub enum Wire {
     Connect {
         peer: Option<String>,
         count: Option<usize>,
-        outcome: &'static str,
+        outcome: ConnectOutcome,
     },
     /// A listener of the harness (for a client under test) listens.
     Listen,
@@ -116,12 +117,12 @@ impl Wire {
         match self {
             Wire::Connect {
                 count: None, outcome, ..
-            } => format!("connect -> {outcome}"),
+            } => format!("connect -> {}", outcome.as_str()),
             Wire::Connect {
                 count: Some(n),
                 outcome,
                 ..
-            } => format!("connect {n} -> {outcome}"),
+            } => format!("connect {n} -> {}", outcome.as_str()),
             Wire::Listen => "listening on {port}".into(),
             Wire::Accepted { .. } => "accepted".into(),
             Wire::Send {

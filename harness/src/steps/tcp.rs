@@ -55,13 +55,12 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
         outcomes.push(outcome);
         if outcome != c.expect {
             let done = outcomes.iter().filter(|o| **o == ConnectOutcome::Established).count();
-            let got = outcome.as_str();
             play.transcript.record_wire(
                 name,
                 Wire::Connect {
                     peer: play.spec.server().map(String::from),
                     count: None,
-                    outcome: got,
+                    outcome,
                 },
             );
             let count = match c.count {
@@ -74,16 +73,17 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
                 String::new()
             };
             return Err(format!(
-                "{count}expected the connection to be {} within {}ms; it was {got}{extra}",
+                "{count}expected the connection to be {} within {}ms; it was {}{extra}",
                 c.expect.as_str(),
-                bound.as_millis()
+                bound.as_millis(),
+                outcome.as_str()
             ));
         }
     }
     let connected = Wire::Connect {
         peer: play.spec.server().map(String::from),
         count: c.count,
-        outcome: c.expect.as_str(),
+        outcome: c.expect,
     };
     play.transcript.record_wire(&base, connected);
     if c.count.is_some() {

@@ -14,6 +14,7 @@
 //! the failing step kept; the diagram says when it left something out.
 
 use super::{esc, short};
+use crate::spec::tcp::ConnectOutcome;
 use crate::transcript::{Ended, Event, Wire};
 use crate::verdict::ScenarioResult;
 use std::collections::HashMap;
@@ -397,12 +398,14 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
     let mut a = match w {
         Wire::Connect { count, outcome, .. } => {
             let times = count.map(|n| format!(" ×{n}")).unwrap_or_default();
-            let class = match *outcome {
-                "established" => "handshake",
-                "refused" => "rst",
-                _ => "failed",
+            // A refusal is the kernel's RST to the SYN; a handshake that
+            // never completed is a failure of its own.
+            let class = match outcome {
+                ConnectOutcome::Established => "handshake",
+                ConnectOutcome::Refused => "rst",
+                ConnectOutcome::Pending => "failed",
             };
-            to(class, format!("connect{times}: {outcome}"))
+            to(class, format!("connect{times}: {}", outcome.as_str()))
         }
         Wire::Listen => return None,
         Wire::Accepted { .. } => from("handshake", "connect (accepted)".into()),

@@ -4,6 +4,7 @@
 //! caps that keep a big run's page drawable.
 
 use super::*;
+use crate::spec::tcp::ConnectOutcome;
 use crate::spec::Visibility;
 use crate::submission::Build;
 use crate::transcript::Event;
@@ -72,7 +73,7 @@ fn failing() -> ScenarioResult {
             Some(Wire::Connect {
                 peer,
                 count: None,
-                outcome: "established",
+                outcome: ConnectOutcome::Established,
             }),
         ),
         event(
@@ -261,7 +262,7 @@ fn every_wire_event_is_drawn_as_its_kind() {
         Wire::Connect {
             peer: peer(),
             count: Some(3),
-            outcome: "refused",
+            outcome: ConnectOutcome::Refused,
         },
     ];
     let events = wires
@@ -304,7 +305,7 @@ fn a_big_scenario_is_capped_and_says_so() {
             Some(Wire::Connect {
                 peer: peer.clone(),
                 count: None,
-                outcome: "established",
+                outcome: ConnectOutcome::Established,
             }),
         ));
         for _ in 0..25 {
@@ -361,7 +362,7 @@ fn too_many_groups_share_a_line_called_others() {
                 Some(Wire::Connect {
                     peer: Some("server".into()),
                     count: None,
-                    outcome: "established",
+                    outcome: ConnectOutcome::Established,
                 }),
             )
         })
