@@ -67,7 +67,9 @@ pub(super) fn render(number: usize, s: &ScenarioResult) -> String {
     let _ = writeln!(
         svg,
         "<p class=\"meta\">Left: the grader's connections and listeners; right: your programs. \
-         One row per event, in order; times on the left.{}</p>",
+         One row per event, in order; times on the left. Arrows: <span class=\"k-bytes\">bytes</span>, \
+         <span class=\"k-fin\">FIN</span>, <span class=\"k-rst\">RST and what failed</span>, \
+         <span class=\"k-handshake\">handshakes</span>; hover for the whole text.{}</p>",
         notes.iter().map(|n| format!(" <b>{}.</b>", esc(n))).collect::<String>()
     );
     let _ = write!(

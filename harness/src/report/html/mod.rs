@@ -250,6 +250,8 @@ section.scenario { border-top: 1px solid #ddd; padding: .8em 0; }
 .hint { background: #fffbe6; padding: .4em; }
 summary { cursor: pointer; color: #333; }
 .diagram { overflow-x: auto; }
+.k-bytes { color: #1f4fb8; } .k-fin { color: #2e7d32; } .k-rst { color: #c62828; } .k-handshake { color: #777; }
+.k-bytes, .k-fin, .k-rst, .k-handshake { font-weight: bold; }
 svg text { font: 11px monospace; fill: #222; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 svg .lane-head text { font-weight: bold; stroke: none; }
 svg .lane-head.program rect { fill: #e8eefc; stroke: #3a5bb8; }
