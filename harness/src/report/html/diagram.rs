@@ -135,6 +135,23 @@ pub(super) fn render(number: usize, s: &ScenarioResult) -> String {
                 };
                 band(&mut svg, "failband", y, &lanes, &text);
             }
+            Row::Died(k) => {
+                let died = s.failure.as_ref().and_then(|f| f.programs.get(*k));
+                if let Some((p, lane)) = died.and_then(|p| lanes.line_of.get(&p.name).map(|l| (p, *l))) {
+                    let x = lanes.x(lane);
+                    let text = format!("{} (unexpectedly)", p.state);
+                    let _ = writeln!(
+                        svg,
+                        "<g class=\"died\"><title>{}: {}</title><circle cx=\"{x}\" cy=\"{y}\" r=\"5\"/>\
+                         <text x=\"{}\" y=\"{}\">{}</text></g>",
+                        esc(&p.name),
+                        esc(&text),
+                        x + 8,
+                        y + 4,
+                        esc(&short(&text, MARK))
+                    );
+                }
+            }
         }
     }
     svg.push_str("</svg>\n");
@@ -269,6 +286,10 @@ enum Row {
     Gap(usize),
     /// Where the failing step ended.
     Failure,
+    /// A program of `failure.programs` (by index) that had ended when the
+    /// step failed without being told to: the steps that saw it dead say so
+    /// in words only, and it is often the cause.
+    Died(usize),
 }
 
 /// The rows drawn: every event when there are few, else the first and the
@@ -311,6 +332,20 @@ fn rows(s: &ScenarioResult) -> Vec<Row> {
     }
     if !failure_placed {
         rows.push(Row::Failure);
+    }
+    // Right under the failure band.
+    if let Some(f) = &s.failure {
+        let at = rows
+            .iter()
+            .position(|r| matches!(r, Row::Failure))
+            .map_or(rows.len(), |p| p + 1);
+        let died = f
+            .programs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.exit.is_some() && !p.end_expected)
+            .map(|(k, _)| Row::Died(k));
+        rows.splice(at..at, died);
     }
     rows
 }

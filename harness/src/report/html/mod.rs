@@ -261,7 +261,7 @@ svg .bytes { stroke: #1f4fb8; } svg .fin { stroke: #2e7d32; } svg .rst { stroke:
 svg .handshake { stroke: #777; }
 svg .mk-bytes { fill: #1f4fb8; } svg .mk-fin { fill: #2e7d32; } svg .mk-rst, svg .mk-failed { fill: #c62828; }
 svg .mk-handshake { fill: #777; } svg .failed { stroke: #c62828; stroke-dasharray: 5 3; }
-svg .mark { fill: #555; } svg .band rect { fill: #f1f1f1; } svg .failrow { fill: #ffe5e5; }
+svg .mark { fill: #555; } svg .died circle { fill: #c62828; } svg .died text { fill: #c62828; font-weight: bold; } svg .band rect { fill: #f1f1f1; } svg .failrow { fill: #ffe5e5; }
 svg .failband rect { fill: #c62828; } svg .failband text { fill: #fff; stroke: none; font-weight: bold; }
 svg .gap rect { fill: #fafafa; stroke: #bbb; stroke-dasharray: 3 3; } svg .time { fill: #888; stroke: none; }
 ";

@@ -403,3 +403,23 @@ fn the_diagram_of_a_failing_scenario() {
     // labels, marks, the tinted rows and the failure band, all escaped.
     insta::assert_snapshot!(super::diagram::render(1, &failing()));
 }
+
+#[test]
+fn a_program_that_died_unexpectedly_is_marked_under_the_failure() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut s = failing();
+    if let Some(p) = s.failure.as_mut().and_then(|f| f.programs.first_mut()) {
+        p.state = "killed by SIGPIPE".to_string();
+        p.exit = Some(std::process::ExitStatus::from_raw(13));
+    }
+    let svg = super::diagram::render(1, &s);
+    let band = svg.find("class=\"failband\"").expect("a failure band");
+    let died = svg.find("<g class=\"died\">").expect("a mark for the death");
+    assert!(died > band, "the death is not under the failure band");
+    assert!(svg.contains(">killed by SIGPIPE (unexpectedly)</text>"));
+    // One the scenario asked for (a `kill`) is in the transcript already.
+    if let Some(p) = s.failure.as_mut().and_then(|f| f.programs.first_mut()) {
+        p.end_expected = true;
+    }
+    assert!(!super::diagram::render(1, &s).contains("class=\"died\""));
+}
