@@ -22,12 +22,15 @@
 //! matcher      what an expectation waits for, for every kind of bytes
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
-//! transcript   every event, stamped;  escape  bytes a person can read
+//! transcript   every event, stamped, what it was on the wire (`Wire`);
+//!              escape  bytes a person can read
 //! verdict      the result model: ScenarioResult, RunResult; which clauses a
 //!                failure is attributed to (preconditions), what was observed
 //! listing      `sockgrade list`: a spec's scenarios, points and clauses
 //! report/      reporters: RunResult -> text (human, json, junit, gradescope,
-//!                classroom, prairielearn); cap.rs  the size caps they share;
+//!                classroom, prairielearn, html/: the page and, diagram.rs,
+//!                the sequence diagrams drawn from the transcript's events);
+//!                cap.rs  the size caps they share;
 //!                redact.rs  what students may see of hidden scenarios
 //! ```
 //!

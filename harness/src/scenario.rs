@@ -79,10 +79,12 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         observed: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
-    let mut failed: Option<(usize, String)> = None;
+    let mut failed: Option<(usize, usize, String)> = None;
     let mut error: Option<String> = None;
     let deadline = Instant::now() + bound;
     for (i, step) in scenario.steps.iter().enumerate() {
+        // Where this step's events begin, so that a failure can point at them.
+        let first_event = transcript.len();
         match tokio::time::timeout_at(deadline, steps::run(&mut play, step)).await {
             Ok(Ok(())) => {}
             Ok(Err(StepError::CannotRun(why))) => {
@@ -90,12 +92,13 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
                 break;
             }
             Ok(Err(StepError::Failed(why))) => {
-                failed = Some((i, why));
+                failed = Some((i, first_event, why));
                 break;
             }
             Err(_) => {
                 failed = Some((
                     i,
+                    first_event,
                     format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
                 ));
                 break;
@@ -103,10 +106,11 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         }
     }
     let failure = match failed {
-        Some((i, detail)) => {
+        Some((i, first_event, detail)) => {
             play.settle().await;
             Some(StepFailure {
                 index: i,
+                events: first_event..transcript.len(),
                 detail,
                 precondition: play.precondition.take(),
                 observed: play.observed.take(),

@@ -5,8 +5,9 @@
 
 use crate::spec::{Scenario, Spec};
 use crate::submission::Build;
-use crate::transcript::Transcript;
+use crate::transcript::{Event, Transcript};
 use serde::Serialize;
+use std::ops::Range;
 use std::process::ExitStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +43,11 @@ pub struct Failure {
     /// the hint then speaks of it rather than of the scenario in general.
     pub observed: Option<Observed>,
     pub programs: Vec<ProgramState>,
+    /// The events the failing step recorded: indices into the scenario's
+    /// `events` (for a report that marks them; empty when the step failed
+    /// before recording anything).
+    #[serde(skip)]
+    pub events: Range<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -73,6 +79,8 @@ pub struct Observed {
 /// cause, and the programs at that moment.
 pub struct StepFailure {
     pub index: usize,
+    /// The transcript events the step recorded.
+    pub events: Range<usize>,
     pub detail: String,
     pub precondition: Option<Precondition>,
     pub observed: Option<Observed>,
@@ -136,6 +144,12 @@ pub struct ScenarioResult {
     pub transcript: String,
     /// Normalised transcript: stable across runs, for snapshots.
     pub normalised: String,
+    /// The transcript's events, for a report that draws them (html).
+    pub events: Vec<Event>,
+    /// The spec's programs that the transcript mentions, in the order they
+    /// first appear: in a drawing, their lines are the programs', the
+    /// others the harness's.
+    pub programs: Vec<String>,
 }
 
 impl ScenarioResult {
@@ -156,6 +170,13 @@ impl ScenarioResult {
             Some(Failure { observed: Some(o), .. }) => Some(o.advice.clone()),
             _ => scenario.hint.clone(),
         };
+        let events = transcript.events();
+        let mut programs: Vec<String> = Vec::new();
+        for e in &events {
+            if spec.programs.contains_key(&e.actor) && !programs.contains(&e.actor) {
+                programs.push(e.actor.clone());
+            }
+        }
         let status = match (&error, &failure) {
             (Some(_), _) => Status::Error,
             (None, Some(_)) => Status::Failed,
@@ -174,6 +195,8 @@ impl ScenarioResult {
             error,
             transcript: transcript.full(),
             normalised: transcript.normalised(),
+            events,
+            programs,
         }
     }
 
@@ -193,6 +216,8 @@ impl ScenarioResult {
             error: Some(why.to_string()),
             transcript: String::new(),
             normalised: String::new(),
+            events: Vec::new(),
+            programs: Vec::new(),
         }
     }
 
@@ -289,6 +314,7 @@ impl Failure {
             precondition,
             observed: f.observed,
             programs: f.programs,
+            events: f.events,
         }
     }
 }

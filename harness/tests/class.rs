@@ -75,6 +75,8 @@ fn a_class_is_graded_and_summed_up() {
         assert_eq!(report["submission"], name);
         let human = std::fs::read_to_string(out.join(name).join("report.txt")).unwrap();
         assert!(human.contains(&format!("score: {}/6", report["score"])), "{human}");
+        let html = std::fs::read_to_string(out.join(name).join("report.html")).unwrap();
+        assert!(html.contains(&format!("{}/6</span>", report["score"])), "{html}");
     }
     let dave = std::fs::read_to_string(out.join("dave/report.txt")).unwrap();
     assert!(dave.contains("build failed"), "{dave}");

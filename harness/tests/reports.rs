@@ -29,6 +29,8 @@ fn scenario(name: &str, status: Status, points: u32, visibility: Visibility) -> 
         error: None,
         transcript: format!("     0.4ms  server  start ./echoserver 10352\n    40.0ms          {name}\n"),
         normalised: String::new(),
+        events: Vec::new(),
+        programs: Vec::new(),
     }
 }
 
@@ -53,6 +55,7 @@ fn failed(name: &str, points: u32, visibility: Visibility, stderr: &str) -> Scen
             stderr_tail: stderr.to_string(),
             exit: None,
         }],
+        events: 0..0,
     });
     s
 }

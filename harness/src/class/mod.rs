@@ -24,6 +24,8 @@ use std::sync::Mutex;
 pub const REPORT_FILE: &str = "report.json";
 /// The human report, as a student or a grader reads it.
 pub const HUMAN_FILE: &str = "report.txt";
+/// The HTML report (sequence diagrams), for the same reader as report.txt.
+pub const HTML_FILE: &str = "report.html";
 /// Why the harness could not grade the submission (instead of the reports).
 pub const ERROR_FILE: &str = "error.txt";
 /// The fingerprint the reports were made for; written last.
@@ -183,7 +185,7 @@ fn one(
     }
     std::fs::create_dir_all(&folder).map_err(|e| format!("cannot make {}: {e}", folder.display()))?;
     // Whatever was there described another version of the submission.
-    for stale in [REPORT_FILE, HUMAN_FILE, ERROR_FILE, FINGERPRINT_FILE] {
+    for stale in [REPORT_FILE, HUMAN_FILE, HTML_FILE, ERROR_FILE, FINGERPRINT_FILE] {
         let _ = std::fs::remove_file(folder.join(stale));
     }
     let write = |file: &str, text: &str| {
@@ -209,6 +211,7 @@ fn one(
             write(REPORT_FILE, &report::render(Format::Json, &result, &record))?;
             let human = Style { color: false, ..*style };
             write(HUMAN_FILE, &report::render(Format::Human, &result, &human))?;
+            write(HTML_FILE, &report::render(Format::Html, &result, &human))?;
             write(FINGERPRINT_FILE, &fingerprint)?;
             Ok(true)
         }

@@ -4,6 +4,7 @@
 pub mod cap;
 pub mod classroom;
 pub mod gradescope;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -27,6 +28,9 @@ pub enum Format {
     Classroom,
     /// PrairieLearn's results.json.
     Prairielearn,
+    /// One self-contained page: the verdicts, and a sequence diagram of
+    /// each scenario.
+    Html,
 }
 
 impl Format {
@@ -36,7 +40,7 @@ impl Format {
     pub fn exits_zero(self) -> bool {
         match self {
             Format::Gradescope | Format::Prairielearn => true,
-            Format::Human | Format::Json | Format::Junit | Format::Classroom => false,
+            Format::Human | Format::Json | Format::Junit | Format::Classroom | Format::Html => false,
         }
     }
 }
@@ -75,11 +79,11 @@ pub fn render(format: Format, run: &RunResult, style: &Style) -> String {
             redacted = redact::for_students(run);
             &redacted
         }
-        Format::Human | Format::Json | Format::Junit | Format::Prairielearn if style.for_students => {
+        Format::Human | Format::Json | Format::Junit | Format::Prairielearn | Format::Html if style.for_students => {
             redacted = redact::for_students(run);
             &redacted
         }
-        Format::Human | Format::Json | Format::Junit | Format::Prairielearn | Format::Gradescope => run,
+        Format::Human | Format::Json | Format::Junit | Format::Prairielearn | Format::Html | Format::Gradescope => run,
     };
     match format {
         Format::Human => human::render(run, style),
@@ -88,5 +92,6 @@ pub fn render(format: Format, run: &RunResult, style: &Style) -> String {
         Format::Gradescope => gradescope::render(run),
         Format::Classroom => classroom::render(run),
         Format::Prairielearn => prairielearn::render(run, style.build_failure),
+        Format::Html => html::render(run),
     }
 }

@@ -58,5 +58,7 @@ fn redacted(number: usize, s: &ScenarioResult) -> ScenarioResult {
         error: (s.status != Status::Passed).then(|| format!("The details of this scenario are {when}.")),
         transcript: String::new(),
         normalised: String::new(),
+        events: Vec::new(),
+        programs: Vec::new(),
     }
 }

@@ -11,6 +11,7 @@ use crate::spec::tcp::{
     Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
+use crate::transcript::{Ended, Mismatch, Wire};
 use crate::verdict::Observed;
 use crate::witness;
 use std::time::Duration;
@@ -54,8 +55,14 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
         outcomes.push(outcome);
         if outcome != c.expect {
             let done = outcomes.iter().filter(|o| **o == ConnectOutcome::Established).count();
-            let got = outcome.as_str();
-            play.transcript.record(name, format!("connect -> {got}"));
+            play.transcript.record_wire(
+                name,
+                Wire::Connect {
+                    peer: play.spec.server().map(String::from),
+                    count: None,
+                    outcome,
+                },
+            );
             let count = match c.count {
                 Some(n) => format!("connection {} of {n}: ", i + 1),
                 None => String::new(),
@@ -66,21 +73,21 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
                 String::new()
             };
             return Err(format!(
-                "{count}expected the connection to be {} within {}ms; it was {got}{extra}",
+                "{count}expected the connection to be {} within {}ms; it was {}{extra}",
                 c.expect.as_str(),
-                bound.as_millis()
+                bound.as_millis(),
+                outcome.as_str()
             ));
         }
     }
-    match c.count {
-        None => play
-            .transcript
-            .record(&base, format!("connect -> {}", c.expect.as_str())),
-        Some(n) => {
-            play.transcript
-                .record(&base, format!("connect {n} -> {}", c.expect.as_str()));
-            play.groups.insert(base, names);
-        }
+    let connected = Wire::Connect {
+        peer: play.spec.server().map(String::from),
+        count: c.count,
+        outcome: c.expect,
+    };
+    play.transcript.record_wire(&base, connected);
+    if c.count.is_some() {
+        play.groups.insert(base, names);
     }
     Ok(())
 }
@@ -89,7 +96,7 @@ pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> StepResult {
     let name = &l.name.value;
     let port = play.setting.port;
     let listener = Listener::bind(port).map_err(|e| format!("the harness could not listen on port {port}: {e}"))?;
-    play.transcript.record(name, "listening on {port}");
+    play.transcript.record_wire(name, Wire::Listen);
     play.listeners.insert(name.clone(), listener);
     Ok(())
 }
@@ -103,7 +110,15 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
     let name = a.name.value.clone();
     match tokio::time::timeout(bound, listener.accept()).await {
         Ok(Ok((stream, _))) => {
-            play.transcript.record(&name, "accepted");
+            // The client under test that connected: the program started
+            // last among those that don't listen.
+            let peer = play
+                .order
+                .iter()
+                .rev()
+                .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))
+                .cloned();
+            play.transcript.record_wire(&name, Wire::Accepted { peer });
             let conn = Conn::new(&name, stream, play.transcript.clone());
             play.conns.insert(name, conn);
             Ok(())
@@ -122,22 +137,18 @@ pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
     let bytes = s.payload.bytes();
     let writes = s.split.writes(bytes.len());
     let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    let count = match (writes.len(), s.gap) {
-        (1, _) => "1 write".to_string(),
-        (n, Some(gap)) => format!("{n} writes {gap} apart"),
-        (n, None) => format!("{n} writes"),
-    };
-    t.record(
+    t.record_wire(
         &conn.name,
-        format!(
-            "-> {}  ({} in {count})",
-            s.payload.describe(),
-            escape::bytes(bytes.len())
-        ),
+        Wire::Send {
+            what: s.payload.describe(),
+            bytes: bytes.len(),
+            writes: writes.len(),
+            gap: s.gap.map(|g| g.to_string()),
+        },
     );
     let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
     if s.shutdown {
-        t.record(&conn.name, "shutdown write (the FIN with the last bytes)");
+        t.record_wire(&conn.name, Wire::Shutdown { with_last_bytes: true });
     }
     conn.send(bytes, writes, gap, wait, s.shutdown).await
 }
@@ -151,21 +162,37 @@ pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
     };
     match outcome {
         Outcome::Matched(bytes) => {
-            t.record(
-                &conn.name,
-                format!("<- {}  ({})", escape::quote(&bytes, 60), escape::bytes(bytes.len())),
-            );
+            let received = Wire::Received {
+                shown: escape::quote(&bytes, 60),
+                bytes: bytes.len(),
+                mismatch: None,
+                ended: None,
+            };
+            t.record_wire(&conn.name, received);
             Ok(())
         }
         Outcome::Failed(why) => {
-            t.record(
-                &conn.name,
-                format!(
-                    "<- {}  ({} bytes, not as expected)",
-                    escape::quote(&conn.inbox, 60),
-                    conn.inbox.len()
-                ),
-            );
+            let expected = match &e.expected {
+                Expected::Bytes(m) => m
+                    .mismatch(&conn.inbox)
+                    .map(|(want, _, _)| want)
+                    .unwrap_or_else(|| m.describe()),
+                Expected::Echo => format!("the echo of what was sent on `{}`", conn.name),
+            };
+            let received = Wire::Received {
+                shown: escape::quote(&conn.inbox, 60),
+                bytes: conn.inbox.len(),
+                mismatch: Some(Mismatch {
+                    expected,
+                    got: escape::quote(&conn.inbox, 400),
+                }),
+                ended: match conn.peer {
+                    PeerState::Open => None,
+                    PeerState::Eof => Some(Ended::Fin),
+                    PeerState::Reset => Some(Ended::Rst),
+                },
+            };
+            t.record_wire(&conn.name, received);
             Err(why)
         }
     }
@@ -178,43 +205,85 @@ pub(super) async fn echo_back(conn: &mut Conn, e: &EchoBack) -> StepResult {
         Ok(()) => {
             // How many writes it took depends on how the kernel split the
             // bytes, so it stays out of the transcript.
-            t.record(
-                &conn.name,
-                format!("<-> {}  ({} echoed)", e.payload.describe(), escape::bytes(want.len())),
-            );
+            let echo = Wire::Echo {
+                what: e.payload.describe(),
+                echoed: Some(want.len()),
+                mismatch: None,
+            };
+            t.record_wire(&conn.name, echo);
             Ok(())
         }
         Err(why) => {
-            t.record(&conn.name, format!("<-> {}  (not as expected)", e.payload.describe()));
+            // conn.rs says what arrived in words: the bytes stay there.
+            let echo = Wire::Echo {
+                what: e.payload.describe(),
+                echoed: None,
+                mismatch: Some(Mismatch {
+                    expected: e.payload.describe(),
+                    got: why.clone(),
+                }),
+            };
+            t.record_wire(&conn.name, echo);
             Err(why)
         }
     }
 }
 
 pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Eof, within(c.within)).await?;
-    conn.transcript.record(&conn.name, "<- EOF");
+    conn.expect_end(PeerState::Eof, within(c.within))
+        .await
+        .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))?;
+    conn.transcript.record_wire(&conn.name, Wire::Eof);
     Ok(())
 }
 
 pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Reset, within(c.within)).await?;
-    conn.transcript.record(&conn.name, "<- RST");
+    conn.expect_end(PeerState::Reset, within(c.within))
+        .await
+        .inspect_err(|_| drawn_end(conn, "a reset (RST)"))?;
+    conn.transcript.record_wire(&conn.name, Wire::Reset);
     Ok(())
 }
 
+/// What came instead of the end or the silence `expected`, for the diagram
+/// only: bytes, or the program's FIN or RST. Nothing for a connection still
+/// open and quiet: the failure says how long the grader waited.
+fn drawn_end(conn: &Conn, expected: &str) {
+    let ended = match conn.peer {
+        PeerState::Open => None,
+        PeerState::Eof => Some(Ended::Fin),
+        PeerState::Reset => Some(Ended::Rst),
+    };
+    let wire = match ended {
+        _ if !conn.inbox.is_empty() => Wire::Received {
+            shown: escape::quote(&conn.inbox, 60),
+            bytes: conn.inbox.len(),
+            mismatch: Some(Mismatch {
+                expected: expected.to_string(),
+                got: escape::quote(&conn.inbox, 400),
+            }),
+            ended,
+        },
+        Some(Ended::Fin) => Wire::Eof,
+        Some(Ended::Rst) => Wire::Reset,
+        None => return,
+    };
+    conn.transcript.record_drawn(&conn.name, wire);
+}
+
 pub(super) fn shutdown(conn: &mut Conn, _: &ConnRef) -> StepResult {
-    conn.transcript.record(&conn.name, "shutdown write");
+    conn.transcript
+        .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
     conn.shutdown()
 }
 
 pub(super) async fn close(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.transcript.record(&conn.name, "close");
+    conn.transcript.record_wire(&conn.name, Wire::Close);
     conn.close(within(c.within)).await
 }
 
 pub(super) async fn abort(conn: &mut Conn, _: &ConnRef) -> StepResult {
-    conn.transcript.record(&conn.name, "abort (RST)");
+    conn.transcript.record_wire(&conn.name, Wire::Abort);
     conn.abort().await;
     Ok(())
 }
@@ -278,7 +347,9 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::
 }
 
 pub(super) async fn expect_silence(conn: &mut Conn, s: &ExpectSilence) -> StepResult {
-    conn.expect_silence(s.duration.0).await?;
+    conn.expect_silence(s.duration.0)
+        .await
+        .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))?;
     conn.transcript
         .record(&conn.name, format!("<- nothing for {}", s.duration));
     Ok(())
@@ -313,7 +384,7 @@ pub(super) async fn fill(play: &mut Play<'_>, f: &Fill) -> StepResult {
         true => "until its receive window closed",
         false => "up to `at_most` (the kernel shows no window)",
     };
-    t.record(&conn.name, format!("-> text lines {how}"));
+    t.record_wire(&conn.name, Wire::Fill { how });
     t.record_full_only(&conn.name, format!("({} written)", escape::bytes(filled.written)));
     // Bounded: a program that spins never rests, and that is a verdict the
     // next steps give, not this one.
