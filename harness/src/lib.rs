@@ -14,7 +14,8 @@
 //!   describe.rs  each step in words, for students who can't see the spec
 //! submission   copy and build (make) in the sandbox
 //! grade        one submission start to end: build, run, the RunResult
-//! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv
+//! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv,
+//!                index.html
 //! runner       scenarios on worker threads, each in its own namespace/user
 //! scenario     one scenario: the step loop, its bound, the clean-up
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches

@@ -81,6 +81,33 @@ fn a_class_is_graded_and_summed_up() {
     let dave = std::fs::read_to_string(out.join("dave/report.txt")).unwrap();
     assert!(dave.contains("build failed"), "{dave}");
 
+    // The class at a glance: a page a real parser accepts, that fetches
+    // nothing, and whose every link opens a report of the class.
+    let check = support::tool("python3")
+        .arg(root().join("harness/tests/support/html_check.py"))
+        .arg("index")
+        .arg(out.join("index.html"))
+        .output()
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert!(check.status.success(), "{page}");
+    let links: Vec<&str> = page["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for name in ["alice", "bob", "carol", "dave"] {
+        assert!(links.contains(&format!("{name}/report.html").as_str()), "{links:?}");
+    }
+    for link in &links {
+        assert!(out.join(link).is_file(), "{link} leads nowhere");
+    }
+    let text = page["text"].as_str().unwrap();
+    assert!(text.contains("4 submission(s)"), "{text}");
+    // bob serves one client at a time: the concurrency clause lists him.
+    assert!(text.contains("tcp-echo.server.concurrent"), "{text}");
+
     // Nothing changed: nothing is graded again, and the reports stay as
     // they were.
     let before = modified(out.join("bob/report.json"));

@@ -9,6 +9,7 @@
 //! - `progress`: the line on a terminal.
 
 pub mod fingerprint;
+mod index;
 mod progress;
 pub mod summary;
 

@@ -1,5 +1,6 @@
 //! `OUT/summary.csv`: one row per submission (name, score, max, then each
-//! scenario's points), rebuilt from the submissions' folders alone, so that
+//! scenario's points), and `OUT/index.html` beside it (`super::index`),
+//! rebuilt from the submissions' folders alone, so that
 //! the shards of a partitioned class, copied into one folder, make one
 //! summary (`sockgrade summary OUT`).
 
@@ -46,11 +47,15 @@ pub fn write(out: &Path) -> Result<Written, String> {
         .collect();
     names.sort();
     let mut rows = Vec::new();
+    let mut pages = Vec::new();
     let mut not_graded = Vec::new();
     for name in names {
-        let report = std::fs::read_to_string(out.join(&name).join(REPORT_FILE))
-            .ok()
-            .and_then(|text| serde_json::from_str::<Report>(&text).ok());
+        let text = std::fs::read_to_string(out.join(&name).join(REPORT_FILE)).ok();
+        let report = text.as_deref().and_then(|t| serde_json::from_str::<Report>(t).ok());
+        let page = text
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<super::index::Report>(t).ok());
+        pages.push((name.clone(), page));
         match report {
             Some(r) => rows.push((name, Row::Graded(r))),
             None => {
@@ -62,6 +67,9 @@ pub fn write(out: &Path) -> Result<Written, String> {
     let text = csv(&rows);
     super::write_atomically(&out.join(FILE), &text)
         .map_err(|e| format!("cannot write {}: {e}", out.join(FILE).display()))?;
+    let index = super::index::render(&pages, |name| out.join(name).join(super::HTML_FILE).is_file());
+    super::write_atomically(&out.join(super::index::FILE), &index)
+        .map_err(|e| format!("cannot write {}: {e}", out.join(super::index::FILE).display()))?;
     Ok(Written {
         rows: rows.len(),
         not_graded,

@@ -4,6 +4,8 @@ tests of `--format html`.
 
     html_check.py page FILE   the page: every element closed in order, and
                               nothing that could make a request or run code
+    html_check.py index FILE  the same, but links (`<a href>`) to files
+                              beside it are allowed: printed as "links"
     html_check.py png FILE    a PNG screenshot: its size, how many colours,
                               and how many pixels of each colour given as
                               further arguments (rrggbb)
@@ -25,8 +27,10 @@ URL_ATTRS = {"src", "href", "xlink:href", "action", "srcset", "poster", "data", 
 
 
 class Checker(HTMLParser):
-    def __init__(self):
+    def __init__(self, local_links=False):
         super().__init__(convert_charrefs=True)
+        self.local_links = local_links
+        self.links = []
         self.stack = []
         self.problems = []
         self.counts = {}
@@ -45,7 +49,9 @@ class Checker(HTMLParser):
             value = value or ""
             if name.startswith("on"):
                 self.problems.append(f"{self.where()}: event handler {name}= on <{tag}>")
-            if name in URL_ATTRS and not value.startswith("#"):
+            if self.local_links and tag == "a" and name == "href" and ":" not in value and not value.startswith("/"):
+                self.links.append(value)
+            elif name in URL_ATTRS and not value.startswith("#"):
                 self.problems.append(f"{self.where()}: {name}={value!r} on <{tag}> points outside the page")
             if "url(" in value.replace("url(#", ""):
                 self.problems.append(f"{self.where()}: url() outside the page in {name}= on <{tag}>")
@@ -79,17 +85,18 @@ class Checker(HTMLParser):
             self.text.append(data)
 
 
-def page(path):
+def page(path, local_links=False):
     with open(path, encoding="utf-8") as f:
         source = f.read()
-    checker = Checker()
+    checker = Checker(local_links)
     checker.feed(source)
     checker.close()
     for tag, at in checker.stack:
         checker.problems.append(f"<{tag}> opened at {at} is never closed")
     if not source.startswith("<!DOCTYPE html>"):
         checker.problems.append("no <!DOCTYPE html> first")
-    result = {"problems": checker.problems, "counts": checker.counts, "text": "".join(checker.text)}
+    result = {"problems": checker.problems, "counts": checker.counts, "text": "".join(checker.text),
+              "links": checker.links}
     print(json.dumps(result))
     return 1 if checker.problems else 0
 
@@ -145,4 +152,6 @@ def png(path, wanted):
 
 if __name__ == "__main__":
     mode, path = sys.argv[1], sys.argv[2]
-    sys.exit(page(path) if mode == "page" else png(path, sys.argv[3:]))
+    if mode == "png":
+        sys.exit(png(path, sys.argv[3:]))
+    sys.exit(page(path, local_links=(mode == "index")))

@@ -203,7 +203,7 @@ fn mismatch<'a>(s: &'a ScenarioResult, f: &Failure) -> Option<&'a Mismatch> {
 /// Text made safe for HTML, in content and in quoted attributes alike:
 /// markup characters as entities, and control characters (which HTML
 /// forbids, and a terminal would act on) as visible `\xNN`.
-pub(super) fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
