@@ -68,6 +68,8 @@ pub struct Conn {
     writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
     /// Received and not yet consumed by an expectation.
     pub inbox: Vec<u8>,
+    /// Everything expectations took from the inbox, in order.
+    pub taken: Vec<u8>,
     pub peer: PeerState,
     /// The harness opened it (`connect`), so the program at the other end
     /// is the server under test, not a client.
@@ -168,6 +170,7 @@ impl Conn {
             stream: Some(stream),
             writer: Some((tx, task)),
             inbox: Vec::new(),
+            taken: Vec::new(),
             peer: PeerState::Open,
             outgoing: false,
             shut_down: false,
@@ -393,6 +396,14 @@ impl Conn {
         move || pending.load(Ordering::SeqCst) != 0
     }
 
+    /// The first `n` bytes of the inbox, taken by an expectation (and kept
+    /// in `taken`, for another connection's `same_as`).
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let bytes: Vec<u8> = self.inbox.drain(..n).collect();
+        self.taken.extend_from_slice(&bytes);
+        bytes
+    }
+
     /// Who plays what on this connection, for messages: the grader is a
     /// client of the student's server, or the server of their client.
     fn roles(&self) -> (&'static str, &'static str) {
@@ -422,7 +433,7 @@ impl Conn {
         let mut quiet = Quiet::default();
         loop {
             match matcher.check(&self.inbox) {
-                Check::Done(n) => return Outcome::Matched(self.inbox.drain(..n).collect()),
+                Check::Done(n) => return Outcome::Matched(self.take(n)),
                 Check::Differs => return Outcome::Failed(differs(matcher, &self.inbox)),
                 Check::More => {}
             }
@@ -455,7 +466,7 @@ impl Conn {
             }
             // The program ended the connection, or the bound passed.
             if let Check::Done(n) = matcher.check(&self.inbox) {
-                return Outcome::Matched(self.inbox.drain(..n).collect());
+                return Outcome::Matched(self.take(n));
             }
             let got = escape::quote(&self.inbox, 200);
             let what = matcher.describe();

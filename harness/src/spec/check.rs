@@ -229,6 +229,26 @@ impl Checker<'_> {
     fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
         if let Some(on) = step.on() {
             self.connection(scope, on, at, each);
+            if let Step::Expect(super::tcp::Expect {
+                expected: super::tcp::Expected::SameAs(other),
+                ..
+            }) = step
+            {
+                if each.is_some() {
+                    self.fail(
+                        loc_of(other, at),
+                        "expected `same_as` outside `each`, where its connection is".into(),
+                    );
+                } else if scope.kind(&other.value) != Some(Kind::Connection) {
+                    self.fail(
+                        loc_of(other, at),
+                        format!(
+                            "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
+                            other.value
+                        ),
+                    );
+                }
+            }
             return;
         }
         if each.is_some() {

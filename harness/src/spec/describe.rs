@@ -49,6 +49,7 @@ impl Step {
             Step::Expect(e) => match &e.expected {
                 Expected::Bytes(m) => format!("wait for {}{}", m.describe(), on(&e.on)),
                 Expected::Echo => format!("wait for the echo of everything sent{}", on(&e.on)),
+                Expected::SameAs(b) => format!("wait for what `{}` received{}", b.value, on(&e.on)),
             },
             Step::Echo(e) => format!("echo {} back to your client{}", e.payload.describe(), on(&e.on)),
             Step::ExpectEof(c) => format!("wait for the end of the stream (EOF){}", on(&c.on)),

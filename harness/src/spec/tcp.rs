@@ -236,6 +236,9 @@ pub enum Expected {
     Bytes(Matcher),
     /// Everything sent on this connection and not yet echoed comes back.
     Echo,
+    /// What the expectations of that other connection have taken so far:
+    /// "B and C saw the same lines in the same order".
+    SameAs(Name),
 }
 
 /// `expect: { on: a, text: "hi\n", within: 1s }`: the next bytes on the
@@ -279,6 +282,10 @@ struct RawExpect {
     /// Lines (each must end in `\n`), each exactly once, in any order.
     #[serde(default)]
     lines_any_order: Option<Vec<String>>,
+    /// Another connection: the bytes its expectations took so far.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    same_as: Option<Name>,
     #[serde(default)]
     within: Option<TimeSpan>,
 }
@@ -304,9 +311,12 @@ impl TryFrom<RawExpect> for Expect {
         if raw.echo == Some(true) {
             found.push(Expected::Echo);
         }
+        if let Some(other) = raw.same_as {
+            found.push(Expected::SameAs(other));
+        }
         if found.len() != 1 {
             return Err(
-                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`, `lines_any_order`"
+                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `echo: true`, `size`, `lines_any_order`, `same_as`"
                     .into(),
             );
         }

@@ -61,6 +61,13 @@ pub(crate) fn run<'p>(
             Step::Listen(l) => Ok(tcp::listen(play, l)?),
             Step::Accept(a) => Ok(tcp::accept(play, a).await?),
             Step::Fill(f) => Ok(tcp::fill(play, f).await?),
+            // The one connection step that reads another connection.
+            Step::Expect(
+                e @ crate::spec::tcp::Expect {
+                    expected: crate::spec::tcp::Expected::SameAs(other),
+                    ..
+                },
+            ) => Ok(tcp::expect_same_as(play, e, other).await?),
             Step::Send(_)
             | Step::Expect(_)
             | Step::Echo(_)

@@ -154,11 +154,38 @@ pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
 }
 
 pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
+    match &e.expected {
+        Expected::Bytes(matcher) => expect_with(conn, Some(matcher), e.within).await,
+        Expected::Echo => expect_with(conn, None, e.within).await,
+        // The checker keeps `same_as` out of `each`, and `super::run`
+        // answers it at the top level, where the other connection is.
+        Expected::SameAs(_) => Err("`same_as` needs the other connection, outside `each`".into()),
+    }
+}
+
+/// `expect: { on: c, same_as: b }`: the next bytes on `c` are what `b`'s
+/// expectations have taken so far.
+pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crate::spec::Name) -> StepResult {
+    let want = play
+        .conns
+        .get(&other.value)
+        .map(|c| c.taken.clone())
+        .ok_or_else(|| format!("`{}` is not open", other.value))?;
+    let conn = play.conn(e.on.as_ref())?;
+    expect_with(conn, Some(&crate::matcher::Matcher::Exact(want)), e.within).await
+}
+
+/// Waits for `matcher`, or with `None` for the echo of what was sent.
+async fn expect_with(
+    conn: &mut Conn,
+    matcher: Option<&crate::matcher::Matcher>,
+    within_: Option<crate::spec::TimeSpan>,
+) -> StepResult {
     let t = conn.transcript.clone();
-    let bound = within(e.within);
-    let outcome = match &e.expected {
-        Expected::Bytes(matcher) => conn.expect(matcher, bound).await,
-        Expected::Echo => conn.expect_echo(bound).await,
+    let bound = within(within_);
+    let outcome = match matcher {
+        Some(matcher) => conn.expect(matcher, bound).await,
+        None => conn.expect_echo(bound).await,
     };
     match outcome {
         Outcome::Matched(bytes) => {
@@ -172,12 +199,12 @@ pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
             Ok(())
         }
         Outcome::Failed(why) => {
-            let expected = match &e.expected {
-                Expected::Bytes(m) => m
+            let expected = match matcher {
+                Some(m) => m
                     .mismatch(&conn.inbox)
                     .map(|(want, _, _)| want)
                     .unwrap_or_else(|| m.describe()),
-                Expected::Echo => format!("the echo of what was sent on `{}`", conn.name),
+                None => format!("the echo of what was sent on `{}`", conn.name),
             };
             let received = Wire::Received {
                 shown: escape::quote(&conn.inbox, 60),
