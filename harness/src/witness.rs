@@ -394,8 +394,15 @@ pub fn alive(pid: i32) -> bool {
 pub fn waiting(pid: i32) -> bool {
     Process::new(pid)
         .and_then(|p| p.stat())
-        .map(|s| matches!(s.state, 'S' | 'T' | 't'))
+        .map(|s| resting(s.state))
         .unwrap_or(true)
+}
+
+/// A process or thread state (`/proc/.../stat`) that is at rest: waiting in
+/// the kernel (S), stopped (T, t), or finished (Z, X). Running or runnable
+/// (R) is not, nor is an uninterruptible wait (D), which ends on its own.
+fn resting(state: char) -> bool {
+    matches!(state, 'S' | 'T' | 't' | 'Z' | 'X')
 }
 
 /// Every thread of every process of the program's tree waits in the kernel
@@ -410,11 +417,9 @@ pub fn tree_at_rest(pid: i32) -> bool {
         let Ok(tasks) = process.tasks() else {
             return true;
         };
-        tasks.flatten().all(|t| {
-            t.stat()
-                .map(|s| matches!(s.state, 'S' | 'Z' | 'T' | 't' | 'X'))
-                .unwrap_or(true)
-        })
+        tasks
+            .flatten()
+            .all(|t| t.stat().map(|s| resting(s.state)).unwrap_or(true))
     })
 }
 

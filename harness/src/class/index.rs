@@ -1,58 +1,15 @@
 //! `OUT/index.html`: the class at a glance, beside `summary.csv` and made
-//! from the same reports: the score distribution, and for each clause how
+//! from the same reports, read once (`summary::write`): the score distribution, and for each clause how
 //! many submissions failed it, each linked to their reports. Self-contained
 //! like the per-submission reports (no script, nothing fetched), and every
 //! name escaped: a submission's folder name is the student's.
 
+use super::summary::Report;
 use super::{ERROR_FILE, HTML_FILE, HUMAN_FILE};
 use crate::report::html::esc;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 pub const FILE: &str = "index.html";
-
-/// The little of a JSON report the index reads.
-#[derive(Deserialize)]
-pub(super) struct Report {
-    lab: String,
-    score: u32,
-    max_score: u32,
-    scenarios: Vec<Scenario>,
-}
-
-#[derive(Deserialize)]
-struct Scenario {
-    status: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    failure: Option<Failure>,
-}
-
-#[derive(Deserialize)]
-struct Failure {
-    #[serde(default)]
-    clauses: Vec<String>,
-}
-
-impl Report {
-    /// The clauses this submission failed: each failure's attribution (a
-    /// precondition's clause where one failed first), else its tags.
-    fn failed_clauses(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .scenarios
-            .iter()
-            .filter(|s| s.status != "passed")
-            .flat_map(|s| match &s.failure {
-                Some(f) if !f.clauses.is_empty() => f.clauses.clone(),
-                _ => s.tags.clone(),
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-}
 
 /// The page, for the submissions in name order (`None`: not graded).
 pub(super) fn render(rows: &[(String, Option<Report>)], has_html: impl Fn(&str) -> bool) -> String {

@@ -10,25 +10,55 @@ use std::path::Path;
 
 pub const FILE: &str = "summary.csv";
 
-/// The little of a JSON report the summary reads.
+/// The little of a JSON report the summary and the index read.
 #[derive(Deserialize)]
-struct Report {
-    score: u32,
-    max_score: u32,
-    scenarios: Vec<Scenario>,
+pub(super) struct Report {
+    #[serde(default)]
+    pub lab: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub scenarios: Vec<Scenario>,
 }
 
 #[derive(Deserialize)]
-struct Scenario {
-    name: String,
-    score: u32,
+pub(super) struct Scenario {
+    pub name: String,
+    pub score: u32,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
 }
 
-/// One submission's row: its report, or why it has none.
-enum Row {
-    Graded(Report),
-    NotGraded,
+#[derive(Deserialize)]
+pub(super) struct Failure {
+    #[serde(default)]
+    pub clauses: Vec<String>,
 }
+
+impl Report {
+    /// The clauses this submission failed: each failure's attribution (a
+    /// precondition's clause where one failed first), else its tags.
+    pub fn failed_clauses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.status != "passed")
+            .flat_map(|s| match &s.failure {
+                Some(f) if !f.clauses.is_empty() => f.clauses.clone(),
+                _ => s.tags.clone(),
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// One submission's row: its report, or `None` when it has none.
+type Row = Option<Report>;
 
 /// What `write` found: how many rows, and the folders it could not read.
 pub struct Written {
@@ -46,28 +76,21 @@ pub fn write(out: &Path) -> Result<Written, String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut rows = Vec::new();
-    let mut pages = Vec::new();
+    let mut rows: Vec<(String, Row)> = Vec::new();
     let mut not_graded = Vec::new();
     for name in names {
-        let text = std::fs::read_to_string(out.join(&name).join(REPORT_FILE)).ok();
-        let report = text.as_deref().and_then(|t| serde_json::from_str::<Report>(t).ok());
-        let page = text
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<super::index::Report>(t).ok());
-        pages.push((name.clone(), page));
-        match report {
-            Some(r) => rows.push((name, Row::Graded(r))),
-            None => {
-                not_graded.push(name.clone());
-                rows.push((name, Row::NotGraded));
-            }
+        let report = std::fs::read_to_string(out.join(&name).join(REPORT_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Report>(&text).ok());
+        if report.is_none() {
+            not_graded.push(name.clone());
         }
+        rows.push((name, report));
     }
     let text = csv(&rows);
     super::write_atomically(&out.join(FILE), &text)
         .map_err(|e| format!("cannot write {}: {e}", out.join(FILE).display()))?;
-    let index = super::index::render(&pages, |name| out.join(name).join(super::HTML_FILE).is_file());
+    let index = super::index::render(&rows, |name| out.join(name).join(super::HTML_FILE).is_file());
     super::write_atomically(&out.join(super::index::FILE), &index)
         .map_err(|e| format!("cannot write {}: {e}", out.join(super::index::FILE).display()))?;
     Ok(Written {
@@ -82,7 +105,7 @@ pub fn write(out: &Path) -> Result<Written, String> {
 fn csv(rows: &[(String, Row)]) -> String {
     let mut columns: Vec<&str> = Vec::new();
     for (_, row) in rows {
-        if let Row::Graded(r) = row {
+        if let Some(r) = row {
             for s in &r.scenarios {
                 if !columns.contains(&s.name.as_str()) {
                     columns.push(&s.name);
@@ -98,7 +121,7 @@ fn csv(rows: &[(String, Row)]) -> String {
     line(&mut out, header.iter().map(|h| h.to_string()));
     for (name, row) in rows {
         let cells: Vec<String> = match row {
-            Row::Graded(r) => [name.clone(), r.score.to_string(), r.max_score.to_string()]
+            Some(r) => [name.clone(), r.score.to_string(), r.max_score.to_string()]
                 .into_iter()
                 .chain(columns.iter().map(|c| {
                     r.scenarios
@@ -108,7 +131,7 @@ fn csv(rows: &[(String, Row)]) -> String {
                         .unwrap_or_default()
                 }))
                 .collect(),
-            Row::NotGraded => std::iter::once(name.clone())
+            None => std::iter::once(name.clone())
                 .chain(std::iter::repeat_n(String::new(), 2 + columns.len()))
                 .collect(),
         };
@@ -138,7 +161,8 @@ mod tests {
     use super::*;
 
     fn graded(points: &[(&str, u32)]) -> Row {
-        Row::Graded(Report {
+        Some(Report {
+            lab: "lab".to_string(),
             score: points.iter().map(|(_, p)| p).sum(),
             max_score: 10,
             scenarios: points
@@ -146,6 +170,9 @@ mod tests {
                 .map(|(name, score)| Scenario {
                     name: name.to_string(),
                     score: *score,
+                    status: "passed".to_string(),
+                    tags: Vec::new(),
+                    failure: None,
                 })
                 .collect(),
         })
@@ -156,7 +183,7 @@ mod tests {
         let rows = vec![
             ("a, \"b\"".to_string(), graded(&[("one", 1), ("two, three", 2)])),
             ("c".to_string(), graded(&[("one", 0)])),
-            ("d".to_string(), Row::NotGraded),
+            ("d".to_string(), None),
         ];
         assert_eq!(
             csv(&rows),
