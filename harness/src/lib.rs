@@ -10,7 +10,8 @@
 //!   load.rs      parsing with located errors;  check.rs  names across steps
 //!   values.rs    durations, sizes, payloads, default bounds
 //!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
-//!   program.rs tcp.rs witness.rs flow.rs   one struct per keyword, its rules
+//!   program.rs tcp.rs udp.rs multicast.rs witness.rs flow.rs
+//!                one struct per keyword, its rules
 //!   describe.rs  each step in words, for students who can't see the spec
 //! submission   copy and build (make) in the sandbox
 //! grade        one submission start to end: build, run, the RunResult
@@ -20,6 +21,8 @@
 //! scenario     one scenario: the step loop, its bound, the clean-up
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
 //! process      a program under test (actor)     conn      a TCP peer (actor)
+//! datagram     a UDP endpoint of the harness (actor): client, server,
+//!                group member or sender
 //! matcher      what an expectation waits for, for every kind of bytes
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
@@ -39,6 +42,7 @@
 
 pub mod class;
 pub(crate) mod conn;
+pub(crate) mod datagram;
 pub(crate) mod escape;
 pub mod grade;
 pub mod isolation;

@@ -145,6 +145,8 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
         match &step.value {
             Step::ExpectExit(e) => total += e.not_before.map(|t| t.0).unwrap_or_default(),
             Step::ExpectIdle(i) => total += i.duration.0,
+            Step::ExpectNoDatagram(e) => total += e.duration.0,
+            Step::ExpectDatagram(e) => total += e.interval.map(|i| i.at_least.0).unwrap_or_default(),
             Step::Send(send) => {
                 let size = send.payload.size();
                 sent += size;

@@ -47,6 +47,8 @@ pub(crate) struct Play<'a> {
     pub groups: HashMap<String, Vec<String>>,
     /// The harness's listeners, from `listen`.
     pub listeners: HashMap<String, Listener>,
+    /// The harness's datagram endpoints, by name (`c#1`, ... for a count).
+    pub endpoints: HashMap<String, crate::datagram::Endpoint>,
     /// Descriptors of a program from `fd_baseline`: number to target.
     pub fd_baselines: HashMap<String, BTreeMap<i32, String>>,
     /// Resident bytes of a program's process tree, from `memory_baseline`.
@@ -73,6 +75,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         conns: HashMap::new(),
         groups: HashMap::new(),
         listeners: HashMap::new(),
+        endpoints: HashMap::new(),
         fd_baselines: HashMap::new(),
         memory_baselines: HashMap::new(),
         precondition: None,

@@ -94,6 +94,17 @@ pub enum Wire {
     Eof,
     /// The program's RST arrived.
     Reset,
+    /// One datagram, sent by the harness (`outgoing`) or received by it;
+    /// `whom` says where it went or came from, in words ("to {port}", "from
+    /// the client"); `fate` is what a relay did with it.
+    Datagram {
+        outgoing: bool,
+        shown: String,
+        bytes: usize,
+        whom: String,
+        mismatch: Option<Mismatch>,
+        fate: Option<String>,
+    },
 }
 
 /// How the program ended its side of a connection.
@@ -163,6 +174,19 @@ impl Wire {
             Wire::Abort => "abort (RST)".into(),
             Wire::Eof => "<- EOF".into(),
             Wire::Reset => "<- RST".into(),
+            Wire::Datagram {
+                outgoing,
+                shown,
+                bytes,
+                whom,
+                mismatch,
+                fate,
+            } => {
+                let arrow = if *outgoing { "->" } else { "<-" };
+                let not = if mismatch.is_some() { ", not as expected" } else { "" };
+                let fate = fate.as_ref().map(|f| format!(": {f}")).unwrap_or_default();
+                format!("{arrow} datagram {shown}  ({}, {whom}{not}){fate}", escape::bytes(*bytes))
+            }
         }
     }
 }
@@ -206,6 +230,12 @@ impl Transcript {
     /// An event on the wire: its text is made from `wire`.
     pub fn record_wire(&self, actor: &str, wire: Wire) {
         self.push_event(actor, wire.text(), false, None, Some(wire));
+    }
+
+    /// An event on the wire whose full rendering adds `detail` (a time that
+    /// the normalised transcript leaves out).
+    pub fn record_wire_with_detail(&self, actor: &str, wire: Wire, detail: String) {
+        self.push_event(actor, wire.text(), false, Some(detail), Some(wire));
     }
 
     /// An event on the wire for the diagram only (see `Event::drawn_only`).

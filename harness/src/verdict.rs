@@ -96,21 +96,41 @@ pub enum Precondition {
     /// The program ended a connection (EOF or reset) before the harness
     /// half-closed or closed it, and an expectation on it failed.
     KeepsConnections { program: String, connection: String },
+    /// `start` saw the program bound, but not its membership of the group
+    /// on `lo`.
+    Joined { program: String },
+    /// A member of the harness heard the program's datagram through another
+    /// interface than `lo`.
+    ThroughLoopback { program: String },
+    /// A step the spec marks with `precondition: <clause>` failed.
+    Stated { clause: String, step: String },
 }
 
 impl Precondition {
-    fn program(&self) -> &str {
+    /// The program it is about; none for a step's own precondition.
+    fn program(&self) -> Option<&str> {
         match self {
-            Precondition::Listening { program } | Precondition::KeepsConnections { program, .. } => program,
+            Precondition::Listening { program }
+            | Precondition::KeepsConnections { program, .. }
+            | Precondition::Joined { program }
+            | Precondition::ThroughLoopback { program } => Some(program),
+            Precondition::Stated { .. } => None,
         }
     }
 
     /// The clause the spec names for it, if it names one.
     fn clause(&self, spec: &Spec) -> Option<String> {
-        let p = &spec.programs.get(self.program())?.preconditions;
+        let program = match self {
+            Precondition::Stated { clause, .. } => return Some(clause.clone()),
+            other => other.program()?,
+        };
+        let p = &spec.programs.get(program)?.preconditions;
         match self {
             Precondition::Listening { .. } => p.listening.clone(),
             Precondition::KeepsConnections { .. } => p.keeps_connections.clone(),
+            Precondition::Joined { .. } => p.joined.clone(),
+            Precondition::ThroughLoopback { .. } => p.through_loopback.clone(),
+            Precondition::Stated { .. } => None,
         }
     }
 
@@ -122,6 +142,15 @@ impl Precondition {
             Precondition::KeepsConnections { program, connection } => format!(
                 "{program} ended connection `{connection}` while the grader was still sending on it, \
                  so this scenario's own check was never reached"
+            ),
+            Precondition::Joined { program } => format!(
+                "{program} never joined the group on 127.0.0.1 (lo), so this scenario could not begin"
+            ),
+            Precondition::ThroughLoopback { program } => format!(
+                "{program}'s datagrams did not come through 127.0.0.1 (lo), so this scenario's own check was never reached"
+            ),
+            Precondition::Stated { clause, step } => format!(
+                "`{step}` failed where this scenario relies on {clause}, so its own check was never reached"
             ),
         }
     }
@@ -294,10 +323,10 @@ impl Failure {
         // before it listened, though, is the readiness clause's failure.
         let blamed = f
             .precondition
-            .filter(|p| deaths.is_empty() || matches!(p, Precondition::Listening { .. }))
+            .filter(|p| deaths.is_empty() || matches!(p, Precondition::Listening { .. } | Precondition::Joined { .. }))
             // A server the scenario stopped or killed ends its connections
             // as it was told to.
-            .filter(|p| !f.programs.iter().any(|s| s.name == p.program() && s.end_expected))
+            .filter(|p| !f.programs.iter().any(|s| Some(s.name.as_str()) == p.program() && s.end_expected))
             .and_then(|p| p.clause(spec).map(|c| (p, c)))
             .filter(|(_, clause)| !scenario.tags.contains(clause));
         let (clauses, precondition) = match blamed {

@@ -642,6 +642,43 @@ pub fn tree_rss(pid: i32) -> u64 {
     tree_usage(pid).1
 }
 
+/// How many sockets are joined to `group` on `lo`, as `/proc/net/igmp`
+/// shows it: of the network namespace of process `pid`, or of the calling
+/// thread (the scenario's namespace; `/proc/net` is the main thread's).
+pub fn igmp_members(pid: Option<i32>, group: std::net::Ipv4Addr) -> u32 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/net/igmp"),
+        None => "/proc/thread-self/net/igmp".to_string(),
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    igmp_users(&text, "lo", group)
+}
+
+/// The `Users` of `group` under `device` in the text of `/proc/net/igmp`:
+/// a device line (`1\tlo        :     2      V3`), then a line per group
+/// (`\t\t\t\t090909EF     1 0:00000000\t\t0`), its address the raw
+/// network-order word printed in hex.
+fn igmp_users(text: &str, device: &str, group: std::net::Ipv4Addr) -> u32 {
+    let mut in_device = false;
+    for line in text.lines().skip(1) {
+        if !line.starts_with('\t') {
+            in_device = line.split_whitespace().nth(1) == Some(device);
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(hex), Some(users)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Ok(raw) = u32::from_str_radix(hex, 16) else {
+            continue;
+        };
+        if in_device && std::net::Ipv4Addr::from(raw.to_ne_bytes()) == group {
+            return users.parse().unwrap_or(0);
+        }
+    }
+    0
+}
+
 /// Polls `check` until it says done or `bound` passes; returns its last value
 /// (`Err` when the bound passed). The looks above are single looks: there is
 /// no event for "a descriptor was closed", so callers poll them, quickly at
@@ -732,6 +769,20 @@ impl FinePause {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn igmp_users_of_a_group_on_a_device() {
+        let text = "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n\
+                    1\tlo        :     2      V3\n\
+                    \t\t\t\t090909EF     2 0:00000000\t\t0\n\
+                    \t\t\t\t010000E0     1 0:00000000\t\t0\n\
+                    3\tsgA       :     2      V3\n\
+                    \t\t\t\t0A0909EF     1 0:00000000\t\t0\n";
+        let group = std::net::Ipv4Addr::new(239, 9, 9, 9);
+        assert_eq!(igmp_users(text, "lo", group), 2);
+        assert_eq!(igmp_users(text, "sgA", group), 0);
+        assert_eq!(igmp_users(text, "sgA", std::net::Ipv4Addr::new(239, 9, 9, 10)), 1);
+    }
 
     /// Both ways of looking (sock_diag, and /proc where it is missing, as on
     /// gVisor) see this process's own listener and UDP socket, and nothing

@@ -50,6 +50,9 @@ enum Kind {
     /// A group of this many connections, from `connect` with `count`.
     Group(usize),
     Listener,
+    /// A datagram endpoint of the harness (`udp_open`, `udp_bind`, `join`,
+    /// `multicast_sender`); `udp_open` with `count` declares `c#1`, ...
+    Endpoint,
 }
 
 /// The names declared so far. `each` and `repeat` check their steps in a
@@ -189,6 +192,13 @@ impl Checker<'_> {
                     loc_of(n, step),
                     format!("`{}` is a listener: `accept` a connection on it first", n.value),
                 ),
+                Some(Kind::Endpoint) => self.fail(
+                    loc_of(n, step),
+                    format!(
+                        "`{}` is a datagram endpoint: use `send_datagram` and `expect_datagram` on it",
+                        n.value
+                    ),
+                ),
                 None if scope.group_of(&n.value).is_some() => {
                     let (group, count) = scope.group_of(&n.value).unwrap_or_default();
                     self.fail(
@@ -218,6 +228,37 @@ impl Checker<'_> {
                 }
             },
         }
+    }
+
+    /// A datagram step's endpoint, opened by an earlier step.
+    fn endpoint(&mut self, scope: &Scope, name: &Name, at: Location) {
+        if scope.names.get(&name.value) == Some(&Kind::Endpoint) {
+            return;
+        }
+        let mut known: Vec<_> = scope
+            .names
+            .iter()
+            .filter(|(_, k)| **k == Kind::Endpoint)
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
+        known.sort();
+        let known = if known.is_empty() {
+            "none yet".to_string()
+        } else {
+            known.join(", ")
+        };
+        let what = match scope.kind(&name.value) {
+            Some(Kind::Connection | Kind::Group(_)) => format!(" (`{}` is a TCP connection)", name.value),
+            Some(Kind::Listener) => format!(" (`{}` is a TCP listener)", name.value),
+            _ => String::new(),
+        };
+        self.fail(
+            loc_of(name, at),
+            format!(
+                "expected an endpoint opened by an earlier `udp_open`, `udp_bind`, `join` or `multicast_sender` ({known}), found `{}`{what}",
+                name.value
+            ),
+        );
     }
 
     fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope, each: Option<&str>) {
@@ -290,6 +331,28 @@ impl Checker<'_> {
                 }
                 self.declare(scope, &a.name, Kind::Connection, at);
             }
+            Step::UdpOpen(o) => {
+                self.declare(scope, &o.name, Kind::Endpoint, at);
+                for i in 1..=o.count.unwrap_or(0) {
+                    scope.names.insert(format!("{}#{i}", o.name.value), Kind::Endpoint);
+                }
+                if o.count.is_some() {
+                    // The name alone is no endpoint: its members are.
+                    scope.names.remove(&o.name.value);
+                }
+            }
+            Step::UdpBind(b) => self.declare(scope, &b.name, Kind::Endpoint, at),
+            Step::Join(j) => self.declare(scope, &j.name, Kind::Endpoint, at),
+            Step::MulticastSender(s) => self.declare(scope, &s.name, Kind::Endpoint, at),
+            Step::SendDatagram(s) => {
+                self.endpoint(scope, &s.on, at);
+                if let Some(to) = &s.to {
+                    self.endpoint(scope, to, at);
+                }
+            }
+            Step::ExpectDatagram(e) => self.endpoint(scope, &e.on, at),
+            Step::ExpectNoDatagram(e) => self.endpoint(scope, &e.on, at),
+            Step::ExpectMembers(_) => {}
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectMemory(m) => self.program(&m.program, at),
             Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),

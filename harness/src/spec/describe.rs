@@ -60,6 +60,17 @@ impl Step {
             Step::ReadSlowly(r) => format!("read slowly from now on{}", on(&r.on)),
             Step::ExpectSilence(s) => format!("check that nothing arrives for {}{}", s.duration, on(&s.on)),
             Step::Fill(f) => format!("send on `{}` until {} stops reading", f.on.value, f.program.value),
+            Step::UdpOpen(o) => match o.count {
+                None => format!("open a UDP socket towards your server (as `{}`)", o.name.value),
+                Some(n) => format!("open {n} UDP sockets towards your server (as `{}`)", o.name.value),
+            },
+            Step::UdpBind(_) => "wait for your client's datagrams on its port".into(),
+            Step::SendDatagram(s) => format!("send the datagram {} from `{}`", s.payload.describe(), s.on.value),
+            Step::ExpectDatagram(e) => format!("wait for a datagram on `{}`", e.on.value),
+            Step::ExpectNoDatagram(e) => format!("check that no datagram arrives on `{}` for {}", e.on.value, e.duration),
+            Step::Join(j) => format!("join the group on 127.0.0.1 (as `{}`)", j.name.value),
+            Step::MulticastSender(s) => format!("send to the group through 127.0.0.1 (as `{}`)", s.name.value),
+            Step::ExpectMembers(m) => format!("check that {} sockets are members of the group", m.count),
             Step::FdBaseline(p) => format!("count {}'s open descriptors", p.program.value),
             Step::ExpectFds(f) => format!(
                 "check that {} is back to the descriptors it had before",

@@ -15,6 +15,9 @@
 //!   connection, until the program at its far end stops reading);
 //! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
 //!   expect_accepted, expect_read, expect_released, expect_zombies, expect_idle;
+//! - `udp`: udp_open, udp_bind, send_datagram, expect_datagram,
+//!   expect_no_datagram (the harness's datagram endpoints);
+//! - `multicast`: join, multicast_sender, expect_members;
 //! - `flow`: each, repeat.
 //!
 //! The doc comment of each step's struct is the language reference for it.
@@ -28,9 +31,11 @@ mod check;
 mod describe;
 pub mod flow;
 mod load;
+pub mod multicast;
 pub mod program;
 mod schema;
 pub mod tcp;
+pub mod udp;
 pub mod values;
 pub mod witness;
 
@@ -84,12 +89,19 @@ impl Spec {
 #[serde(deny_unknown_fields)]
 pub struct Program {
     /// The executable (relative to the submission) and its arguments.
-    /// Placeholders: `{port}` the scenario's port, `{host}` 127.0.0.1.
+    /// Placeholders: `{port}` the scenario's port, `{host}` 127.0.0.1,
+    /// `{group}` the scenario's multicast group (in 239.0.0.0/8).
     pub command: Vec<String>,
     /// A server: `start` waits until it listens on `{port}` (tcp) or is bound
     /// to it (udp), as the kernel reports in /proc.
     #[serde(default)]
     pub listens: Option<Protocol>,
+    /// A multicast receiver: once bound, `start` also waits until the
+    /// kernel shows one more member of this group on `lo` (`/proc/net/igmp`),
+    /// within the same bound. `"{group}"`, the scenario's own group, is
+    /// what a command line gets for `{group}`.
+    #[serde(default)]
+    pub joins: Option<multicast::Group>,
     /// Upper bound for readiness; the handouts say 2 s.
     #[serde(default)]
     pub ready_within: Option<TimeSpan>,
@@ -117,6 +129,16 @@ pub struct Preconditions {
     /// reset before that is this clause's failure.
     #[serde(default)]
     pub keeps_connections: Option<String>,
+    /// A multicast receiver: the program joins `{group}` on 127.0.0.1, as
+    /// `/proc/net/igmp` shows on `lo`. `start` waits for it once the program
+    /// is bound, and a receiver that joins elsewhere fails there.
+    #[serde(default)]
+    pub joined: Option<String>,
+    /// A multicast sender: its datagrams come through lo (it named
+    /// 127.0.0.1 with `IP_MULTICAST_IF`). A member of the harness that hears
+    /// one through another interface blames this clause.
+    #[serde(default)]
+    pub through_loopback: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
@@ -220,6 +242,26 @@ pub enum Step {
     ExpectSilence(tcp::ExpectSilence),
     Fill(tcp::Fill),
 
+    // --- udp: the harness's datagram endpoints ------------------------------
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<udp::UdpOpen>")]
+    UdpOpen(udp::UdpOpen),
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<udp::UdpBind>")]
+    UdpBind(udp::UdpBind),
+    SendDatagram(udp::SendDatagram),
+    ExpectDatagram(udp::ExpectDatagram),
+    ExpectNoDatagram(udp::ExpectNoDatagram),
+
+    // --- multicast: the group -------------------------------------------------
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<multicast::Join>")]
+    Join(multicast::Join),
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<multicast::MulticastSender>")]
+    MulticastSender(multicast::MulticastSender),
+    ExpectMembers(multicast::ExpectMembers),
+
     // --- flow: steps that hold steps (here, so that serde's list of
     // keywords keeps its order) -----------------------------------------------
     Each(flow::Each),
@@ -267,6 +309,14 @@ impl Step {
             Step::ReadSlowly(_) => "read_slowly",
             Step::ExpectSilence(_) => "expect_silence",
             Step::Fill(_) => "fill",
+            Step::UdpOpen(_) => "udp_open",
+            Step::UdpBind(_) => "udp_bind",
+            Step::SendDatagram(_) => "send_datagram",
+            Step::ExpectDatagram(_) => "expect_datagram",
+            Step::ExpectNoDatagram(_) => "expect_no_datagram",
+            Step::Join(_) => "join",
+            Step::MulticastSender(_) => "multicast_sender",
+            Step::ExpectMembers(_) => "expect_members",
             Step::FdBaseline(_) => "fd_baseline",
             Step::ExpectFds(_) => "expect_fds",
             Step::MemoryBaseline(_) => "memory_baseline",
@@ -278,6 +328,16 @@ impl Step {
             Step::ExpectIdle(_) => "expect_idle",
             Step::Each(_) => "each",
             Step::Repeat(_) => "repeat",
+        }
+    }
+
+    /// The clause a step names with `precondition:`: its failure is that
+    /// clause's, not the scenario's.
+    pub fn precondition(&self) -> Option<&str> {
+        match self {
+            Step::ExpectDatagram(e) => e.precondition.as_deref(),
+            Step::ExpectOutput(o) => o.precondition.as_deref(),
+            _ => None,
         }
     }
 
@@ -307,6 +367,14 @@ impl Step {
             | Step::Listen(_)
             | Step::Accept(_)
             | Step::Fill(_)
+            | Step::UdpOpen(_)
+            | Step::UdpBind(_)
+            | Step::SendDatagram(_)
+            | Step::ExpectDatagram(_)
+            | Step::ExpectNoDatagram(_)
+            | Step::Join(_)
+            | Step::MulticastSender(_)
+            | Step::ExpectMembers(_)
             | Step::FdBaseline(_)
             | Step::ExpectFds(_)
             | Step::MemoryBaseline(_)

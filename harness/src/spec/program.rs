@@ -176,6 +176,8 @@ impl Stream {
 /// of `equals` (the whole stream), `contains`, `regex` (searches), `nonempty`,
 /// `empty`; and holds at most `max_lines` lines once the program is done
 /// writing. Waits up to `within` (2 s) for the output to arrive.
+/// `precondition: <clause>`: a failure of this step is that clause's (the
+/// scenario's own check comes later).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectOutput")]
 #[schemars(with = "RawExpectOutput")]
@@ -186,6 +188,9 @@ pub struct ExpectOutput {
     pub matcher: Option<Matcher>,
     pub max_lines: Option<usize>,
     pub within: Option<TimeSpan>,
+    /// A clause this scenario relies on: a failure of this step means its
+    /// own check was never reached, and is that clause's.
+    pub precondition: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -210,6 +215,8 @@ struct RawExpectOutput {
     max_lines: Option<usize>,
     #[serde(default)]
     within: Option<TimeSpan>,
+    #[serde(default)]
+    precondition: Option<String>,
 }
 
 impl TryFrom<RawExpectOutput> for ExpectOutput {
@@ -238,6 +245,7 @@ impl TryFrom<RawExpectOutput> for ExpectOutput {
             matcher: matchers.into_iter().next(),
             max_lines: raw.max_lines,
             within: raw.within,
+            precondition: raw.precondition,
         })
     }
 }

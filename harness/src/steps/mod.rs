@@ -12,8 +12,10 @@
 //! line does not compile.
 
 mod flow;
+mod multicast;
 mod program;
 mod tcp;
+mod udp;
 mod witness;
 
 use crate::conn::Conn;
@@ -48,6 +50,21 @@ pub(crate) fn run<'p>(
     step: &'p Spanned<Step>,
 ) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + 'p>> {
     Box::pin(async move {
+        let result = run_step(play, step).await;
+        if let (Err(StepError::Failed(_)), Some(clause)) = (&result, step.value.precondition()) {
+            // What the step saw of a program's own precondition (it never
+            // listened, say) comes first.
+            play.precondition.get_or_insert(Precondition::Stated {
+                clause: clause.to_string(),
+                step: step.value.keyword().to_string(),
+            });
+        }
+        result
+    })
+}
+
+async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepError> {
+    {
         match &step.value {
             Step::Start(s) => program::start(play, s).await,
             Step::Stop(s) => Ok(program::stop(play, s).await?),
@@ -93,6 +110,14 @@ pub(crate) fn run<'p>(
                 }
                 Ok(())
             }
+            Step::UdpOpen(o) => Ok(udp::udp_open(play, o)?),
+            Step::UdpBind(b) => Ok(udp::udp_bind(play, b)?),
+            Step::SendDatagram(s) => Ok(udp::send_datagram(play, s).await?),
+            Step::ExpectDatagram(e) => Ok(udp::expect_datagram(play, e).await?),
+            Step::ExpectNoDatagram(e) => Ok(udp::expect_no_datagram(play, e).await?),
+            Step::Join(j) => Ok(multicast::join(play, j)?),
+            Step::MulticastSender(s) => Ok(multicast::multicast_sender(play, s)?),
+            Step::ExpectMembers(m) => Ok(multicast::expect_members(play, m).await?),
             Step::FdBaseline(p) => Ok(witness::fd_baseline(play, p)?),
             Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),
             Step::MemoryBaseline(p) => Ok(witness::memory_baseline(play, p)?),
@@ -105,7 +130,7 @@ pub(crate) fn run<'p>(
             Step::Each(e) => Ok(flow::each(play, e).await?),
             Step::Repeat(r) => flow::repeat(play, r).await,
         }
-    })
+    }
 }
 
 /// A step failed on `conn`: if the server ended it first, that is the
@@ -154,6 +179,14 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         | Step::Listen(_)
         | Step::Accept(_)
         | Step::Fill(_)
+        | Step::UdpOpen(_)
+        | Step::UdpBind(_)
+        | Step::SendDatagram(_)
+        | Step::ExpectDatagram(_)
+        | Step::ExpectNoDatagram(_)
+        | Step::Join(_)
+        | Step::MulticastSender(_)
+        | Step::ExpectMembers(_)
         | Step::FdBaseline(_)
         | Step::ExpectFds(_)
         | Step::MemoryBaseline(_)

@@ -9,6 +9,7 @@ use crate::sandbox;
 use crate::scenario::{record_output, Play};
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
+use crate::spec::multicast::Group;
 use crate::spec::Protocol;
 use crate::verdict::Precondition;
 use crate::witness;
@@ -41,6 +42,12 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         )));
     }
     let stdin = s.stdin.as_ref().map(|p| p.bytes());
+    // Members before the start, so that a second receiver of the same
+    // group is seen joining too.
+    let joins = program.joins.map(|g| {
+        let group = play.group_of(g);
+        (g, group, witness::igmp_members(None, group))
+    });
     let prog = Running::spawn(&name, &argv, &play.setting.dir, play.setting.uid, stdin)
         .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
     play.started.push(prog.pid);
@@ -70,6 +77,33 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         };
         play.transcript.record(&name, format!("{what} {{port}}"));
     }
+    if let Some((shown, group, before)) = joins {
+        let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
+        let prog = play.programs.get_mut(&name).expect("inserted above");
+        let pid = prog.pid;
+        let joined = witness::poll_until(bound, || {
+            let now = witness::igmp_members(Some(pid), group);
+            (now > before, now)
+        })
+        .await;
+        if joined.is_err() {
+            play.precondition = Some(Precondition::Joined { program: name.clone() });
+            let also = match play.programs.get(&name).and_then(|p| p.exit_status()) {
+                Some(status) => format!("; it {}", ended(&status)),
+                None => String::new(),
+            };
+            return Err(StepError::Failed(format!(
+                "expected {name} to join the group on the interface 127.0.0.1 (lo) within {}ms; \
+                 the kernel shows no new member there{also}",
+                bound.as_millis()
+            )));
+        }
+        let shown = match shown {
+            Group::Scenario => "{group}".to_string(),
+            Group::Address(a) => a.to_string(),
+        };
+        play.transcript.record(&name, format!("joined {shown} on lo"));
+    }
     Ok(())
 }
 
@@ -87,6 +121,7 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
         .map(|a| {
             a.replace("{port}", &play.setting.port.to_string())
                 .replace("{host}", crate::spec::HOST)
+                .replace("{group}", &play.group_of(Group::Scenario).to_string())
         })
         .collect();
     (argv, shown)

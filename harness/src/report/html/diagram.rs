@@ -501,6 +501,22 @@ fn arrow(w: &Wire, actor: &str, member: bool) -> Option<Arrow> {
         Wire::Abort => to("rst", "RST (abort)".into()),
         Wire::Eof => from("fin", "FIN (end of stream)".into()),
         Wire::Reset => from("rst", "RST (reset)".into()),
+        Wire::Datagram {
+            outgoing,
+            shown,
+            bytes,
+            mismatch,
+            fate,
+            ..
+        } => {
+            let fate = fate.as_ref().map(|f| format!(", {f}")).unwrap_or_default();
+            let label = fit(shown, &format!("({}{fate})", crate::escape::bytes(*bytes)));
+            match (outgoing, mismatch) {
+                (true, _) => to("bytes", format!("datagram {label}")),
+                (false, None) => from("bytes", format!("datagram {label}")),
+                (false, Some(_)) => from("failed", format!("✗ datagram {label}")),
+            }
+        }
     };
     if member {
         a.label = format!("{actor}: {}", a.label);

@@ -1,0 +1,288 @@
+//! The `udp` family: the harness's datagram endpoints, as a client of the
+//! program (`udp_open`), as its server (`udp_bind`), between it and another
+//! program (`relay`), and what it sends and expects on one endpoint.
+//! Run by `crate::steps::udp`.
+//!
+//! An endpoint has a peer, where `send_datagram` goes: the scenario's
+//! `{port}` for `udp_open`, whoever sent the last datagram for `udp_bind`,
+//! the group for `multicast_sender` (the `multicast` family). Datagrams are
+//! whole: an expectation is met by one datagram, never by several.
+
+use super::values::{Generate, Payload, TimeSpan};
+use super::{FromName, Name};
+use crate::matcher::Matcher;
+use serde::Deserialize;
+
+/// `udp_open: a`, or `udp_open: { as: c, count: 8 }`: a datagram socket of
+/// the harness on 127.0.0.1 (a port of the kernel's choosing), whose peer is
+/// `{port}` on 127.0.0.1: the server under test. With `count`, that many,
+/// named `c#1`, `c#2`, ...
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawUdpOpen")]
+#[schemars(with = "RawUdpOpen")]
+pub struct UdpOpen {
+    pub name: Name,
+    pub count: Option<usize>,
+}
+impl FromName for UdpOpen {
+    fn from_name(name: Name) -> Self {
+        UdpOpen { name, count: None }
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawUdpOpen {
+    #[serde(rename = "as")]
+    #[schemars(with = "String")]
+    name: Name,
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+impl TryFrom<RawUdpOpen> for UdpOpen {
+    type Error = String;
+    fn try_from(raw: RawUdpOpen) -> Result<Self, String> {
+        if raw.count == Some(0) {
+            return Err("expected a `count` of at least 1".into());
+        }
+        Ok(UdpOpen {
+            name: raw.name,
+            count: raw.count,
+        })
+    }
+}
+
+/// `udp_bind: s`: the harness is the server for a client under test, bound
+/// to `{port}` (127.0.0.1, and ::1 where there is IPv6, so that a client
+/// given `localhost` finds it either way). Its peer is the sender of the
+/// last datagram it received.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UdpBind {
+    #[serde(rename = "as")]
+    #[schemars(with = "String")]
+    pub name: Name,
+}
+impl FromName for UdpBind {
+    fn from_name(name: Name) -> Self {
+        UdpBind { name }
+    }
+}
+
+/// `send_datagram: { on: a, text: "hi" }`: one datagram of these bytes
+/// (`text`, `hex` or `generate`, then `then`; `text: ""` is an empty
+/// datagram) to the endpoint's peer. `to: b` sends it to `b`'s peer instead,
+/// from `a`: an answer from a port the client never wrote to. `copies: 2`
+/// sends the same datagram twice (a duplicate).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawSendDatagram")]
+#[schemars(with = "RawSendDatagram")]
+pub struct SendDatagram {
+    pub on: Name,
+    pub payload: Payload,
+    pub to: Option<Name>,
+    pub copies: usize,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawSendDatagram {
+    #[schemars(with = "String")]
+    on: Name,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
+    generate: Option<Generate>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    to: Option<Name>,
+    #[serde(default)]
+    copies: Option<usize>,
+}
+
+/// The largest datagram a spec may send: what fits in one IPv4 datagram.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+impl TryFrom<RawSendDatagram> for SendDatagram {
+    type Error = String;
+    fn try_from(raw: RawSendDatagram) -> Result<Self, String> {
+        let payload = Payload::required(raw.text, raw.hex, raw.generate, raw.then, "what to send")?;
+        let size = payload.bytes().len();
+        if size > MAX_DATAGRAM {
+            return Err(format!(
+                "expected a datagram of at most {MAX_DATAGRAM} bytes (what one IPv4 datagram holds), found {size}"
+            ));
+        }
+        let copies = raw.copies.unwrap_or(1);
+        if copies == 0 {
+            return Err("expected `copies` of at least 1".into());
+        }
+        Ok(SendDatagram {
+            on: raw.on,
+            payload,
+            to: raw.to,
+            copies,
+        })
+    }
+}
+
+/// What `expect_datagram` waits for.
+#[derive(Debug)]
+pub enum ExpectedDatagram {
+    /// The bytes of one datagram, whole (`text` is then "equals").
+    Bytes(Matcher),
+    /// The bytes of the last datagram this endpoint sent.
+    Echo,
+}
+
+/// Bounds on the time between two datagrams that arrived on one endpoint,
+/// as the kernel stamped their arrival: what a retransmission clause is about.
+#[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    pub at_least: TimeSpan,
+    pub at_most: TimeSpan,
+}
+
+/// `expect_datagram: { on: a, text: "hi", within: 1s }`: the next datagram
+/// on the endpoint is, whole, exactly one of: `text`/`hex`/`generate`,
+/// `prefix`, `contains`, `regex`, `size`, `empty: true` or `echo: true` (the
+/// bytes this endpoint sent last). It must come within `within` (2 s) and
+/// from the endpoint's peer: the server for `udp_open`; a `udp_bind`
+/// endpoint takes its sender as its new peer. Options:
+/// - `interval: { at_least: 400ms, at_most: 800ms }`: the time since the
+///   previous datagram on this endpoint, for retransmissions;
+/// - `ttl: 1`: the datagram's IP TTL (on a `join` endpoint, which reads it);
+/// - `precondition: <clause>`: a failure of this step means the scenario's
+///   own check was never reached, and is that clause's.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawExpectDatagram")]
+#[schemars(with = "RawExpectDatagram")]
+pub struct ExpectDatagram {
+    pub on: Name,
+    pub expected: ExpectedDatagram,
+    pub within: Option<TimeSpan>,
+    pub interval: Option<Interval>,
+    pub ttl: Option<u8>,
+    pub precondition: Option<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExpectDatagram {
+    #[schemars(with = "String")]
+    on: Name,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
+    generate: Option<Generate>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    contains: Option<String>,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    size: Option<super::Size>,
+    #[serde(default)]
+    empty: Option<bool>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    within: Option<TimeSpan>,
+    #[serde(default)]
+    interval: Option<Interval>,
+    #[serde(default)]
+    ttl: Option<u8>,
+    #[serde(default)]
+    precondition: Option<String>,
+}
+
+impl TryFrom<RawExpectDatagram> for ExpectDatagram {
+    type Error = String;
+    fn try_from(raw: RawExpectDatagram) -> Result<Self, String> {
+        let exact =
+            Payload::from_keys(raw.text, raw.hex, raw.generate, raw.then).map_err(|e| format!("expected {e}"))?;
+        let regex = raw.regex.map(|r| super::program::compile(&r)).transpose()?;
+        let mut found: Vec<ExpectedDatagram> = [
+            // An empty `text` is the empty datagram, as `empty: true` is.
+            exact.map(|p| match p.bytes() {
+                b if b.is_empty() => Matcher::Empty,
+                b => Matcher::Exact(b),
+            }),
+            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes())),
+            raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
+            regex.map(Matcher::Regex),
+            raw.size.map(|n| Matcher::Size(n.0)),
+            (raw.empty == Some(true)).then_some(Matcher::Empty),
+        ]
+        .into_iter()
+        .flatten()
+        .map(ExpectedDatagram::Bytes)
+        .collect();
+        if raw.echo == Some(true) {
+            found.push(ExpectedDatagram::Echo);
+        }
+        if found.len() != 1 {
+            return Err(
+                "expected exactly one of `text`/`hex`/`generate`, `prefix`, `contains`, `regex`, `size`, `empty: true`, `echo: true`"
+                    .into(),
+            );
+        }
+        if let Some(i) = raw.interval {
+            if i.at_least.0 > i.at_most.0 {
+                return Err(format!(
+                    "expected an `interval` whose `at_least` ({}) is not above its `at_most` ({})",
+                    i.at_least, i.at_most
+                ));
+            }
+        }
+        Ok(ExpectDatagram {
+            on: raw.on,
+            expected: found.remove(0),
+            within: raw.within,
+            interval: raw.interval,
+            ttl: raw.ttl,
+            precondition: raw.precondition,
+        })
+    }
+}
+
+/// `expect_no_datagram: { on: a, for: 600ms }`: nothing arrives on the
+/// endpoint for that long. The one place where waiting is the point: a
+/// client that must not resend yet, a server that must not answer.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawExpectNoDatagram")]
+#[schemars(with = "RawExpectNoDatagram")]
+pub struct ExpectNoDatagram {
+    pub on: Name,
+    pub duration: TimeSpan,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExpectNoDatagram {
+    #[schemars(with = "String")]
+    on: Name,
+    #[serde(rename = "for")]
+    duration: TimeSpan,
+}
+
+impl TryFrom<RawExpectNoDatagram> for ExpectNoDatagram {
+    type Error = String;
+    fn try_from(raw: RawExpectNoDatagram) -> Result<Self, String> {
+        Ok(ExpectNoDatagram {
+            on: raw.on,
+            duration: raw.duration,
+        })
+    }
+}

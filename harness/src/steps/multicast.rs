@@ -1,0 +1,85 @@
+//! Running the `multicast` family (`crate::spec::multicast`): join and
+//! multicast_sender open the harness's endpoints on the group; expect_members
+//! asks the kernel who is in it.
+
+use super::StepResult;
+use crate::datagram::Endpoint;
+use crate::scenario::Play;
+use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
+use crate::spec::values::within;
+use crate::witness;
+use std::net::Ipv4Addr;
+
+pub(super) fn join(play: &mut Play<'_>, j: &Join) -> StepResult {
+    let group = play.group_of(j.group);
+    let name = &j.name.value;
+    let endpoint = Endpoint::member(name, group, play.setting.port)
+        .map_err(|e| format!("the grader could not join the group on 127.0.0.1: {e}"))?;
+    play.endpoints.insert(name.clone(), endpoint);
+    play.transcript
+        .record(name, format!("joined {} on lo, port {{port}}", shown(j.group)));
+    Ok(())
+}
+
+pub(super) fn multicast_sender(play: &mut Play<'_>, s: &MulticastSender) -> StepResult {
+    let group = play.group_of(s.group);
+    let name = &s.name.value;
+    let endpoint = Endpoint::sender(name, group, play.setting.port)
+        .map_err(|e| format!("the grader could not open its multicast socket: {e}"))?;
+    play.endpoints.insert(name.clone(), endpoint);
+    play.transcript.record(
+        name,
+        format!("udp socket, peer {} port {{port}}, through lo, TTL 1", shown(s.group)),
+    );
+    Ok(())
+}
+
+pub(super) async fn expect_members(play: &mut Play<'_>, m: &ExpectMembers) -> StepResult {
+    let group = play.group_of(m.group);
+    let bound = within(m.within);
+    let (found, count) = match witness::poll_until(bound, || {
+        let count = witness::igmp_members(None, group);
+        (count == m.count, count)
+    })
+    .await
+    {
+        Ok(count) => (true, count),
+        Err(count) => (false, count),
+    };
+    play.transcript
+        .record("", format!("members of {} on lo: {count}", shown(m.group)));
+    if found {
+        return Ok(());
+    }
+    Err(format!(
+        "expected {} sockets joined to the group on lo within {}ms; the kernel shows {count}",
+        m.count,
+        bound.as_millis()
+    ))
+}
+
+/// A group as the transcript shows it: `{group}` stays a placeholder.
+fn shown(group: Group) -> String {
+    match group {
+        Group::Scenario => "{group}".into(),
+        Group::Address(a) => a.to_string(),
+    }
+}
+
+impl Play<'_> {
+    /// The address a step's group stands for.
+    pub fn group_of(&self, group: Group) -> Ipv4Addr {
+        match group {
+            Group::Scenario => scenario_group(self.setting.port),
+            Group::Address(a) => a,
+        }
+    }
+}
+
+/// The scenario's own group, `{group}`: in 239.0.0.0/8 (administratively
+/// scoped), made from its port, which no other scenario running at the
+/// same time has, so that scenarios on one host count their own members.
+pub fn scenario_group(port: u16) -> Ipv4Addr {
+    let [high, low] = port.to_be_bytes();
+    Ipv4Addr::new(239, 83, high, low)
+}

@@ -1,0 +1,298 @@
+//! Running the `udp` family (`crate::spec::udp`): udp_open and udp_bind
+//! open the harness's endpoints; send_datagram, expect_datagram and
+//! expect_no_datagram act on one.
+
+use super::StepResult;
+use crate::datagram::{self, Datagram, Endpoint, Role};
+use crate::escape;
+use crate::scenario::Play;
+use crate::spec::udp::{ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, SendDatagram, UdpBind, UdpOpen};
+use crate::spec::values::within;
+use crate::transcript::{Mismatch, Wire};
+use crate::verdict::Precondition;
+use std::net::SocketAddr;
+
+pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> StepResult {
+    let base = &o.name.value;
+    let names: Vec<String> = match o.count {
+        None => vec![base.clone()],
+        Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
+    };
+    for name in &names {
+        let endpoint = Endpoint::client(name, play.setting.port).map_err(|e| format!("could not open a UDP socket: {e}"))?;
+        play.endpoints.insert(name.clone(), endpoint);
+    }
+    let what = match o.count {
+        None => "udp socket, peer {port}".to_string(),
+        Some(n) => format!("{n} udp sockets, peer {{port}}"),
+    };
+    play.transcript.record(base, what);
+    Ok(())
+}
+
+pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> StepResult {
+    let name = &b.name.value;
+    let endpoint = Endpoint::server(name, play.setting.port)
+        .map_err(|e| format!("the grader could not bind {{port}} for the client: {e}"))?;
+    play.endpoints.insert(name.clone(), endpoint);
+    play.transcript.record(name, "udp socket bound to {port}");
+    Ok(())
+}
+
+pub(super) async fn send_datagram(play: &mut Play<'_>, s: &SendDatagram) -> StepResult {
+    let to = match &s.to {
+        Some(other) => play.endpoint(other)?.peer,
+        None => play.endpoint(&s.on)?.peer,
+    };
+    let peer_of = s.to.as_ref().unwrap_or(&s.on).value.clone();
+    let Some(to) = to else {
+        return Err(format!(
+            "`{peer_of}` has nobody to send to yet: a `udp_bind` endpoint answers the sender of the last datagram it received, and none has arrived"
+        ));
+    };
+    let whom = play.describe_addr(to);
+    let bytes = s.payload.bytes();
+    let transcript = play.transcript.clone();
+    let endpoint = play.endpoint(&s.on)?;
+    for _ in 0..s.copies {
+        endpoint
+            .send_to(&bytes, to)
+            .await
+            .map_err(|e| format!("sending a datagram failed: {}", crate::conn::os_error(&e)))?;
+        transcript.record_wire(
+            &s.on.value,
+            Wire::Datagram {
+                outgoing: true,
+                shown: s.payload.describe(),
+                bytes: bytes.len(),
+                whom: format!("to {whom}"),
+                mismatch: None,
+                fate: None,
+            },
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> StepResult {
+    let bound = within(e.within);
+    let name = e.on.value.clone();
+    let endpoint = play.endpoint(&e.on)?;
+    let role = endpoint.role;
+    let expected_from = endpoint.peer;
+    let previous = endpoint.last_arrival;
+    let echo = endpoint.last_sent.clone();
+    let Some(d) = endpoint
+        .recv(bound)
+        .await
+        .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
+    else {
+        play.transcript.record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
+        return Err(format!(
+            "expected {} on `{name}` within {}ms; nothing arrived{}",
+            describe_expected(&e.expected),
+            bound.as_millis(),
+            play.who_ended()
+        ));
+    };
+    endpoint.last_arrival = Some(d.arrived);
+    let whom = match role {
+        Role::Server => "from the client".to_string(),
+        _ => format!("from {}", play.describe_addr(d.from)),
+    };
+    let matcher = match &e.expected {
+        ExpectedDatagram::Bytes(m) => m,
+        ExpectedDatagram::Echo => &crate::matcher::Matcher::Exact(echo.unwrap_or_default()),
+    };
+    let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
+    let mismatch = (!matched).then(|| Mismatch {
+        expected: describe_matcher(matcher),
+        got: escape::quote(&d.bytes, 200),
+    });
+    let interval = previous.and_then(|p| d.arrived.duration_since(p).ok());
+    let detail = interval.map(|i| format!("{}ms after the previous datagram", i.as_millis()));
+    let wire = Wire::Datagram {
+        outgoing: false,
+        shown: escape::quote(&d.bytes, 80),
+        bytes: d.bytes.len(),
+        whom,
+        mismatch: mismatch.clone(),
+        fate: None,
+    };
+    match (&detail, e.interval) {
+        (Some(detail), Some(_)) => play.transcript.record_wire_with_detail(&name, wire, detail.clone()),
+        _ => play.transcript.record_wire(&name, wire),
+    }
+    // Where it came from, before what it holds: a reply from the wrong
+    // port is wrong whatever its bytes.
+    if role == Role::Client && Some(d.from) != expected_from {
+        return Err(format!(
+            "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
+            play.describe_addr(d.from)
+        ));
+    }
+    if role == Role::Member {
+        through_loopback(play, &name, &d)?;
+    }
+    if d.truncated {
+        return Err(format!("a datagram on `{name}` was longer than {} bytes", d.bytes.len()));
+    }
+    if let Some(m) = mismatch {
+        let diff = matcher
+            .mismatch(&d.bytes)
+            .map(|(_, _, diff)| diff)
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("; {d}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
+            m.expected,
+            m.got,
+            escape::bytes(d.bytes.len())
+        ));
+    }
+    if let Some(want) = e.ttl {
+        match d.ttl {
+            Some(ttl) if ttl == i32::from(want) => {}
+            Some(ttl) => {
+                return Err(format!(
+                    "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
+                ))
+            }
+            None => return Err(format!("`{name}` does not read TTLs: `ttl` needs a `join` endpoint")),
+        }
+    }
+    if let Some(bounds) = e.interval {
+        let Some(gap) = interval else {
+            return Err(format!(
+                "`interval` measures from the previous datagram on `{name}`, and this is the first"
+            ));
+        };
+        if gap < bounds.at_least.0 || gap > bounds.at_most.0 {
+            let how = if gap < bounds.at_least.0 { "too soon" } else { "too late" };
+            return Err(format!(
+                "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
+                gap.as_millis(),
+                bounds.at_least,
+                bounds.at_most
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A datagram a member heard through another interface than `lo`: the
+/// sender did not name 127.0.0.1 (`IP_MULTICAST_IF`), and the kernel sent
+/// it where its multicast route goes.
+fn through_loopback(play: &mut Play<'_>, name: &str, d: &Datagram) -> StepResult {
+    let (Some(index), Some(lo)) = (d.interface, datagram::loopback_index()) else {
+        return Ok(());
+    };
+    if index == lo {
+        return Ok(());
+    }
+    if let Some(program) = play.spec.programs.iter().find(|(_, p)| p.preconditions.through_loopback.is_some()) {
+        play.precondition = Some(Precondition::ThroughLoopback {
+            program: program.0.clone(),
+        });
+    }
+    Err(format!(
+        "a datagram arrived on `{name}` through {}, not through lo (127.0.0.1): its sender did not choose the interface",
+        datagram::interface_name(index)
+    ))
+}
+
+pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram) -> StepResult {
+    let name = e.on.value.clone();
+    let endpoint = play.endpoint(&e.on)?;
+    let got = endpoint
+        .recv(e.duration.0)
+        .await
+        .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
+    match got {
+        None => {
+            play.transcript.record(&name, format!("<- no datagram for {}", e.duration));
+            Ok(())
+        }
+        Some(d) => {
+            endpoint.last_arrival = Some(d.arrived);
+            let whom = format!("from {}", play.describe_addr(d.from));
+            play.transcript.record_wire(
+                &name,
+                Wire::Datagram {
+                    outgoing: false,
+                    shown: escape::quote(&d.bytes, 80),
+                    bytes: d.bytes.len(),
+                    whom,
+                    mismatch: Some(Mismatch {
+                        expected: "no datagram".into(),
+                        got: escape::quote(&d.bytes, 200),
+                    }),
+                    fate: None,
+                },
+            );
+            Err(format!(
+                "expected no datagram on `{name}` for {}; {} arrived",
+                e.duration,
+                escape::quote(&d.bytes, 80)
+            ))
+        }
+    }
+}
+
+fn describe_expected(e: &ExpectedDatagram) -> String {
+    match e {
+        ExpectedDatagram::Bytes(m) => format!("a datagram holding {}", describe_matcher(m)),
+        ExpectedDatagram::Echo => "the echo of the last datagram sent".into(),
+    }
+}
+
+fn describe_matcher(m: &crate::matcher::Matcher) -> String {
+    match m {
+        crate::matcher::Matcher::Empty => "nothing (an empty datagram)".into(),
+        m => m.describe(),
+    }
+}
+
+impl Play<'_> {
+    /// The endpoint a step names.
+    pub fn endpoint(&mut self, name: &crate::spec::Name) -> Result<&mut Endpoint, String> {
+        self.endpoints
+            .get_mut(&name.value)
+            .ok_or_else(|| format!("`{}` is not an open endpoint", name.value))
+    }
+
+    /// An address in words that do not change from run to run: `{port}`,
+    /// the group, an endpoint of the harness by its name, or a port of a
+    /// program (a client under test).
+    pub fn describe_addr(&self, addr: SocketAddr) -> String {
+        let addr = datagram::canonical(addr);
+        if addr.port() == self.setting.port {
+            return match addr.ip() {
+                ip if ip.is_multicast() => "the group, port {port}".into(),
+                _ => "{port}".into(),
+            };
+        }
+        if let Some(e) = self.endpoints.values().find(|e| e.local_addr() == Some(addr)) {
+            return format!("`{}`", e.name);
+        }
+        "another port".into()
+    }
+
+    /// ", and `name` had exited ..." for a program that ended, which often
+    /// is why nothing came.
+    pub fn who_ended(&self) -> String {
+        let ended: Vec<String> = self
+            .order
+            .iter()
+            .filter_map(|n| self.programs.get(n))
+            .filter_map(|p| p.exit_status().map(|s| format!("{} {}", p.name, crate::process::ended(&s))))
+            .collect();
+        if ended.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", ended.join("; "))
+        }
+    }
+}
+
