@@ -50,7 +50,7 @@ pub struct Datagram {
 pub struct Endpoint {
     pub name: String,
     pub role: Role,
-    socket: UdpSocket,
+    socket: std::sync::Arc<UdpSocket>,
     /// Where `send_datagram` goes: the program's port, the group, or (for
     /// the server role) the sender of the last datagram received.
     pub peer: Option<SocketAddr>,
@@ -122,7 +122,7 @@ impl Endpoint {
         Ok(Endpoint {
             name: name.to_string(),
             role,
-            socket: UdpSocket::from_std(socket.into())?,
+            socket: std::sync::Arc::new(UdpSocket::from_std(socket.into())?),
             peer,
             last_sent: None,
             last_arrival: None,
@@ -136,17 +136,40 @@ impl Endpoint {
 
     /// Sends `bytes` to `to` as one datagram.
     pub async fn send_to(&mut self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
-        // A dual-stack socket writes to IPv4 peers as mapped addresses.
-        let to = match (self.socket.local_addr()?, to) {
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
-            _ => to,
-        };
+        let to = self.outgoing(to);
         let sent = self.socket.send_to(bytes, to).await?;
         if sent != bytes.len() {
             return Err(io::Error::other(format!("sent {sent} of {} bytes", bytes.len())));
         }
         self.last_sent = Some(bytes.to_vec());
         Ok(())
+    }
+
+    /// Sends `bytes` to `to` `copies` times, `gap` apart, in the background:
+    /// later steps run meanwhile (a client under test is fed stale replies
+    /// while the scenario waits for its resend).
+    pub fn send_in_background(&mut self, bytes: Vec<u8>, to: SocketAddr, copies: usize, gap: Duration) {
+        let socket = self.socket.clone();
+        let to = self.outgoing(to);
+        self.last_sent = Some(bytes.clone());
+        tokio::spawn(async move {
+            for i in 0..copies {
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                // A failed send is a lost datagram: the scenario notices
+                // what the program did without it.
+                let _ = socket.send_to(&bytes, to).await;
+            }
+        });
+    }
+
+    /// A dual-stack socket writes to IPv4 peers as mapped addresses.
+    fn outgoing(&self, to: SocketAddr) -> SocketAddr {
+        match (self.socket.local_addr(), to) {
+            (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+            _ => to,
+        }
     }
 
     /// The next datagram, if one arrives within `within`.

@@ -324,6 +324,10 @@ impl Failure {
         let blamed = f
             .precondition
             .filter(|p| deaths.is_empty() || matches!(p, Precondition::Listening { .. } | Precondition::Joined { .. }))
+            // A step's own precondition is about what the program did while
+            // it ran: a program that ended by itself (a client that could not
+            // resolve its host) failed the scenario's clauses, not that one.
+            .filter(|p| !matches!(p, Precondition::Stated { .. }) || !f.programs.iter().any(|s| !s.end_expected && s.exit.is_some()))
             // A server the scenario stopped or killed ends its connections
             // as it was told to.
             .filter(|p| !f.programs.iter().any(|s| Some(s.name.as_str()) == p.program() && s.end_expected))

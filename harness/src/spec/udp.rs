@@ -74,7 +74,8 @@ impl FromName for UdpBind {
 /// (`text`, `hex` or `generate`, then `then`; `text: ""` is an empty
 /// datagram) to the endpoint's peer. `to: b` sends it to `b`'s peer instead,
 /// from `a`: an answer from a port the client never wrote to. `copies: 2`
-/// sends the same datagram twice (a duplicate).
+/// sends the same datagram twice (a duplicate); with `gap: 100ms` the
+/// copies go that far apart, in the background, while later steps run.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawSendDatagram")]
 #[schemars(with = "RawSendDatagram")]
@@ -83,6 +84,7 @@ pub struct SendDatagram {
     pub payload: Payload,
     pub to: Option<Name>,
     pub copies: usize,
+    pub gap: Option<TimeSpan>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -103,6 +105,8 @@ struct RawSendDatagram {
     to: Option<Name>,
     #[serde(default)]
     copies: Option<usize>,
+    #[serde(default)]
+    gap: Option<TimeSpan>,
 }
 
 /// The largest datagram a spec may send: what fits in one IPv4 datagram.
@@ -122,11 +126,15 @@ impl TryFrom<RawSendDatagram> for SendDatagram {
         if copies == 0 {
             return Err("expected `copies` of at least 1".into());
         }
+        if raw.gap.is_some() && copies < 2 {
+            return Err("expected `copies` of at least 2 with a `gap` (the time between copies)".into());
+        }
         Ok(SendDatagram {
             on: raw.on,
             payload,
             to: raw.to,
             copies,
+            gap: raw.gap,
         })
     }
 }

@@ -54,6 +54,21 @@ pub(super) async fn send_datagram(play: &mut Play<'_>, s: &SendDatagram) -> Step
     let bytes = s.payload.bytes();
     let transcript = play.transcript.clone();
     let endpoint = play.endpoint(&s.on)?;
+    if let Some(gap) = s.gap {
+        endpoint.send_in_background(bytes.clone(), to, s.copies, gap.0);
+        transcript.record_wire(
+            &s.on.value,
+            Wire::Datagram {
+                outgoing: true,
+                shown: s.payload.describe(),
+                bytes: bytes.len(),
+                whom: format!("to {whom}, {} copies {gap} apart", s.copies),
+                mismatch: None,
+                fate: None,
+            },
+        );
+        return Ok(());
+    }
     for _ in 0..s.copies {
         endpoint
             .send_to(&bytes, to)
