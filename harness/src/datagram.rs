@@ -94,11 +94,18 @@ impl Endpoint {
     /// A member of `group` on the interface 127.0.0.1, bound to `port` of
     /// any address beside the programs under test (SO_REUSEADDR), reading
     /// each datagram's TTL and interface.
-    pub fn member(name: &str, group: Ipv4Addr, port: u16) -> io::Result<Endpoint> {
+    ///
+    /// Where the scenario has a decoy interface, the member joins there too:
+    /// a sender that did not name 127.0.0.1 sends through the decoy, and the
+    /// datagram is then heard, and told apart by its interface.
+    pub fn member(name: &str, group: Ipv4Addr, port: u16, decoy: Option<Ipv4Addr>) -> io::Result<Endpoint> {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_reuse_address(true)?;
         socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+        if let Some(decoy) = decoy {
+            socket.join_multicast_v4(&group, &decoy)?;
+        }
         socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)?;
         socket::setsockopt(&socket, sockopt::Ipv4RecvTtl, &true).map_err(io::Error::from)?;
         Endpoint::new(name, Role::Member, socket, None)

@@ -166,6 +166,88 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// Where the decoy interface's route sends multicast: its own address.
+pub const DECOY_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 83, 0, 1);
+
+/// Makes a scenario's network ready for multicast, once per scenario.
+///
+/// In a namespace of its own, a decoy interface (a veth pair, `sgdecoy0`)
+/// gets the multicast route 224.0.0.0/4, as the default route of a real
+/// host would: a sender that does not name 127.0.0.1 (`IP_MULTICAST_IF`)
+/// then sends through the decoy, where a member of the harness joined on it
+/// too sees it arrive, and a receiver that joins on any interface joins on
+/// the decoy, where `/proc/net/igmp` shows it. Without a decoy (no veth in
+/// this kernel, no `ip`), a bare namespace has no multicast route at all,
+/// and such programs fail with ENETUNREACH or ENODEV instead: the same
+/// scenarios fail, with less to say why. Returns the decoy's address.
+///
+/// On the host's network (`--isolation none`), whether multicast over
+/// loopback works at all is found out once; where it does not, every
+/// multicast scenario is an error with that reason, not a failure.
+pub fn prepare_multicast(own_netns: bool) -> Result<Option<std::net::Ipv4Addr>, String> {
+    if !own_netns {
+        return loopback_multicast().clone().map(|()| None);
+    }
+    let commands = format!(
+        "link add sgdecoy0 type veth peer name sgdecoy1\n\
+         link set sgdecoy1 up\n\
+         link set sgdecoy0 up\n\
+         addr add {DECOY_ADDRESS}/24 dev sgdecoy0\n\
+         route add 224.0.0.0/4 dev sgdecoy0\n"
+    );
+    let made = std::process::Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().map(|mut i| i.write_all(commands.as_bytes()));
+            child.wait()
+        });
+    match made {
+        Ok(status) if status.success() => Ok(Some(DECOY_ADDRESS)),
+        _ => Ok(None),
+    }
+}
+
+/// Whether a datagram sent to a group through 127.0.0.1 reaches a member
+/// joined on 127.0.0.1, on the host's network: asked once.
+fn loopback_multicast() -> &'static Result<(), String> {
+    static FOUND: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        try_loopback_multicast().map_err(|e| {
+            format!(
+                "multicast over loopback does not work on this machine's network ({e}); \
+                 run with network namespaces (as root, `--isolation netns`), where the grader sets it up"
+            )
+        })
+    })
+}
+
+fn try_loopback_multicast() -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    use std::net::{Ipv4Addr, SocketAddr};
+    let group = Ipv4Addr::new(239, 83, 255, 254);
+    let member = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    member.set_reuse_address(true)?;
+    member.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
+    let port = member.local_addr()?.as_socket().map(|a| a.port()).unwrap_or(0);
+    member.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    member.set_read_timeout(Some(std::time::Duration::from_millis(500)))?;
+    let sender = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST)?;
+    sender.set_multicast_ttl_v4(1)?;
+    sender.send_to(b"sockgrade", &SocketAddr::from((group, port)).into())?;
+    let mut buf = [std::mem::MaybeUninit::new(0u8); 16];
+    let (n, _) = member.recv_from(&mut buf)?;
+    if n != 9 {
+        return Err(io::Error::other("the datagram came back changed"));
+    }
+    Ok(())
+}
+
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// A port for a scenario. In a namespace of its own any port is free; we

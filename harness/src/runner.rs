@@ -394,6 +394,7 @@ fn run_one(
             dir: dir.to_path_buf(),
             uid,
             port,
+            own_netns: isolation == Isolation::Netns,
         };
         Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
     }));

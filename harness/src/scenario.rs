@@ -24,6 +24,8 @@ pub struct Setting {
     pub dir: PathBuf,
     pub uid: Option<u32>,
     pub port: u16,
+    /// The scenario has a network namespace of its own (its thread is in it).
+    pub own_netns: bool,
 }
 
 /// A scenario while it plays: what its steps started and opened, by name.
@@ -57,6 +59,9 @@ pub(crate) struct Play<'a> {
     pub precondition: Option<crate::verdict::Precondition>,
     /// What a failing step saw of the cause in the kernel (see `verdict`).
     pub observed: Option<crate::verdict::Observed>,
+    /// The address of the decoy interface that holds the namespace's
+    /// multicast route, where there is one (see `isolation::decoy`).
+    pub decoy: Option<std::net::Ipv4Addr>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started has
@@ -80,12 +85,20 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         memory_baselines: HashMap::new(),
         precondition: None,
         observed: None,
+        decoy: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;
     let mut error: Option<String> = None;
     let deadline = Instant::now() + bound;
-    for (i, step) in scenario.steps.iter().enumerate() {
+    if spec.uses_multicast() {
+        match crate::isolation::prepare_multicast(play.setting.own_netns) {
+            Ok(decoy) => play.decoy = decoy,
+            Err(why) => error = Some(why),
+        }
+    }
+    let steps = if error.is_some() { &[][..] } else { &scenario.steps[..] };
+    for (i, step) in steps.iter().enumerate() {
         // Where this step's events begin, so that a failure can point at them.
         let first_event = transcript.len();
         match tokio::time::timeout_at(deadline, steps::run(&mut play, step)).await {

@@ -74,6 +74,24 @@ pub(crate) struct RawSpec {
 pub const HOST: &str = "127.0.0.1";
 
 impl Spec {
+    /// The spec plays with multicast: a program joins a group or is given
+    /// `{group}`, or a step joins or sends to one. Its scenarios need
+    /// multicast on loopback, and a decoy route (`isolation`).
+    pub fn uses_multicast(&self) -> bool {
+        fn in_steps(steps: &[Spanned<Step>]) -> bool {
+            steps.iter().any(|s| match &s.value {
+                Step::Join(_) | Step::MulticastSender(_) | Step::ExpectMembers(_) => true,
+                Step::Each(e) => in_steps(&e.steps),
+                Step::Repeat(r) => in_steps(&r.steps),
+                _ => false,
+            })
+        }
+        self.programs
+            .values()
+            .any(|p| p.joins.is_some() || p.command.iter().any(|a| a.contains("{group}")))
+            || self.scenarios.iter().any(|s| in_steps(&s.steps))
+    }
+
     /// The program that listens on the scenario's port: the far end of
     /// every connection the harness opens with `connect`.
     pub fn server(&self) -> Option<&str> {

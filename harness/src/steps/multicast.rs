@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 pub(super) fn join(play: &mut Play<'_>, j: &Join) -> StepResult {
     let group = play.group_of(j.group);
     let name = &j.name.value;
-    let endpoint = Endpoint::member(name, group, play.setting.port)
+    let endpoint = Endpoint::member(name, group, play.setting.port, play.decoy)
         .map_err(|e| format!("the grader could not join the group on 127.0.0.1: {e}"))?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript
