@@ -1,9 +1,10 @@
-//! The tcp-echo spec against the reference programs and against every
-//! fixture submission: correct ones pass everything; each buggy one fails
-//! scenarios tagged with its clause (listed in its EXPECT file), and every
-//! failure is attributed to one of those clauses (a scenario's tags, or the
-//! clause of a precondition that failed before the scenario's own check).
-//! The verdict tables are snapshots.
+//! Every lab's spec against the reference programs and against every fixture
+//! submission of that lab (`fixtures/submissions/<lab>-*`): correct ones
+//! pass everything; each buggy one fails scenarios tagged with its clause
+//! (listed in its EXPECT file), and every failure is attributed to one of
+//! those clauses (a scenario's tags, or the clause of a precondition that
+//! failed before the scenario's own check). The verdict tables are
+//! snapshots.
 
 mod support;
 
@@ -12,10 +13,50 @@ use support::{root, run_json, verdict_table};
 
 const SPEC: &str = "specs/tcp-echo.yaml";
 
+/// The labs with a spec, and the prefix of their fixtures' directories.
+const LABS: [&str; 3] = ["tcp-echo", "udp-echo", "multicast"];
+
+/// The spec a fixture is graded with: its lab's, by its name.
+fn spec_of(fixture: &str) -> String {
+    let lab = LABS
+        .iter()
+        .find(|lab| fixture.starts_with(&format!("{lab}-")))
+        .unwrap_or_else(|| panic!("{fixture} belongs to no lab of {LABS:?}"));
+    format!("specs/{lab}.yaml")
+}
+
 #[test]
-fn the_reference_passes_every_scenario() {
+fn the_reference_passes_every_scenario_of_tcp_echo() {
+    reference_passes("specs/tcp-echo.yaml");
+}
+
+#[test]
+fn the_reference_passes_every_scenario_of_udp_echo() {
+    reference_passes("specs/udp-echo.yaml");
+}
+
+#[test]
+fn the_reference_passes_every_scenario_of_multicast() {
+    reference_passes("specs/multicast.yaml");
+}
+
+/// Every lab's spec has a test above.
+#[test]
+fn every_lab_is_graded() {
+    let mut specs: Vec<String> = std::fs::read_dir(root().join("specs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter_map(|n| n.strip_suffix(".yaml").map(String::from))
+        .collect();
+    specs.sort();
+    let mut labs: Vec<String> = LABS.iter().map(|l| l.to_string()).collect();
+    labs.sort();
+    assert_eq!(specs, labs, "a spec in specs/ without its tests here, or the other way round");
+}
+
+fn reference_passes(spec: &str) {
     let dir = support::reference_dir();
-    let (report, code) = run_json(&[SPEC, "--reference", "--reference-dir", dir.to_str().unwrap()]);
+    let (report, code) = run_json(&[spec, "--reference", "--reference-dir", dir.to_str().unwrap()]);
     let failed: Vec<_> = report["scenarios"]
         .as_array()
         .unwrap()
@@ -91,7 +132,7 @@ fn expected_clauses(fixture: &str) -> BTreeSet<String> {
 
 fn grade_fixture(fixture: &str) {
     let dir = format!("fixtures/submissions/{fixture}");
-    let (report, code) = run_json(&[SPEC, "--submission", &dir]);
+    let (report, code) = run_json(&[&spec_of(fixture), "--submission", &dir]);
     assert_eq!(
         report["build"]["status"], "ok",
         "{fixture} did not build:\n{}",
@@ -142,7 +183,7 @@ macro_rules! fixtures {
             for entry in std::fs::read_dir(root().join("fixtures/submissions")).unwrap() {
                 let entry = entry.unwrap();
                 let name = entry.file_name().into_string().unwrap();
-                if entry.path().is_dir() && name.starts_with("tcp-echo-") {
+                if entry.path().is_dir() && LABS.iter().any(|lab| name.starts_with(&format!("{lab}-"))) {
                     assert!(listed.contains(name.as_str()), "fixture {name} has no test in grading.rs");
                 }
             }
@@ -189,6 +230,34 @@ fixtures! {
     waits_newline => "tcp-echo-waits-newline",
     yield_loop => "tcp-echo-yield-loop",
     zombies => "tcp-echo-zombies",
+    multicast_loop => "multicast-loop",
+    multicast_poll => "multicast-poll",
+    multicast_recv_join_any => "multicast-recv-join-any",
+    multicast_recv_no_flush => "multicast-recv-no-flush",
+    multicast_recv_no_htons => "multicast-recv-no-htons",
+    multicast_recv_no_reuseaddr => "multicast-recv-no-reuseaddr",
+    multicast_recv_printf => "multicast-recv-printf",
+    multicast_recv_term_leave_only => "multicast-recv-term-leave-only",
+    multicast_send_newline => "multicast-send-newline",
+    multicast_send_no_if => "multicast-send-no-if",
+    multicast_send_ttl32 => "multicast-send-ttl32",
+    udp_echo_busy_loop => "udp-echo-busy-loop",
+    udp_echo_client_alarm => "udp-echo-client-alarm",
+    udp_echo_client_any_reply => "udp-echo-client-any-reply",
+    udp_echo_client_inet_pton => "udp-echo-client-inet-pton",
+    udp_echo_client_newline => "udp-echo-client-newline",
+    udp_echo_client_no_timeout => "udp-echo-client-no-timeout",
+    udp_echo_client_timeout_continue => "udp-echo-client-timeout-continue",
+    udp_echo_client_timer_reset => "udp-echo-client-timer-reset",
+    udp_echo_first_client => "udp-echo-first-client",
+    udp_echo_loop => "udp-echo-loop",
+    udp_echo_no_htons => "udp-echo-no-htons",
+    udp_echo_pidfile => "udp-echo-pidfile",
+    udp_echo_poll => "udp-echo-poll",
+    udp_echo_sigterm_flag => "udp-echo-sigterm-flag",
+    udp_echo_skip_empty => "udp-echo-skip-empty",
+    udp_echo_small_buffer => "udp-echo-small-buffer",
+    udp_echo_strlen => "udp-echo-strlen",
 }
 
 #[test]
