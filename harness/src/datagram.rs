@@ -136,6 +136,11 @@ impl Endpoint {
         })
     }
 
+    /// The socket alone, for a relay that reads it in the background.
+    pub fn into_socket(self) -> std::sync::Arc<UdpSocket> {
+        self.socket
+    }
+
     /// The harness's own address, to tell its endpoints apart in reports.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.socket.local_addr().ok().map(canonical)

@@ -54,6 +54,8 @@ pub fn grade(spec: &Spec, source: Source, label: String, options: &Options) -> R
                 .map_err(|e| Error::Harness(format!("could not copy the submission: {e}")))?
         }
     };
+    let reference_dir = options.reference_dir.clone().unwrap_or_else(default_reference_dir);
+    submission::add_reference_programs(spec, &reference_dir, &built.dir);
     let broken = (!built.build.succeeded()).then(|| {
         format!(
             "the submission did not build (make {}); see the build output",

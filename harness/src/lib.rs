@@ -22,7 +22,8 @@
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
 //! process      a program under test (actor)     conn      a TCP peer (actor)
 //! datagram     a UDP endpoint of the harness (actor): client, server,
-//!                group member or sender
+//!                group member or sender;  relay  between two programs,
+//!                losing, duplicating, delaying datagrams as planned
 //! matcher      what an expectation waits for, for every kind of bytes
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
@@ -49,6 +50,7 @@ pub mod isolation;
 pub mod listing;
 pub(crate) mod matcher;
 pub(crate) mod process;
+pub(crate) mod relay;
 pub mod report;
 pub mod runner;
 pub(crate) mod sandbox;

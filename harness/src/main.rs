@@ -82,7 +82,9 @@ struct RunArgs {
     /// Run against the reference programs instead of a submission.
     #[arg(long)]
     reference: bool,
-    /// Where the reference programs are (default: beside this executable).
+    /// Where the reference programs are (default: beside this executable):
+    /// with --reference, the programs graded; otherwise those a spec runs
+    /// beside the submission's (`reference: true`).
     #[arg(long)]
     reference_dir: Option<PathBuf>,
     /// The report printed on stdout.
@@ -247,6 +249,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, ExitCode> {
         jobs,
         isolation: resolve(common.isolation)?,
         filter: common.only.clone(),
+        reference_dir: reference_dir.clone(),
     };
     let (source_dir, label);
     let source = match reference.then_some(reference_dir) {
@@ -310,6 +313,7 @@ fn grade_class(
             jobs,
             isolation: resolve(common.isolation)?,
             filter: common.only.clone(),
+            reference_dir: None,
         },
         partition,
         style: common.style(false),

@@ -18,6 +18,10 @@ pub struct Options {
     pub isolation: Isolation,
     /// Only scenarios whose name contains one of these (all when empty).
     pub filter: Vec<String>,
+    /// Where the reference programs are, for the programs a spec marks
+    /// `reference: true` (a model server behind a relay); `None`: beside
+    /// this executable.
+    pub reference_dir: Option<std::path::PathBuf>,
 }
 
 /// Every scenario's result, in spec order. `broken` makes every scenario an
@@ -383,6 +387,11 @@ fn run_one(
                 .map_err(|e| format!("could not make a network namespace: {e}"))?;
         }
         let port = isolation::choose_port(isolation).map_err(|e| e.to_string())?;
+        let port2 = match isolation {
+            // Alone in the namespace: the next port is as free as the first.
+            Isolation::Netns => port + 1,
+            _ => isolation::choose_port(isolation).map_err(|e| e.to_string())?,
+        };
         if let Some(uid) = uid {
             sandbox::chown_tree(dir, uid).map_err(|e| format!("could not hand the submission over: {e}"))?;
         }
@@ -394,6 +403,7 @@ fn run_one(
             dir: dir.to_path_buf(),
             uid,
             port,
+            port2,
             own_netns: isolation == Isolation::Netns,
         };
         Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))

@@ -24,6 +24,9 @@ pub struct Setting {
     pub dir: PathBuf,
     pub uid: Option<u32>,
     pub port: u16,
+    /// A second port of the scenario's, `{port2}`: where a program behind a
+    /// relay listens.
+    pub port2: u16,
     /// The scenario has a network namespace of its own (its thread is in it).
     pub own_netns: bool,
 }

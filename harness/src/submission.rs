@@ -136,10 +136,35 @@ fn combined_output(out: &Captured, err: &Captured) -> String {
 /// The reference programs, laid out as a submission: each program's
 /// executable copied from `reference_dir` (where cargo put the `reference`
 /// crate's binaries).
+/// Where a program the spec marks `reference: true` is put in the
+/// submission's directory (and so in each scenario's copy of it).
+pub const REFERENCE_PROGRAMS: &str = ".sockgrade-reference";
+
+/// The executable a program marked `reference: true` is started from,
+/// relative to the scenario's directory.
+pub fn reference_program(command0: &str) -> String {
+    let exe = command0.strip_prefix("./").unwrap_or(command0);
+    format!("./{REFERENCE_PROGRAMS}/{exe}")
+}
+
+/// Copies the programs the spec marks `reference: true` into `dir`. One
+/// that is missing is not an error here: a scenario that starts it says so
+/// (it can't run), and the other scenarios run.
+pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, dir: &Path) {
+    for program in spec.programs.values().filter(|p| p.reference) {
+        let exe = program.command[0].strip_prefix("./").unwrap_or(&program.command[0]);
+        let from = reference_dir.join(exe);
+        let to = dir.join(REFERENCE_PROGRAMS);
+        if from.is_file() && std::fs::create_dir_all(&to).is_ok() {
+            let _ = std::fs::copy(&from, to.join(exe));
+        }
+    }
+}
+
 pub fn reference(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) -> Result<Built, String> {
     let dir = work.join("reference");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    for program in spec.programs.values() {
+    for program in spec.programs.values().filter(|p| !p.reference) {
         // Only programs of the submission (`./name`); a system program
         // such as python3 is used where it is.
         let Some(exe) = program.command[0]

@@ -25,6 +25,7 @@ fn reference_transcripts() {
         jobs: 2,
         isolation: Isolation::Auto.resolve().unwrap(),
         filter: wanted.iter().map(|s| s.to_string()).collect(),
+        reference_dir: None,
     };
     let results = runner::run(&spec, &built.dir, work.path(), &options, None);
     assert_eq!(results.len(), wanted.len());

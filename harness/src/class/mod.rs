@@ -129,6 +129,7 @@ pub fn grade(
         jobs: (options.jobs / workers).max(1),
         isolation: options.run.isolation,
         filter: options.run.filter.clone(),
+        reference_dir: options.run.reference_dir.clone(),
     };
     let queue = Mutex::new(selected.into_iter().collect::<VecDeque<_>>());
     let progress = progress::Progress::new(count);

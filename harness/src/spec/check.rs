@@ -53,6 +53,8 @@ enum Kind {
     /// A datagram endpoint of the harness (`udp_open`, `udp_bind`, `join`,
     /// `multicast_sender`); `udp_open` with `count` declares `c#1`, ...
     Endpoint,
+    /// A relay of the harness: named, but no step acts on it.
+    Relay,
 }
 
 /// The names declared so far. `each` and `repeat` check their steps in a
@@ -199,6 +201,10 @@ impl Checker<'_> {
                         n.value
                     ),
                 ),
+                Some(Kind::Relay) => self.fail(
+                    loc_of(n, step),
+                    format!("`{}` is a relay: it passes datagrams on by itself", n.value),
+                ),
                 None if scope.group_of(&n.value).is_some() => {
                     let (group, count) = scope.group_of(&n.value).unwrap_or_default();
                     self.fail(
@@ -250,6 +256,7 @@ impl Checker<'_> {
         let what = match scope.kind(&name.value) {
             Some(Kind::Connection | Kind::Group(_)) => format!(" (`{}` is a TCP connection)", name.value),
             Some(Kind::Listener) => format!(" (`{}` is a TCP listener)", name.value),
+            Some(Kind::Relay) => format!(" (`{}` is a relay)", name.value),
             _ => String::new(),
         };
         self.fail(
@@ -353,6 +360,21 @@ impl Checker<'_> {
             Step::ExpectDatagram(e) => self.endpoint(scope, &e.on, at),
             Step::ExpectNoDatagram(e) => self.endpoint(scope, &e.on, at),
             Step::ExpectMembers(_) => {}
+            Step::Relay(r) => {
+                self.declare(scope, &r.name, Kind::Relay, at);
+                self.program(&r.to, at);
+                if let Some(p) = self.programs.get(&r.to.value) {
+                    if !p.command.iter().any(|a| a.contains("{port2}")) {
+                        self.fail(
+                            loc_of(&r.to, at),
+                            format!(
+                                "expected a program given `{{port2}}` in its command (the relay listens on `{{port}}` and passes datagrams on to `{{port2}}`), found `{}`",
+                                r.to.value
+                            ),
+                        );
+                    }
+                }
+            }
             Step::ExpectFds(f) => self.program(&f.program, at),
             Step::ExpectMemory(m) => self.program(&m.program, at),
             Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),

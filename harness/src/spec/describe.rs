@@ -68,6 +68,7 @@ impl Step {
             Step::SendDatagram(s) => format!("send the datagram {} from `{}`", s.payload.describe(), s.on.value),
             Step::ExpectDatagram(e) => format!("wait for a datagram on `{}`", e.on.value),
             Step::ExpectNoDatagram(e) => format!("check that no datagram arrives on `{}` for {}", e.on.value, e.duration),
+            Step::Relay(r) => format!("stand between your client and {}, losing datagrams as planned", r.to.value),
             Step::Join(j) => format!("join the group on 127.0.0.1 (as `{}`)", j.name.value),
             Step::MulticastSender(s) => format!("send to the group through 127.0.0.1 (as `{}`)", s.name.value),
             Step::ExpectMembers(m) => format!("check that {} sockets are members of the group", m.count),

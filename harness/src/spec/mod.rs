@@ -16,7 +16,7 @@
 //! - `witness`: fd_baseline, expect_fds, memory_baseline, expect_memory,
 //!   expect_accepted, expect_read, expect_released, expect_zombies, expect_idle;
 //! - `udp`: udp_open, udp_bind, send_datagram, expect_datagram,
-//!   expect_no_datagram (the harness's datagram endpoints);
+//!   expect_no_datagram (the harness's datagram endpoints), relay;
 //! - `multicast`: join, multicast_sender, expect_members;
 //! - `flow`: each, repeat.
 //!
@@ -108,8 +108,15 @@ impl Spec {
 pub struct Program {
     /// The executable (relative to the submission) and its arguments.
     /// Placeholders: `{port}` the scenario's port, `{host}` 127.0.0.1,
-    /// `{group}` the scenario's multicast group (in 239.0.0.0/8).
+    /// `{group}` the scenario's multicast group (in 239.0.0.0/8), `{port2}`
+    /// a second port of the scenario's, for a program behind a `relay`.
     pub command: Vec<String>,
+    /// A reference program run beside the submission's, not the student's:
+    /// the model server a student's client meets behind a `relay`. Its
+    /// executable (`command[0]`, as `./name`) comes from the reference
+    /// programs' directory (`--reference-dir`, by default beside sockgrade).
+    #[serde(default)]
+    pub reference: bool,
     /// A server: `start` waits until it listens on `{port}` (tcp) or is bound
     /// to it (udp), as the kernel reports in /proc.
     #[serde(default)]
@@ -270,6 +277,7 @@ pub enum Step {
     SendDatagram(udp::SendDatagram),
     ExpectDatagram(udp::ExpectDatagram),
     ExpectNoDatagram(udp::ExpectNoDatagram),
+    Relay(udp::Relay),
 
     // --- multicast: the group -------------------------------------------------
     #[serde(deserialize_with = "short")]
@@ -332,6 +340,7 @@ impl Step {
             Step::SendDatagram(_) => "send_datagram",
             Step::ExpectDatagram(_) => "expect_datagram",
             Step::ExpectNoDatagram(_) => "expect_no_datagram",
+            Step::Relay(_) => "relay",
             Step::Join(_) => "join",
             Step::MulticastSender(_) => "multicast_sender",
             Step::ExpectMembers(_) => "expect_members",
@@ -390,6 +399,7 @@ impl Step {
             | Step::SendDatagram(_)
             | Step::ExpectDatagram(_)
             | Step::ExpectNoDatagram(_)
+            | Step::Relay(_)
             | Step::Join(_)
             | Step::MulticastSender(_)
             | Step::ExpectMembers(_)

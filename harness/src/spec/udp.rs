@@ -294,3 +294,138 @@ impl TryFrom<RawExpectNoDatagram> for ExpectNoDatagram {
         })
     }
 }
+
+/// Which datagram a relay plan speaks of: the client's `request N` or the
+/// server's `reply N`, counted from 1 in the order they reach the relay
+/// (a resent request is a new request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nth {
+    pub reply: bool,
+    pub n: usize,
+}
+
+impl Nth {
+    fn parse(text: &str) -> Result<Nth, String> {
+        let mut words = text.split_whitespace();
+        let (which, n) = (words.next(), words.next().and_then(|n| n.parse::<usize>().ok()));
+        let reply = match which {
+            Some("request") => false,
+            Some("reply") => true,
+            _ => return Err(format!("expected `request N` or `reply N`, found `{text}`")),
+        };
+        match (n, words.next()) {
+            (Some(n), None) if n >= 1 => Ok(Nth { reply, n }),
+            _ => Err(format!(
+                "expected `request N` or `reply N` with N a number from 1 (the first), found `{text}`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Nth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = if self.reply { "reply" } else { "request" };
+        write!(f, "{which} {}", self.n)
+    }
+}
+
+/// What a relay does with one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Deliver,
+    Drop,
+    Duplicate,
+    Delay(std::time::Duration),
+}
+
+/// One line of a relay's plan: `{ drop: request 1 }`, `{ duplicate: reply
+/// 2 }`, `{ delay: reply 3, by: 700ms }`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawDecision {
+    #[serde(default)]
+    drop: Option<String>,
+    #[serde(default)]
+    duplicate: Option<String>,
+    #[serde(default)]
+    delay: Option<String>,
+    #[serde(default)]
+    by: Option<TimeSpan>,
+}
+
+/// `relay: { as: r, to: server, plan: [...], seed: 7, loss: 20 }`: the
+/// harness sits between a client under test (which is given `{port}`) and
+/// the program `to` (given `{port2}`): every datagram from the client goes
+/// on to the program, every answer back to the client, each with the fate
+/// the plan gives it. The plan names datagrams by their number in each
+/// direction (`request 1` is the first datagram from the client, a resend
+/// included; `reply 1` the first from the program) and says `drop`,
+/// `duplicate` or `delay` (`by`). With `seed`, every other datagram is
+/// dropped with `loss` percent chance, the same ones for the same seed.
+/// Every decision is a line of the transcript.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawRelay")]
+#[schemars(with = "RawRelay")]
+pub struct Relay {
+    pub name: Name,
+    pub to: Name,
+    pub plan: std::collections::HashMap<Nth, Fate>,
+    /// Seed and percentage of random losses.
+    pub random: Option<(u64, u8)>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    #[serde(rename = "as")]
+    #[schemars(with = "String")]
+    name: Name,
+    #[schemars(with = "String")]
+    to: Name,
+    #[serde(default)]
+    plan: Vec<RawDecision>,
+    #[serde(default)]
+    seed: Option<u64>,
+    /// Percent of datagrams lost at random (with `seed`).
+    #[serde(default)]
+    loss: Option<u8>,
+}
+
+impl TryFrom<RawRelay> for Relay {
+    type Error = String;
+    fn try_from(raw: RawRelay) -> Result<Self, String> {
+        let mut plan = std::collections::HashMap::new();
+        for (i, d) in raw.plan.into_iter().enumerate() {
+            let line = i + 1;
+            let (which, fate) = match (d.drop, d.duplicate, d.delay, d.by) {
+                (Some(w), None, None, None) => (w, Fate::Drop),
+                (None, Some(w), None, None) => (w, Fate::Duplicate),
+                (None, None, Some(w), Some(by)) => (w, Fate::Delay(by.0)),
+                (None, None, Some(_), None) => {
+                    return Err(format!("plan line {line}: expected `by: <duration>` with `delay`"))
+                }
+                _ => {
+                    return Err(format!(
+                        "plan line {line}: expected one of `drop: <datagram>`, `duplicate: <datagram>`, `delay: <datagram>` with `by` (a datagram is `request N` or `reply N`)"
+                    ))
+                }
+            };
+            let nth = Nth::parse(&which).map_err(|e| format!("plan line {line}: {e}"))?;
+            if plan.insert(nth, fate).is_some() {
+                return Err(format!("plan line {line}: {nth} has a fate already"));
+            }
+        }
+        let random = match (raw.seed, raw.loss) {
+            (Some(seed), Some(loss)) if loss <= 100 => Some((seed, loss)),
+            (Some(_), Some(loss)) => return Err(format!("expected a `loss` in percent, 0 to 100, found {loss}")),
+            (None, None) => None,
+            _ => return Err("expected `seed` and `loss` together (random losses, the same for the same seed)".into()),
+        };
+        Ok(Relay {
+            name: raw.name,
+            to: raw.to,
+            plan,
+            random,
+        })
+    }
+}

@@ -115,6 +115,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::SendDatagram(s) => Ok(udp::send_datagram(play, s).await?),
             Step::ExpectDatagram(e) => Ok(udp::expect_datagram(play, e).await?),
             Step::ExpectNoDatagram(e) => Ok(udp::expect_no_datagram(play, e).await?),
+            Step::Relay(r) => Ok(udp::relay(play, r)?),
             Step::Join(j) => Ok(multicast::join(play, j)?),
             Step::MulticastSender(s) => Ok(multicast::multicast_sender(play, s)?),
             Step::ExpectMembers(m) => Ok(multicast::expect_members(play, m).await?),
@@ -184,6 +185,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         | Step::SendDatagram(_)
         | Step::ExpectDatagram(_)
         | Step::ExpectNoDatagram(_)
+        | Step::Relay(_)
         | Step::Join(_)
         | Step::MulticastSender(_)
         | Step::ExpectMembers(_)

@@ -28,7 +28,22 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
             )));
         }
     }
-    let (argv, shown) = argv(play, &program.command, &s.args);
+    let (mut argv, shown) = argv(play, &program.command, &s.args);
+    if program.reference {
+        argv[0] = crate::submission::reference_program(&program.command[0]);
+        if !is_executable(&play.setting.dir.join(&argv[0])) {
+            return Err(StepError::CannotRun(format!(
+                "the reference program `{}` that this scenario runs beside the submission is not available \
+                 (build the reference programs with `cargo build --release -p reference`, or name their directory with --reference-dir)",
+                program.command[0]
+            )));
+        }
+    }
+    // A program given `{port2}` (one behind a relay) is ready on that port.
+    let given_port2 = match &s.args {
+        Some(args) => args.iter().any(|a| a.contains("{port2}")),
+        None => program.command.iter().any(|a| a.contains("{port2}")),
+    };
     let exe = play.setting.dir.join(&argv[0]);
     if argv[0].contains('/') && !is_executable(&exe) {
         let after = if play.setting.dir.join("Makefile").exists() || play.setting.dir.join("makefile").exists() {
@@ -65,7 +80,7 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     play.programs.insert(name.clone(), prog);
     if let Some(protocol) = program.listens {
         let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
-        let port = play.setting.port;
+        let port = if given_port2 { play.setting.port2 } else { play.setting.port };
         let prog = play.programs.get_mut(&name).expect("inserted above");
         if let Err(why) = wait_ready(prog, port, protocol, bound).await {
             play.precondition = Some(Precondition::Listening { program: name });
@@ -75,7 +90,8 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
             Protocol::Tcp => "listening on",
             Protocol::Udp => "bound to",
         };
-        play.transcript.record(&name, format!("{what} {{port}}"));
+        let shown_port = if given_port2 { "{port2}" } else { "{port}" };
+        play.transcript.record(&name, format!("{what} {shown_port}"));
     }
     if let Some((shown, group, before)) = joins {
         let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
@@ -119,7 +135,8 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
     let argv = template
         .iter()
         .map(|a| {
-            a.replace("{port}", &play.setting.port.to_string())
+            a.replace("{port2}", &play.setting.port2.to_string())
+                .replace("{port}", &play.setting.port.to_string())
                 .replace("{host}", crate::spec::HOST)
                 .replace("{group}", &play.group_of(Group::Scenario).to_string())
         })

@@ -6,7 +6,7 @@ use super::StepResult;
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
 use crate::scenario::Play;
-use crate::spec::udp::{ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, SendDatagram, UdpBind, UdpOpen};
+use crate::spec::udp::{ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen};
 use crate::spec::values::within;
 use crate::transcript::{Mismatch, Wire};
 use crate::verdict::Precondition;
@@ -36,6 +36,31 @@ pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> StepResult {
         .map_err(|e| format!("the grader could not bind {{port}} for the client: {e}"))?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript.record(name, "udp socket bound to {port}");
+    Ok(())
+}
+
+pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> StepResult {
+    crate::relay::start(r, play.setting.port, play.setting.port2, play.transcript.clone())
+        .map_err(|e| format!("the grader could not bind {{port}} for its relay: {e}"))?;
+    let mut decisions: Vec<_> = r.plan.iter().collect();
+    decisions.sort_by_key(|(nth, _)| (nth.reply, nth.n));
+    let mut plan: Vec<String> = decisions
+        .into_iter()
+        .map(|(nth, fate)| match fate {
+            Fate::Deliver => format!("{nth}: passed on"),
+            Fate::Drop => format!("{nth}: dropped"),
+            Fate::Duplicate => format!("{nth}: duplicated"),
+            Fate::Delay(d) => format!("{nth}: {}ms late", d.as_millis()),
+        })
+        .collect();
+    if let Some((seed, loss)) = r.random {
+        plan.push(format!("the others: {loss}% lost (seed {seed})"));
+    }
+    let plan = if plan.is_empty() { "everything passed on".to_string() } else { plan.join("; ") };
+    play.transcript.record(
+        &r.name.value,
+        format!("relay {{port}} <-> {} at {{port2}}: {plan}", r.to.value),
+    );
     Ok(())
 }
 

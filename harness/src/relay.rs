@@ -1,0 +1,151 @@
+//! A relay of the harness between two programs: a client under test on one
+//! side (it was given `{port}`, where the relay listens) and a program on
+//! the other (at `{port2}`), usually the reference server. Each datagram is
+//! delivered, dropped, duplicated or delayed, as the spec's plan says or at
+//! random from a seed, and each decision is a line of the transcript.
+//!
+//! It runs in the background, as a network would, until the scenario ends.
+
+use crate::datagram::Endpoint;
+use crate::escape;
+use crate::spec::udp::{Fate, Nth, Relay as Plan};
+use crate::transcript::{Transcript, Wire};
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// Starts the relay; it runs until the scenario's runtime ends.
+pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript) -> io::Result<()> {
+    // The client's side: the same socket as the harness's server endpoint
+    // (127.0.0.1 and ::1), where the client under test sends.
+    let front = Endpoint::server(&plan.name.value, port)?.into_socket();
+    let back = std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    back.set_nonblocking(true)?;
+    let back = Arc::new(UdpSocket::from_std(back)?);
+    let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, upstream_port));
+    let mut fates = Fates {
+        plan: plan.plan.clone(),
+        random: plan.random.map(|(seed, loss)| (Random::new(seed), loss)),
+        counts: [0, 0],
+    };
+    let name = plan.name.value.clone();
+    let program = plan.to.value.clone();
+    tokio::spawn(async move {
+        let mut client: Option<SocketAddr> = None;
+        let mut from_client = vec![0u8; 65_536];
+        let mut from_program = vec![0u8; 65_536];
+        loop {
+            tokio::select! {
+                got = front.recv_from(&mut from_client) => {
+                    let Ok((n, from)) = got else { continue };
+                    client = Some(from);
+                    let bytes = from_client[..n].to_vec();
+                    let (nth, fate) = fates.next(false);
+                    record(&transcript, &name, &bytes, "from the client", nth, fate);
+                    forward(back.clone(), bytes, upstream, fate);
+                }
+                got = back.recv_from(&mut from_program) => {
+                    let Ok((n, _)) = got else { continue };
+                    let bytes = from_program[..n].to_vec();
+                    let (nth, fate) = fates.next(true);
+                    record(&transcript, &name, &bytes, &format!("from {program}"), nth, fate);
+                    if let Some(client) = client {
+                        forward(front.clone(), bytes, client, fate);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Sends `bytes` on as `fate` says.
+fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate) {
+    let to = match (socket.local_addr(), to) {
+        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+        _ => to,
+    };
+    let copies = match fate {
+        Fate::Drop => return,
+        Fate::Duplicate => 2,
+        Fate::Deliver | Fate::Delay(_) => 1,
+    };
+    let delay = match fate {
+        Fate::Delay(d) => d,
+        _ => Duration::ZERO,
+    };
+    tokio::spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        for _ in 0..copies {
+            // Lost if it can't go: the network's right.
+            let _ = socket.send_to(&bytes, to).await;
+        }
+    });
+}
+
+fn record(t: &Transcript, name: &str, bytes: &[u8], whom: &str, nth: Nth, fate: Fate) {
+    let fate = match fate {
+        Fate::Deliver => format!("{nth}, passed on"),
+        Fate::Drop => format!("{nth}, dropped"),
+        Fate::Duplicate => format!("{nth}, passed on twice"),
+        Fate::Delay(d) => format!("{nth}, passed on {}ms late", d.as_millis()),
+    };
+    t.record_wire(
+        name,
+        Wire::Datagram {
+            outgoing: false,
+            shown: escape::quote(bytes, 80),
+            bytes: bytes.len(),
+            whom: whom.to_string(),
+            mismatch: None,
+            fate: Some(fate),
+        },
+    );
+}
+
+/// The fate of each datagram in turn: the plan's, else a random loss, else
+/// delivery.
+struct Fates {
+    plan: HashMap<Nth, Fate>,
+    random: Option<(Random, u8)>,
+    /// Requests and replies so far.
+    counts: [usize; 2],
+}
+
+impl Fates {
+    fn next(&mut self, reply: bool) -> (Nth, Fate) {
+        let count = &mut self.counts[usize::from(reply)];
+        *count += 1;
+        let nth = Nth { reply, n: *count };
+        if let Some(fate) = self.plan.get(&nth) {
+            return (nth, *fate);
+        }
+        if let Some((random, loss)) = &mut self.random {
+            if random.percent() < *loss {
+                return (nth, Fate::Drop);
+            }
+        }
+        (nth, Fate::Deliver)
+    }
+}
+
+/// xorshift64*: the same losses for the same seed, on every machine.
+struct Random(u64);
+
+impl Random {
+    fn new(seed: u64) -> Random {
+        Random(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    fn percent(&mut self) -> u8 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % 100) as u8
+    }
+}
