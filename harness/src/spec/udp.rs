@@ -322,6 +322,22 @@ impl Nth {
     }
 }
 
+impl<'de> Deserialize<'de> for Nth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Nth::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Nth {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Datagram".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 impl std::fmt::Display for Nth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let which = if self.reply { "reply" } else { "request" };
@@ -344,11 +360,11 @@ pub enum Fate {
 #[serde(deny_unknown_fields)]
 struct RawDecision {
     #[serde(default)]
-    drop: Option<String>,
+    drop: Option<Nth>,
     #[serde(default)]
-    duplicate: Option<String>,
+    duplicate: Option<Nth>,
     #[serde(default)]
-    delay: Option<String>,
+    delay: Option<Nth>,
     #[serde(default)]
     by: Option<TimeSpan>,
 }
@@ -397,7 +413,7 @@ impl TryFrom<RawRelay> for Relay {
         let mut plan = std::collections::HashMap::new();
         for (i, d) in raw.plan.into_iter().enumerate() {
             let line = i + 1;
-            let (which, fate) = match (d.drop, d.duplicate, d.delay, d.by) {
+            let (nth, fate) = match (d.drop, d.duplicate, d.delay, d.by) {
                 (Some(w), None, None, None) => (w, Fate::Drop),
                 (None, Some(w), None, None) => (w, Fate::Duplicate),
                 (None, None, Some(w), Some(by)) => (w, Fate::Delay(by.0)),
@@ -410,7 +426,6 @@ impl TryFrom<RawRelay> for Relay {
                     ))
                 }
             };
-            let nth = Nth::parse(&which).map_err(|e| format!("plan line {line}: {e}"))?;
             if plan.insert(nth, fate).is_some() {
                 return Err(format!("plan line {line}: {nth} has a fate already"));
             }
