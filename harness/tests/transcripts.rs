@@ -40,3 +40,50 @@ fn reference_transcripts() {
         insta::assert_snapshot!(r.name.replace(' ', "_"), r.normalised);
     }
 }
+
+/// Datagrams as datagrams: one line each, its bytes, where it went, and
+/// what the relay did with it.
+#[test]
+fn datagram_transcripts() {
+    transcripts_of(
+        "specs/udp-echo.yaml",
+        &[
+            "each reply goes to the sender of its own request, clients interleaved",
+            "the client ignores stale, duplicated and foreign replies",
+            "through a network that loses, duplicates and delays, the client gets each reply once",
+        ],
+    );
+    transcripts_of(
+        "specs/multicast.yaml",
+        &[
+            "two receivers share the port and each gets every datagram",
+            "the sender's datagrams have a TTL of 1",
+        ],
+    );
+}
+
+fn transcripts_of(spec: &str, wanted: &[&str]) {
+    let root = support::root();
+    let spec = harness::spec::load(&root.join(spec)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let built = harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
+    harness::submission::add_reference_programs(&spec, &support::reference_dir(), &built.dir);
+    let options = Options {
+        jobs: 2,
+        isolation: Isolation::Auto.resolve().unwrap(),
+        filter: wanted.iter().map(|s| s.to_string()).collect(),
+        reference_dir: None,
+    };
+    let results = runner::run(&spec, &built.dir, work.path(), &options, None);
+    assert_eq!(results.len(), wanted.len());
+    for r in results {
+        assert_eq!(
+            r.status,
+            harness::verdict::Status::Passed,
+            "{}: {:?}",
+            r.name,
+            r.message()
+        );
+        insta::assert_snapshot!(r.name.replace(' ', "_").replace('\'', ""), r.normalised);
+    }
+}

@@ -138,6 +138,17 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     endpoint.last_arrival = Some(d.arrived);
     let whom = match role {
         Role::Server => "from the client".to_string(),
+        // What a member sees of a sender: its address, the TTL and the
+        // interface the datagram came through (the sender's port is its own
+        // business).
+        Role::Member => {
+            let ttl = d.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default();
+            let through = d
+                .interface
+                .map(|i| format!(", through {}", datagram::interface_name(i)))
+                .unwrap_or_default();
+            format!("from {}{ttl}{through}", d.from.ip())
+        }
         _ => format!("from {}", play.describe_addr(d.from)),
     };
     let matcher = match &e.expected {
@@ -315,6 +326,14 @@ impl Play<'_> {
         }
         if let Some(e) = self.endpoints.values().find(|e| e.local_addr() == Some(addr)) {
             return format!("`{}`", e.name);
+        }
+        // The client under test, as a `udp_bind` endpoint last heard it.
+        if self
+            .endpoints
+            .values()
+            .any(|e| e.role == Role::Server && e.peer.map(datagram::canonical) == Some(addr))
+        {
+            return "the client".into();
         }
         "another port".into()
     }
