@@ -149,3 +149,42 @@ impl Random {
         ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % 100) as u8
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fates(plan: &[(Nth, Fate)], random: Option<(u64, u8)>) -> Fates {
+        Fates {
+            plan: plan.iter().copied().collect(),
+            random: random.map(|(seed, loss)| (Random::new(seed), loss)),
+            counts: [0, 0],
+        }
+    }
+
+    /// Requests and replies are counted apart, and the plan's fate wins.
+    #[test]
+    fn a_plan_names_datagrams_by_their_number_in_each_direction() {
+        let request1 = Nth { reply: false, n: 1 };
+        let reply2 = Nth { reply: true, n: 2 };
+        let mut f = fates(&[(request1, Fate::Drop), (reply2, Fate::Duplicate)], None);
+        assert_eq!(f.next(false), (request1, Fate::Drop));
+        assert_eq!(f.next(false).1, Fate::Deliver);
+        assert_eq!(f.next(true).1, Fate::Deliver);
+        assert_eq!(f.next(true), (reply2, Fate::Duplicate));
+    }
+
+    /// The same seed loses the same datagrams, on every machine; about
+    /// `loss` percent of them.
+    #[test]
+    fn a_seed_loses_the_same_datagrams_every_time() {
+        let run = |seed| {
+            let mut f = fates(&[], Some((seed, 30)));
+            (0..1000).map(|i| f.next(i % 2 == 1).1 == Fate::Drop).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+        let lost = run(7).iter().filter(|l| **l).count();
+        assert!((250..350).contains(&lost), "{lost} of 1000 lost at 30%");
+    }
+}
