@@ -14,7 +14,7 @@ use support::{root, run_json, verdict_table};
 const SPEC: &str = "specs/tcp-echo.yaml";
 
 /// The labs with a spec, and the prefix of their fixtures' directories.
-const LABS: [&str; 3] = ["tcp-echo", "udp-echo", "multicast"];
+const LABS: [&str; 4] = ["tcp-echo", "udp-echo", "multicast", "rpc"];
 
 /// The spec a fixture is graded with: its lab's, by its name.
 fn spec_of(fixture: &str) -> String {
@@ -38,6 +38,11 @@ fn the_reference_passes_every_scenario_of_udp_echo() {
 #[test]
 fn the_reference_passes_every_scenario_of_multicast() {
     reference_passes("specs/multicast.yaml");
+}
+
+#[test]
+fn the_reference_passes_every_scenario_of_rpc() {
+    reference_passes("specs/rpc.yaml");
 }
 
 /// Every lab's spec has a test above.

@@ -12,7 +12,11 @@ pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
     let mut checker = Checker {
         errors: Vec::new(),
         programs: &raw.programs,
+        frames: raw.frames.as_ref(),
     };
+    if let Some(Err(why)) = raw.frames.as_ref().map(|f| f.check()) {
+        checker.errors.push((None, why));
+    }
     for (name, program) in &raw.programs {
         if program.command.is_empty() || program.command[0].trim().is_empty() {
             checker
@@ -89,6 +93,7 @@ impl Scope {
 struct Checker<'a> {
     errors: Vec<(Option<Location>, String)>,
     programs: &'a BTreeMap<String, super::Program>,
+    frames: Option<&'a super::rpc::Frames>,
 }
 
 /// Where a name was written, or the step's location for the shorthand form.
@@ -103,7 +108,7 @@ fn loc_of(name: &Name, step: Location) -> Location {
 /// The keywords of the steps that run on one connection, for messages:
 /// those for which `Step::on` says so.
 const CONNECTION_STEPS: &str =
-    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence";
+    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence, send_message, expect_message";
 
 impl Checker<'_> {
     fn fail(&mut self, at: Location, message: String) {
@@ -268,6 +273,60 @@ impl Checker<'_> {
         );
     }
 
+    /// A message of an `rpc` step: a kind the spec's `frames` declares,
+    /// each value in its field's range; a message sent has every field.
+    fn message(&mut self, m: &super::rpc::Message, whole: bool, at: Location) {
+        let Some(frames) = self.frames else {
+            return self.fail(
+                at,
+                "expected the spec to declare its messages under `frames` (length and fields) before a step sends or expects one".into(),
+            );
+        };
+        let Some(fields) = frames.fields(&m.kind) else {
+            let known: Vec<String> = frames.messages.keys().map(|k| format!("`{k}`")).collect();
+            return self.fail(
+                at,
+                format!("expected a message of `frames` ({}), found `{}`", known.join(", "), m.kind),
+            );
+        };
+        for (name, value) in &m.values {
+            match fields.iter().find(|(n, _)| n == name) {
+                None => {
+                    let known: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
+                    self.fail(
+                        at,
+                        format!("expected a field of `{}` ({}), found `{name}`", m.kind, known.join(", ")),
+                    )
+                }
+                Some((_, ty)) => {
+                    let (low, high) = ty.range();
+                    if *value < low || *value > high {
+                        self.fail(
+                            at,
+                            format!(
+                                "expected `{name}` ({}) from {low} to {high}, found {value}",
+                                ty.name()
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+        if whole {
+            let missing: Vec<&str> = fields
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| !m.values.contains_key(*n))
+                .collect();
+            if !missing.is_empty() {
+                self.fail(
+                    at,
+                    format!("expected every field of `{}` in a message sent; missing: {}", m.kind, missing.join(", ")),
+                );
+            }
+        }
+    }
+
     fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope, each: Option<&str>) {
         for step in steps {
             self.step(&step.value, step.referenced, scope, each);
@@ -277,6 +336,15 @@ impl Checker<'_> {
     fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
         if let Some(on) = step.on() {
             self.connection(scope, on, at, each);
+            match step {
+                Step::SendMessage(s) => {
+                    for m in &s.messages {
+                        self.message(m, true, at);
+                    }
+                }
+                Step::ExpectMessage(e) => self.message(&e.message, false, at),
+                _ => {}
+            }
             if let Step::Expect(super::tcp::Expect {
                 expected: super::tcp::Expected::SameAs(other),
                 ..
@@ -412,7 +480,9 @@ impl Checker<'_> {
             | Step::Close(_)
             | Step::Abort(_)
             | Step::ReadSlowly(_)
-            | Step::ExpectSilence(_) => {}
+            | Step::ExpectSilence(_)
+            | Step::SendMessage(_)
+            | Step::ExpectMessage(_) => {}
         }
     }
 }
@@ -436,6 +506,8 @@ mod tests {
             "abort: a",
             "read_slowly: { chunk: 1, gap: 1ms }",
             "expect_silence: { for: 1ms }",
+            "send_message: { message: { m: { x: 1 } } }",
+            "expect_message: { message: { m: { x: 1 } } }",
         ];
         let keywords: Vec<&str> = CONNECTION_STEPS.split(", ").collect();
         assert_eq!(keywords.len(), samples.len());

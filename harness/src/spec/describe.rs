@@ -69,6 +69,12 @@ impl Step {
             Step::ExpectDatagram(e) => format!("wait for a datagram on `{}`", e.on.value),
             Step::ExpectNoDatagram(e) => format!("check that no datagram arrives on `{}` for {}", e.on.value, e.duration),
             Step::Relay(r) => format!("stand between your client and {}, losing datagrams as planned", r.to.value),
+            Step::SendMessage(s) => format!(
+                "send {}{}",
+                s.messages.iter().map(|m| m.describe(None)).collect::<Vec<_>>().join(", "),
+                on(&s.on)
+            ),
+            Step::ExpectMessage(e) => format!("wait for the frame {}{}", e.message.describe(None), on(&e.on)),
             Step::Join(j) => format!("join the group on 127.0.0.1 (as `{}`)", j.name.value),
             Step::MulticastSender(s) => format!("send to the group through 127.0.0.1 (as `{}`)", s.name.value),
             Step::ExpectMembers(m) => format!("check that {} sockets are members of the group", m.count),

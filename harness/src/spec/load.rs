@@ -124,6 +124,7 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
         path: path.to_path_buf(),
         lab: raw.lab,
         programs: raw.programs,
+        frames: raw.frames,
         scenarios: raw.scenarios.into_iter().map(|s| s.value).collect(),
     })
 }

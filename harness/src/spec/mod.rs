@@ -18,6 +18,8 @@
 //! - `udp`: udp_open, udp_bind, send_datagram, expect_datagram,
 //!   expect_no_datagram (the harness's datagram endpoints), relay;
 //! - `multicast`: join, multicast_sender, expect_members;
+//! - `rpc`: send_message, expect_message (binary messages, field by field,
+//!   in the format the spec declares under `frames`);
 //! - `flow`: each, repeat.
 //!
 //! The doc comment of each step's struct is the language reference for it.
@@ -33,6 +35,7 @@ pub mod flow;
 mod load;
 pub mod multicast;
 pub mod program;
+pub mod rpc;
 mod schema;
 pub mod tcp;
 pub mod udp;
@@ -57,6 +60,8 @@ pub struct Spec {
     pub path: PathBuf,
     pub lab: String,
     pub programs: BTreeMap<String, Program>,
+    /// The wire format of the `rpc` steps' messages, if the lab has one.
+    pub frames: Option<rpc::Frames>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -65,6 +70,11 @@ pub struct Spec {
 pub(crate) struct RawSpec {
     pub lab: String,
     pub programs: BTreeMap<String, Program>,
+    /// The binary messages of the lab, for `send_message` and
+    /// `expect_message`: `{ length: u32, messages: { request: [opcode: u8,
+    /// a: i64, b: i64] } }`, integers big-endian.
+    #[serde(default)]
+    pub frames: Option<rpc::Frames>,
     #[schemars(with = "Vec<Scenario>")]
     pub scenarios: Vec<Spanned<Scenario>>,
 }
@@ -279,6 +289,10 @@ pub enum Step {
     ExpectNoDatagram(udp::ExpectNoDatagram),
     Relay(udp::Relay),
 
+    // --- rpc: binary messages on a connection ---------------------------------
+    SendMessage(rpc::SendMessage),
+    ExpectMessage(rpc::ExpectMessage),
+
     // --- multicast: the group -------------------------------------------------
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<multicast::Join>")]
@@ -341,6 +355,8 @@ impl Step {
             Step::ExpectDatagram(_) => "expect_datagram",
             Step::ExpectNoDatagram(_) => "expect_no_datagram",
             Step::Relay(_) => "relay",
+            Step::SendMessage(_) => "send_message",
+            Step::ExpectMessage(_) => "expect_message",
             Step::Join(_) => "join",
             Step::MulticastSender(_) => "multicast_sender",
             Step::ExpectMembers(_) => "expect_members",
@@ -364,6 +380,7 @@ impl Step {
         match self {
             Step::ExpectDatagram(e) => e.precondition.as_deref(),
             Step::ExpectOutput(o) => o.precondition.as_deref(),
+            Step::ExpectMessage(e) => e.precondition.as_deref(),
             _ => None,
         }
     }
@@ -382,6 +399,8 @@ impl Step {
             }
             Step::ReadSlowly(r) => Some(r.on.as_ref()),
             Step::ExpectSilence(s) => Some(s.on.as_ref()),
+            Step::SendMessage(s) => Some(s.on.as_ref()),
+            Step::ExpectMessage(e) => Some(e.on.as_ref()),
             Step::Start(_)
             | Step::Stop(_)
             | Step::Kill(_)

@@ -22,10 +22,11 @@ pub(super) async fn each(play: &mut Play<'_>, e: &Each) -> StepResult {
         conns.push(c);
     }
     let steps = &e.steps;
+    let spec = play.spec;
     let futures = conns.into_iter().map(|mut conn| async move {
         let mut result = Ok(());
         for step in steps {
-            if let Err(why) = run_on(&mut conn, &step.value).await {
+            if let Err(why) = run_on(&mut conn, &step.value, spec).await {
                 result = Err(why);
                 break;
             }

@@ -14,6 +14,7 @@
 mod flow;
 mod multicast;
 mod program;
+mod rpc;
 mod tcp;
 mod udp;
 mod witness;
@@ -94,10 +95,12 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             | Step::Close(_)
             | Step::Abort(_)
             | Step::ReadSlowly(_)
-            | Step::ExpectSilence(_) => {
+            | Step::ExpectSilence(_)
+            | Step::SendMessage(_)
+            | Step::ExpectMessage(_) => {
                 let spec = play.spec;
                 let conn = play.conn(step.value.on().flatten())?;
-                let result = run_on(conn, &step.value).await;
+                let result = run_on(conn, &step.value, spec).await;
                 if result.is_err() {
                     play.precondition = closed_early(spec, conn);
                     if let Step::ExpectEof(_) = step.value {
@@ -150,7 +153,7 @@ pub(crate) fn closed_early(spec: &Spec, conn: &Conn) -> Option<Precondition> {
 /// an `each` (where the members run at once, apart from the scenario).
 /// Only steps for which `Step::on` is `Some` come here; the checker keeps
 /// every other step out of `each`.
-pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
+pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec) -> StepResult {
     // A write that failed in the background since the last step is told
     // where it is noticed, in this step's transcript.
     let t = conn.transcript.clone();
@@ -168,6 +171,15 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step) -> StepResult {
         Step::Abort(c) => tcp::abort(conn, c).await,
         Step::ReadSlowly(r) => tcp::read_slowly(conn, r),
         Step::ExpectSilence(s) => tcp::expect_silence(conn, s).await,
+        // The checker keeps these out of a spec without `frames`.
+        Step::SendMessage(s) => match &spec.frames {
+            Some(frames) => rpc::send_message(conn, frames, s).await,
+            None => Err("the spec declares no `frames`".into()),
+        },
+        Step::ExpectMessage(e) => match &spec.frames {
+            Some(frames) => rpc::expect_message(conn, frames, e).await,
+            None => Err("the spec declares no `frames`".into()),
+        },
         Step::Start(_)
         | Step::Stop(_)
         | Step::Kill(_)
