@@ -51,18 +51,20 @@ fn the_bundled_specs_are_valid() {
 /// dropped: the loader answers with an error or a spec, never a panic.
 #[test]
 fn no_truncated_or_mangled_spec_panics() {
-    let source = std::fs::read_to_string(support::root().join("specs/tcp-echo.yaml")).unwrap();
-    let lines: Vec<&str> = source.lines().collect();
-    let path = Path::new("mangled.yaml");
-    for cut in 0..lines.len() {
-        let _ = harness::spec::load_str(path, &lines[..cut].join("\n"));
-        let mut dropped = lines.clone();
-        dropped.remove(cut);
-        let _ = harness::spec::load_str(path, &dropped.join("\n"));
-    }
-    for cut in (0..source.len()).step_by(97) {
-        if source.is_char_boundary(cut) {
-            let _ = harness::spec::load_str(path, &source[..cut]);
+    for lab in ["tcp-echo", "udp-echo", "multicast", "rpc"] {
+        let source = std::fs::read_to_string(support::root().join(format!("specs/{lab}.yaml"))).unwrap();
+        let lines: Vec<&str> = source.lines().collect();
+        let path = Path::new("mangled.yaml");
+        for cut in 0..lines.len() {
+            let _ = harness::spec::load_str(path, &lines[..cut].join("\n"));
+            let mut dropped = lines.clone();
+            dropped.remove(cut);
+            let _ = harness::spec::load_str(path, &dropped.join("\n"));
+        }
+        for cut in (0..source.len()).step_by(97) {
+            if source.is_char_boundary(cut) {
+                let _ = harness::spec::load_str(path, &source[..cut]);
+            }
         }
     }
 }
