@@ -186,7 +186,11 @@ impl Endpoint {
 
     /// The next datagram, if one arrives within `within`.
     pub async fn recv(&mut self, within: Duration) -> io::Result<Option<Datagram>> {
-        let got = tokio::time::timeout(within, self.socket.async_io(Interest::READABLE, || read_one(&self.socket))).await;
+        let got = tokio::time::timeout(
+            within,
+            self.socket.async_io(Interest::READABLE, || read_one(&self.socket)),
+        )
+        .await;
         let datagram = match got {
             Err(_) => return Ok(None),
             Ok(result) => result?,

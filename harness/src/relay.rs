@@ -180,7 +180,9 @@ mod tests {
     fn a_seed_loses_the_same_datagrams_every_time() {
         let run = |seed| {
             let mut f = fates(&[], Some((seed, 30)));
-            (0..1000).map(|i| f.next(i % 2 == 1).1 == Fate::Drop).collect::<Vec<_>>()
+            (0..1000)
+                .map(|i| f.next(i % 2 == 1).1 == Fate::Drop)
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));

@@ -185,7 +185,10 @@ impl Wire {
                 let arrow = if *outgoing { "->" } else { "<-" };
                 let not = if mismatch.is_some() { ", not as expected" } else { "" };
                 let fate = fate.as_ref().map(|f| format!(": {f}")).unwrap_or_default();
-                format!("{arrow} datagram {shown}  ({}, {whom}{not}){fate}", escape::bytes(*bytes))
+                format!(
+                    "{arrow} datagram {shown}  ({}, {whom}{not}){fate}",
+                    escape::bytes(*bytes)
+                )
             }
         }
     }

@@ -327,10 +327,17 @@ impl Failure {
             // A step's own precondition is about what the program did while
             // it ran: a program that ended by itself (a client that could not
             // resolve its host) failed the scenario's clauses, not that one.
-            .filter(|p| !matches!(p, Precondition::Stated { .. }) || !f.programs.iter().any(|s| !s.end_expected && s.exit.is_some()))
+            .filter(|p| {
+                !matches!(p, Precondition::Stated { .. })
+                    || !f.programs.iter().any(|s| !s.end_expected && s.exit.is_some())
+            })
             // A server the scenario stopped or killed ends its connections
             // as it was told to.
-            .filter(|p| !f.programs.iter().any(|s| Some(s.name.as_str()) == p.program() && s.end_expected))
+            .filter(|p| {
+                !f.programs
+                    .iter()
+                    .any(|s| Some(s.name.as_str()) == p.program() && s.end_expected)
+            })
             .and_then(|p| p.clause(spec).map(|c| (p, c)))
             .filter(|(_, clause)| !scenario.tags.contains(clause));
         let (clauses, precondition) = match blamed {

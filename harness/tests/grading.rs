@@ -56,7 +56,10 @@ fn every_lab_is_graded() {
     specs.sort();
     let mut labs: Vec<String> = LABS.iter().map(|l| l.to_string()).collect();
     labs.sort();
-    assert_eq!(specs, labs, "a spec in specs/ without its tests here, or the other way round");
+    assert_eq!(
+        specs, labs,
+        "a spec in specs/ without its tests here, or the other way round"
+    );
 }
 
 fn reference_passes(spec: &str) {

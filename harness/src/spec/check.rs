@@ -286,7 +286,11 @@ impl Checker<'_> {
             let known: Vec<String> = frames.messages.keys().map(|k| format!("`{k}`")).collect();
             return self.fail(
                 at,
-                format!("expected a message of `frames` ({}), found `{}`", known.join(", "), m.kind),
+                format!(
+                    "expected a message of `frames` ({}), found `{}`",
+                    known.join(", "),
+                    m.kind
+                ),
             );
         };
         for (name, value) in &m.values {
@@ -295,7 +299,11 @@ impl Checker<'_> {
                     let known: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
                     self.fail(
                         at,
-                        format!("expected a field of `{}` ({}), found `{name}`", m.kind, known.join(", ")),
+                        format!(
+                            "expected a field of `{}` ({}), found `{name}`",
+                            m.kind,
+                            known.join(", ")
+                        ),
                     )
                 }
                 Some((_, ty)) => {
@@ -303,10 +311,7 @@ impl Checker<'_> {
                     if *value < low || *value > high {
                         self.fail(
                             at,
-                            format!(
-                                "expected `{name}` ({}) from {low} to {high}, found {value}",
-                                ty.name()
-                            ),
+                            format!("expected `{name}` ({}) from {low} to {high}, found {value}", ty.name()),
                         )
                     }
                 }
@@ -321,7 +326,11 @@ impl Checker<'_> {
             if !missing.is_empty() {
                 self.fail(
                     at,
-                    format!("expected every field of `{}` in a message sent; missing: {}", m.kind, missing.join(", ")),
+                    format!(
+                        "expected every field of `{}` in a message sent; missing: {}",
+                        m.kind,
+                        missing.join(", ")
+                    ),
                 );
             }
         }

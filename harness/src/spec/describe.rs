@@ -67,11 +67,20 @@ impl Step {
             Step::UdpBind(_) => "wait for your client's datagrams on its port".into(),
             Step::SendDatagram(s) => format!("send the datagram {} from `{}`", s.payload.describe(), s.on.value),
             Step::ExpectDatagram(e) => format!("wait for a datagram on `{}`", e.on.value),
-            Step::ExpectNoDatagram(e) => format!("check that no datagram arrives on `{}` for {}", e.on.value, e.duration),
-            Step::Relay(r) => format!("stand between your client and {}, losing datagrams as planned", r.to.value),
+            Step::ExpectNoDatagram(e) => {
+                format!("check that no datagram arrives on `{}` for {}", e.on.value, e.duration)
+            }
+            Step::Relay(r) => format!(
+                "stand between your client and {}, losing datagrams as planned",
+                r.to.value
+            ),
             Step::SendMessage(s) => format!(
                 "send {}{}",
-                s.messages.iter().map(|m| m.describe(None)).collect::<Vec<_>>().join(", "),
+                s.messages
+                    .iter()
+                    .map(|m| m.describe(None))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 on(&s.on)
             ),
             Step::ExpectMessage(e) => format!("wait for the frame {}{}", e.message.describe(None), on(&e.on)),

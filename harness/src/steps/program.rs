@@ -7,9 +7,9 @@ use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
 use crate::sandbox;
 use crate::scenario::{record_output, Play};
+use crate::spec::multicast::Group;
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
-use crate::spec::multicast::Group;
 use crate::spec::Protocol;
 use crate::verdict::Precondition;
 use crate::witness;
@@ -80,7 +80,11 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     play.programs.insert(name.clone(), prog);
     if let Some(protocol) = program.listens {
         let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
-        let port = if given_port2 { play.setting.port2 } else { play.setting.port };
+        let port = if given_port2 {
+            play.setting.port2
+        } else {
+            play.setting.port
+        };
         let prog = play.programs.get_mut(&name).expect("inserted above");
         if let Err(why) = wait_ready(prog, port, protocol, bound).await {
             play.precondition = Some(Precondition::Listening { program: name });

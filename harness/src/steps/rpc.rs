@@ -63,15 +63,15 @@ pub(super) async fn expect_message(conn: &mut Conn, frames: &Frames, e: &ExpectM
     let shown = format!(
         "{} {{{}}}",
         want.kind,
-        got.iter().map(|(n, v)| format!("{n}: {v}")).collect::<Vec<_>>().join(", ")
+        got.iter()
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // What differs, field by field, in the format's order.
     let mut wrong: Vec<String> = Vec::new();
     if length != body as i128 {
-        wrong.push(format!(
-            "length: expected {body} (a {}), got {length}",
-            want.kind
-        ));
+        wrong.push(format!("length: expected {body} (a {}), got {length}", want.kind));
     }
     for (name, value) in &got {
         if let Some(expected) = want.values.get(name) {

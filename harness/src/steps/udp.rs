@@ -6,7 +6,9 @@ use super::StepResult;
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
 use crate::scenario::Play;
-use crate::spec::udp::{ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen};
+use crate::spec::udp::{
+    ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen,
+};
 use crate::spec::values::within;
 use crate::transcript::{Mismatch, Wire};
 use crate::verdict::Precondition;
@@ -19,7 +21,8 @@ pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> StepResult {
         Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
     };
     for name in &names {
-        let endpoint = Endpoint::client(name, play.setting.port).map_err(|e| format!("could not open a UDP socket: {e}"))?;
+        let endpoint =
+            Endpoint::client(name, play.setting.port).map_err(|e| format!("could not open a UDP socket: {e}"))?;
         play.endpoints.insert(name.clone(), endpoint);
     }
     let what = match o.count {
@@ -56,7 +59,11 @@ pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> StepResult {
     if let Some((seed, loss)) = r.random {
         plan.push(format!("the others: {loss}% lost (seed {seed})"));
     }
-    let plan = if plan.is_empty() { "everything passed on".to_string() } else { plan.join("; ") };
+    let plan = if plan.is_empty() {
+        "everything passed on".to_string()
+    } else {
+        plan.join("; ")
+    };
     play.transcript.record(
         &r.name.value,
         format!("relay {{port}} <-> {} at {{port2}}: {plan}", r.to.value),
@@ -127,7 +134,8 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
         .await
         .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
     else {
-        play.transcript.record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
+        play.transcript
+            .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
         return Err(format!(
             "expected {} on `{name}` within {}ms; nothing arrived{}",
             describe_expected(&e.expected),
@@ -186,7 +194,10 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
         through_loopback(play, &name, &d)?;
     }
     if d.truncated {
-        return Err(format!("a datagram on `{name}` was longer than {} bytes", d.bytes.len()));
+        return Err(format!(
+            "a datagram on `{name}` was longer than {} bytes",
+            d.bytes.len()
+        ));
     }
     if let Some(m) = mismatch {
         let diff = matcher
@@ -220,7 +231,11 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
             ));
         };
         if gap < bounds.at_least.0 || gap > bounds.at_most.0 {
-            let how = if gap < bounds.at_least.0 { "too soon" } else { "too late" };
+            let how = if gap < bounds.at_least.0 {
+                "too soon"
+            } else {
+                "too late"
+            };
             return Err(format!(
                 "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
                 gap.as_millis(),
@@ -242,7 +257,12 @@ fn through_loopback(play: &mut Play<'_>, name: &str, d: &Datagram) -> StepResult
     if index == lo {
         return Ok(());
     }
-    if let Some(program) = play.spec.programs.iter().find(|(_, p)| p.preconditions.through_loopback.is_some()) {
+    if let Some(program) = play
+        .spec
+        .programs
+        .iter()
+        .find(|(_, p)| p.preconditions.through_loopback.is_some())
+    {
         play.precondition = Some(Precondition::ThroughLoopback {
             program: program.0.clone(),
         });
@@ -262,7 +282,8 @@ pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram
         .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
     match got {
         None => {
-            play.transcript.record(&name, format!("<- no datagram for {}", e.duration));
+            play.transcript
+                .record(&name, format!("<- no datagram for {}", e.duration));
             Ok(())
         }
         Some(d) => {
@@ -345,7 +366,10 @@ impl Play<'_> {
             .order
             .iter()
             .filter_map(|n| self.programs.get(n))
-            .filter_map(|p| p.exit_status().map(|s| format!("{} {}", p.name, crate::process::ended(&s))))
+            .filter_map(|p| {
+                p.exit_status()
+                    .map(|s| format!("{} {}", p.name, crate::process::ended(&s)))
+            })
             .collect();
         if ended.is_empty() {
             String::new()
@@ -354,4 +378,3 @@ impl Play<'_> {
         }
     }
 }
-

@@ -195,8 +195,11 @@ fn mismatch<'a>(s: &'a ScenarioResult, f: &Failure) -> Option<&'a Mismatch> {
         .iter()
         .rev()
         .find_map(|e| match &e.wire {
-            Some(Wire::Received { mismatch: Some(m), .. } | Wire::Echo { mismatch: Some(m), .. }
-                | Wire::Datagram { mismatch: Some(m), .. }) => Some(m),
+            Some(
+                Wire::Received { mismatch: Some(m), .. }
+                | Wire::Echo { mismatch: Some(m), .. }
+                | Wire::Datagram { mismatch: Some(m), .. },
+            ) => Some(m),
             _ => None,
         })
 }
