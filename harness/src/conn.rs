@@ -495,6 +495,71 @@ impl Conn {
         }
     }
 
+    /// Reads one HTTP message (a request, or a response; `to_head`: the
+    /// answer to a HEAD request): the harness's parser (`crate::http`) says
+    /// where it ends. Fails on a malformed message, an end of the stream
+    /// before the message is whole, the bound, or (as `expect` does) once
+    /// the kernel shows that nothing more can come.
+    pub async fn read_message(
+        &mut self,
+        request: bool,
+        to_head: bool,
+        bound: Duration,
+    ) -> Result<crate::http::Message, String> {
+        use crate::http::{parse_message, Parsed};
+        let deadline = Instant::now() + bound;
+        let mut quiet = Quiet::default();
+        let what = if request { "a request" } else { "a response" };
+        loop {
+            let ended = self.peer != PeerState::Open || self.stream.is_none();
+            match parse_message(&self.inbox, request, to_head, ended) {
+                Parsed::Done(m) => {
+                    self.take(m.size());
+                    return Ok(m);
+                }
+                Parsed::Bad(why) => {
+                    let how = match self.peer {
+                        PeerState::Reset => " (the connection was reset)",
+                        _ => "",
+                    };
+                    return Err(format!("expected {what}: {why}{how}"));
+                }
+                Parsed::More => {}
+            }
+            let look_at = Instant::now() + LOOK_EVERY;
+            if self.fill(deadline.min(look_at)).await {
+                quiet = Quiet::default();
+                continue;
+            }
+            if self.peer != PeerState::Open {
+                // Parsed again, as a stream that ended.
+                continue;
+            }
+            let (grader, peer) = self.roles();
+            let arrived = match self.inbox.len() {
+                0 => "nothing arrived".to_string(),
+                n => format!("{} arrived ({})", escape::bytes(n), escape::quote(&self.inbox, 200)),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{grader} expected {what} within {}ms; {arrived}",
+                    bound.as_millis()
+                ));
+            }
+            if quiet.look(self.stalled()) {
+                let why = match parse_message(&self.inbox, request, to_head, true) {
+                    Parsed::Bad(why) if !self.inbox.is_empty() => format!("\n  as it stands: {why}"),
+                    _ => String::new(),
+                };
+                return Err(format!(
+                    "{grader} expected {what}; {arrived}, and for {}ms the kernel showed nothing in flight and \
+                     {peer} waiting in a system call: it had nothing more to send{why}",
+                    (LOOK_EVERY * STALLED_LOOKS).as_millis(),
+                ));
+            }
+        }
+    }
+
     /// Plays an echo server: bytes are checked against `want` and sent back
     /// as they arrive, so a program that waits for the echo of each piece
     /// before sending the next is served.

@@ -25,6 +25,7 @@
 //!                group member or sender;  relay  between two programs,
 //!                losing, duplicating, delaying datagrams as planned
 //! matcher      what an expectation waits for, for every kind of bytes
+//! http         the harness's own strict HTTP/1.1 parser (RFC 9112)
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! transcript   every event, stamped, what it was on the wire (`Wire`);
@@ -46,6 +47,7 @@ pub(crate) mod conn;
 pub(crate) mod datagram;
 pub(crate) mod escape;
 pub mod grade;
+pub(crate) mod http;
 pub mod isolation;
 pub mod listing;
 pub(crate) mod matcher;

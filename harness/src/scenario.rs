@@ -100,6 +100,11 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
             Err(why) => error = Some(why),
         }
     }
+    if let Some(docroot) = &spec.docroot {
+        if let Err(e) = play.make_docroot(docroot) {
+            error = Some(format!("the harness could not make the scenario's docroot: {e}"));
+        }
+    }
     let steps = if error.is_some() { &[][..] } else { &scenario.steps[..] };
     for (i, step) in steps.iter().enumerate() {
         // Where this step's events begin, so that a failure can point at them.
@@ -184,6 +189,32 @@ impl Play<'_> {
                 .unwrap_or("ended".into()),
             None => "was never started".into(),
         }
+    }
+
+    /// `{docroot}`: the scenario's own copy of the spec's document tree.
+    pub fn docroot(&self) -> PathBuf {
+        self.setting.dir.join(".sockgrade-docroot").join("www")
+    }
+
+    /// Writes the spec's `docroot` for this scenario: `files` under
+    /// `{docroot}`, `outside` beside it; the scenario's user owns them.
+    fn make_docroot(&self, docroot: &crate::spec::http::Docroot) -> std::io::Result<()> {
+        let www = self.docroot();
+        let beside = www.parent().map(PathBuf::from).unwrap_or_default();
+        std::fs::create_dir_all(&www)?;
+        for (base, files) in [(&www, &docroot.files), (&beside, &docroot.outside)] {
+            for (path, payload) in files {
+                let file = base.join(path);
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&file, payload.bytes())?;
+            }
+        }
+        if let Some(uid) = self.setting.uid {
+            crate::sandbox::chown_tree(&beside, uid)?;
+        }
+        Ok(())
     }
 
     /// A program the kernel already shows dead may not have been reaped by

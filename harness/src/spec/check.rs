@@ -13,8 +13,12 @@ pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
         errors: Vec::new(),
         programs: &raw.programs,
         frames: raw.frames.as_ref(),
+        docroot: raw.docroot.as_ref(),
     };
     if let Some(Err(why)) = raw.frames.as_ref().map(|f| f.check()) {
+        checker.errors.push((None, why));
+    }
+    if let Some(Err(why)) = raw.docroot.as_ref().map(|d| d.check()) {
         checker.errors.push((None, why));
     }
     for (name, program) in &raw.programs {
@@ -94,6 +98,14 @@ struct Checker<'a> {
     errors: Vec<(Option<Location>, String)>,
     programs: &'a BTreeMap<String, super::Program>,
     frames: Option<&'a super::rpc::Frames>,
+    docroot: Option<&'a super::http::Docroot>,
+}
+
+/// The files a spec's `docroot` declares.
+fn raw_files(docroot: Option<&super::http::Docroot>) -> Vec<&str> {
+    docroot
+        .map(|d| d.files.keys().map(String::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Where a name was written, or the step's location for the shorthand form.
@@ -108,7 +120,7 @@ fn loc_of(name: &Name, step: Location) -> Location {
 /// The keywords of the steps that run on one connection, for messages:
 /// those for which `Step::on` says so.
 const CONNECTION_STEPS: &str =
-    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence, send_message, expect_message";
+    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence, send_request, expect_response, expect_request, send_response, send_message, expect_message";
 
 impl Checker<'_> {
     fn fail(&mut self, at: Location, message: String) {
@@ -352,6 +364,22 @@ impl Checker<'_> {
                     }
                 }
                 Step::ExpectMessage(e) => self.message(&e.message, false, at),
+                Step::ExpectResponse(e) => {
+                    if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {
+                        if !raw_files(self.docroot).contains(&file.as_str()) {
+                            self.fail(
+                                at,
+                                format!("expected a file of the spec's `docroot` (`files`), found `{file}`"),
+                            );
+                        }
+                    }
+                    if e.to_head && e.body.is_some() {
+                        self.fail(
+                            at,
+                            "expected no `body` with `to_head: true`: a response to HEAD has none".into(),
+                        );
+                    }
+                }
                 _ => {}
             }
             if let Step::Expect(super::tcp::Expect {
@@ -491,7 +519,11 @@ impl Checker<'_> {
             | Step::ReadSlowly(_)
             | Step::ExpectSilence(_)
             | Step::SendMessage(_)
-            | Step::ExpectMessage(_) => {}
+            | Step::ExpectMessage(_)
+            | Step::SendRequest(_)
+            | Step::ExpectResponse(_)
+            | Step::ExpectRequest(_)
+            | Step::SendResponse(_) => {}
         }
     }
 }
@@ -515,6 +547,10 @@ mod tests {
             "abort: a",
             "read_slowly: { chunk: 1, gap: 1ms }",
             "expect_silence: { for: 1ms }",
+            "send_request: { request: { target: / } }",
+            "expect_response: { status: 200 }",
+            "expect_request: { method: GET }",
+            "send_response: { status: 200 }",
             "send_message: { message: { m: { x: 1 } } }",
             "expect_message: { message: { m: { x: 1 } } }",
         ];

@@ -74,6 +74,17 @@ impl Step {
                 "stand between your client and {}, losing datagrams as planned",
                 r.to.value
             ),
+            Step::SendRequest(s) => format!(
+                "send the request {}{}",
+                s.requests.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", "),
+                on(&s.on)
+            ),
+            Step::ExpectResponse(e) => match &e.status {
+                Some(s) => format!("wait for a response with status {}{}", s.describe(), on(&e.on)),
+                None => format!("wait for a response{}", on(&e.on)),
+            },
+            Step::ExpectRequest(e) => format!("wait for your client's request{}", on(&e.on)),
+            Step::SendResponse(s) => format!("answer with status {} {}{}", s.status, s.reason, on(&s.on)),
             Step::SendMessage(s) => format!(
                 "send {}{}",
                 s.messages

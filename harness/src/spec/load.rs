@@ -125,6 +125,7 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
         lab: raw.lab,
         programs: raw.programs,
         frames: raw.frames,
+        docroot: raw.docroot,
         scenarios: raw.scenarios.into_iter().map(|s| s.value).collect(),
     })
 }

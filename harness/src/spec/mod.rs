@@ -18,6 +18,9 @@
 //! - `udp`: udp_open, udp_bind, send_datagram, expect_datagram,
 //!   expect_no_datagram (the harness's datagram endpoints), relay;
 //! - `multicast`: join, multicast_sender, expect_members;
+//! - `http`: send_request, expect_response, expect_request, send_response
+//!   (HTTP/1.1 messages as parts, read by the harness's own parser; the
+//!   files a server serves declared under `docroot`);
 //! - `rpc`: send_message, expect_message (binary messages, field by field,
 //!   in the format the spec declares under `frames`);
 //! - `flow`: each, repeat.
@@ -32,6 +35,7 @@
 mod check;
 mod describe;
 pub mod flow;
+pub mod http;
 mod load;
 pub mod multicast;
 pub mod program;
@@ -62,6 +66,8 @@ pub struct Spec {
     pub programs: BTreeMap<String, Program>,
     /// The wire format of the `rpc` steps' messages, if the lab has one.
     pub frames: Option<rpc::Frames>,
+    /// The files a server scenario serves, copied for each as `{docroot}`.
+    pub docroot: Option<http::Docroot>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -75,6 +81,11 @@ pub(crate) struct RawSpec {
     /// a: i64, b: i64] } }`, integers big-endian.
     #[serde(default)]
     pub frames: Option<rpc::Frames>,
+    /// The files server scenarios serve: `{ files: { index.html: "..." },
+    /// outside: { secret.txt: "..." } }`; each scenario gets its own copy,
+    /// passed to programs as `{docroot}` (`outside` goes beside it).
+    #[serde(default)]
+    pub docroot: Option<http::Docroot>,
     #[schemars(with = "Vec<Scenario>")]
     pub scenarios: Vec<Spanned<Scenario>>,
 }
@@ -119,7 +130,8 @@ pub struct Program {
     /// The executable (relative to the submission) and its arguments.
     /// Placeholders: `{port}` the scenario's port, `{host}` 127.0.0.1,
     /// `{group}` the scenario's multicast group (in 239.0.0.0/8), `{port2}`
-    /// a second port of the scenario's, for a program behind a `relay`.
+    /// a second port of the scenario's, for a program behind a `relay`,
+    /// `{docroot}` the scenario's copy of the spec's `docroot`.
     pub command: Vec<String>,
     /// A reference program run beside the submission's, not the student's:
     /// the model server a student's client meets behind a `relay`. Its
@@ -289,6 +301,12 @@ pub enum Step {
     ExpectNoDatagram(udp::ExpectNoDatagram),
     Relay(udp::Relay),
 
+    // --- http: HTTP/1.1 messages on a connection -------------------------------
+    SendRequest(http::SendRequest),
+    ExpectResponse(http::ExpectResponse),
+    ExpectRequest(http::ExpectRequest),
+    SendResponse(http::SendResponse),
+
     // --- rpc: binary messages on a connection ---------------------------------
     SendMessage(rpc::SendMessage),
     ExpectMessage(rpc::ExpectMessage),
@@ -355,6 +373,10 @@ impl Step {
             Step::ExpectDatagram(_) => "expect_datagram",
             Step::ExpectNoDatagram(_) => "expect_no_datagram",
             Step::Relay(_) => "relay",
+            Step::SendRequest(_) => "send_request",
+            Step::ExpectResponse(_) => "expect_response",
+            Step::ExpectRequest(_) => "expect_request",
+            Step::SendResponse(_) => "send_response",
             Step::SendMessage(_) => "send_message",
             Step::ExpectMessage(_) => "expect_message",
             Step::Join(_) => "join",
@@ -381,6 +403,8 @@ impl Step {
             Step::ExpectDatagram(e) => e.precondition.as_deref(),
             Step::ExpectOutput(o) => o.precondition.as_deref(),
             Step::ExpectMessage(e) => e.precondition.as_deref(),
+            Step::ExpectResponse(e) => e.precondition.as_deref(),
+            Step::ExpectRequest(e) => e.precondition.as_deref(),
             _ => None,
         }
     }
@@ -399,6 +423,10 @@ impl Step {
             }
             Step::ReadSlowly(r) => Some(r.on.as_ref()),
             Step::ExpectSilence(s) => Some(s.on.as_ref()),
+            Step::SendRequest(s) => Some(s.on.as_ref()),
+            Step::ExpectResponse(e) => Some(e.on.as_ref()),
+            Step::ExpectRequest(e) => Some(e.on.as_ref()),
+            Step::SendResponse(s) => Some(s.on.as_ref()),
             Step::SendMessage(s) => Some(s.on.as_ref()),
             Step::ExpectMessage(e) => Some(e.on.as_ref()),
             Step::Start(_)

@@ -91,17 +91,22 @@ impl TryFrom<RawConnect> for Connect {
 }
 
 /// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
-/// there is IPv6) for a client under test.
+/// there is IPv6) for a client under test. `port: 80` listens on that port
+/// instead (a client that uses a default port): only in a network
+/// namespace of the scenario's own, where it is free; without one the
+/// scenario is an error that says so, never a failure.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     #[serde(rename = "as")]
     #[schemars(with = "String")]
     pub name: Name,
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 impl FromName for Listen {
     fn from_name(name: Name) -> Self {
-        Listen { name }
+        Listen { name, port: None }
     }
 }
 

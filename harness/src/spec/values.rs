@@ -338,7 +338,7 @@ pub fn seeded_lines(seed: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if !digits.len().is_multiple_of(2) {
         return Err("an even number of hex digits".into());

@@ -12,6 +12,7 @@
 //! line does not compile.
 
 mod flow;
+mod http;
 mod multicast;
 mod program;
 mod rpc;
@@ -76,7 +77,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::ExpectExit(e) => Ok(program::expect_exit(play, e).await?),
             Step::ExpectOutput(o) => Ok(program::expect_output(play, o).await?),
             Step::Connect(c) => Ok(tcp::connect(play, c).await?),
-            Step::Listen(l) => Ok(tcp::listen(play, l)?),
+            Step::Listen(l) => tcp::listen(play, l),
             Step::Accept(a) => Ok(tcp::accept(play, a).await?),
             Step::Fill(f) => Ok(tcp::fill(play, f).await?),
             // The one connection step that reads another connection.
@@ -97,10 +98,15 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             | Step::ReadSlowly(_)
             | Step::ExpectSilence(_)
             | Step::SendMessage(_)
-            | Step::ExpectMessage(_) => {
+            | Step::ExpectMessage(_)
+            | Step::SendRequest(_)
+            | Step::ExpectResponse(_)
+            | Step::ExpectRequest(_)
+            | Step::SendResponse(_) => {
                 let spec = play.spec;
+                let port = play.setting.port;
                 let conn = play.conn(step.value.on().flatten())?;
-                let result = run_on(conn, &step.value, spec).await;
+                let result = run_on(conn, &step.value, spec, port).await;
                 if result.is_err() {
                     play.precondition = closed_early(spec, conn);
                     if let Step::ExpectEof(_) = step.value {
@@ -153,7 +159,7 @@ pub(crate) fn closed_early(spec: &Spec, conn: &Conn) -> Option<Precondition> {
 /// an `each` (where the members run at once, apart from the scenario).
 /// Only steps for which `Step::on` is `Some` come here; the checker keeps
 /// every other step out of `each`.
-pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec) -> StepResult {
+pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, port: u16) -> StepResult {
     // A write that failed in the background since the last step is told
     // where it is noticed, in this step's transcript.
     let t = conn.transcript.clone();
@@ -171,6 +177,10 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec) -> StepRes
         Step::Abort(c) => tcp::abort(conn, c).await,
         Step::ReadSlowly(r) => tcp::read_slowly(conn, r),
         Step::ExpectSilence(s) => tcp::expect_silence(conn, s).await,
+        Step::SendRequest(s) => http::send_request(conn, port, s).await,
+        Step::ExpectResponse(e) => http::expect_response(conn, spec, port, e).await,
+        Step::ExpectRequest(e) => http::expect_request(conn, port, e).await,
+        Step::SendResponse(s) => http::send_response(conn, s).await,
         // The checker keeps these out of a spec without `frames`.
         Step::SendMessage(s) => match &spec.frames {
             Some(frames) => rpc::send_message(conn, frames, s).await,

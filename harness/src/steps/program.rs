@@ -143,6 +143,7 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
                 .replace("{port}", &play.setting.port.to_string())
                 .replace("{host}", crate::spec::HOST)
                 .replace("{group}", &play.group_of(Group::Scenario).to_string())
+                .replace("{docroot}", &play.docroot().display().to_string())
         })
         .collect();
     (argv, shown)

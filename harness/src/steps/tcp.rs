@@ -92,11 +92,23 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
     Ok(())
 }
 
-pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> StepResult {
+pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> Result<(), super::StepError> {
     let name = &l.name.value;
-    let port = play.setting.port;
+    let port = match l.port {
+        Some(port) if !play.setting.own_netns => {
+            return Err(super::StepError::CannotRun(format!(
+                "this scenario needs port {port} of its own, which only a network namespace gives \
+                 (run as root, `--isolation netns`)"
+            )))
+        }
+        Some(port) => port,
+        None => play.setting.port,
+    };
     let listener = Listener::bind(port).map_err(|e| format!("the harness could not listen on port {port}: {e}"))?;
-    play.transcript.record_wire(name, Wire::Listen);
+    match l.port {
+        Some(port) => play.transcript.record(name, format!("listening on port {port}")),
+        None => play.transcript.record_wire(name, Wire::Listen),
+    }
     play.listeners.insert(name.clone(), listener);
     Ok(())
 }

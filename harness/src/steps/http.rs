@@ -1,0 +1,334 @@
+//! Running the `http` family (`crate::spec::http`) on one connection
+//! (`super::run_on`): send_request and expect_response as a client of the
+//! server under test, expect_request and send_response as the server for a
+//! client under test. Messages are read by `crate::http`, the harness's own
+//! parser, and checked part by part, so a failure says what was wrong in
+//! HTTP's terms.
+
+use super::StepResult;
+use crate::conn::Conn;
+use crate::escape;
+use crate::http::{Framing, Message, Start};
+use crate::spec::http::{BodyCheck, ExpectRequest, ExpectResponse, FramingCheck, SendRequest, SendResponse};
+use crate::spec::values::within;
+use crate::spec::Spec;
+use crate::transcript::{Mismatch, Wire};
+use std::time::Duration;
+
+pub(super) async fn send_request(conn: &mut Conn, port: u16, s: &SendRequest) -> StepResult {
+    let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(port)).collect();
+    let writes = s.split.writes(bytes.len());
+    let what: Vec<String> = s.requests.iter().map(|r| r.describe()).collect();
+    conn.transcript.record_wire(
+        &conn.name,
+        Wire::Send {
+            what: what.join(", "),
+            bytes: bytes.len(),
+            writes: writes.len(),
+            gap: s.gap.map(|g| g.to_string()),
+        },
+    );
+    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
+    conn.send(bytes, writes, gap, None, false).await
+}
+
+pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResult {
+    let bytes = s.bytes();
+    let writes = s.split.writes(bytes.len());
+    let body = s.body.bytes();
+    let framing = match s.framing {
+        crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
+        crate::spec::http::Framing::Chunked => "chunked".into(),
+        crate::spec::http::Framing::Close => "until close".into(),
+    };
+    let cut = s
+        .truncate
+        .map(|t| format!(", cut after {t} bytes of it"))
+        .unwrap_or_default();
+    conn.transcript.record_wire(
+        &conn.name,
+        Wire::Send {
+            what: format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body)),
+            bytes: bytes.len(),
+            writes: writes.len(),
+            gap: s.gap.map(|g| g.to_string()),
+        },
+    );
+    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
+    conn.send(bytes, writes, gap, None, false).await?;
+    if s.closes() {
+        conn.transcript.record_wire(&conn.name, Wire::Close);
+        conn.close(within(None)).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, port: u16, e: &ExpectResponse) -> StepResult {
+    let message = read(conn, false, e.to_head, within(e.within)).await?;
+    let Start::Status { code, .. } = &message.head.start else {
+        return Err("the parser read a request where a response was due".into());
+    };
+    let mut wrong = Vec::new();
+    if let Some(status) = &e.status {
+        if !status.accepts(*code) {
+            wrong.push(format!(
+                "expected status {}, got `{}`",
+                status.describe(),
+                message.head.start_line()
+            ));
+        }
+    }
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, port));
+    if let Some(f) = e.framing {
+        let ok = match f {
+            FramingCheck::Length => {
+                matches!(message.framing, Framing::Length(_))
+                    || (e.to_head && message.head.value("content-length").is_some())
+            }
+            FramingCheck::Chunked => message.framing == Framing::Chunked,
+            FramingCheck::Close => message.framing == Framing::Close,
+        };
+        if !ok {
+            let how = match message.framing {
+                Framing::Close => "no Content-Length (nor chunked): its body ran until the connection closed".into(),
+                other => other.describe(),
+            };
+            let want = match f {
+                FramingCheck::Length => "an exact Content-Length",
+                FramingCheck::Chunked => "chunked coding",
+                FramingCheck::Close => "the connection's close",
+            };
+            wrong.push(format!("expected the body delimited by {want}, got {how}"));
+        }
+    }
+    if let Some(body) = &e.body {
+        if let Some(why) = check_body(&message.body.bytes, body, spec) {
+            wrong.push(why);
+        }
+    }
+    finish(conn, &message, wrong)
+}
+
+pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest) -> StepResult {
+    let message = read(conn, true, false, within(e.within)).await?;
+    let Start::Request {
+        method,
+        target,
+        version,
+    } = &message.head.start
+    else {
+        return Err("the parser read a response where a request was due".into());
+    };
+    let fill = |s: &str| {
+        s.replace("{port}", &port.to_string())
+            .replace("{host}", crate::spec::HOST)
+    };
+    let mut wrong = Vec::new();
+    for (part, want, got) in [
+        ("method", &e.method, method),
+        ("target", &e.target, target),
+        ("version", &e.version, version),
+    ] {
+        if let Some(want) = want {
+            if fill(want) != *got {
+                wrong.push(format!("expected the {part} `{}`, got `{got}`", fill(want)));
+            }
+        }
+    }
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &[], port));
+    finish(conn, &message, wrong)
+}
+
+/// Reads a message, recording what ended a failed wait.
+async fn read(conn: &mut Conn, request: bool, to_head: bool, bound: Duration) -> Result<Message, String> {
+    match conn.read_message(request, to_head, bound).await {
+        Ok(m) => Ok(m),
+        Err(why) => {
+            conn.transcript.record_wire(
+                &conn.name,
+                Wire::Received {
+                    shown: escape::quote(&conn.inbox, 60),
+                    bytes: conn.inbox.len(),
+                    mismatch: Some(Mismatch {
+                        expected: if request { "a request" } else { "a response" }.into(),
+                        got: escape::quote(&conn.inbox, 400),
+                    }),
+                    ended: None,
+                },
+            );
+            Err(why)
+        }
+    }
+}
+
+/// Header fields: each of `headers` present with that value (Connection
+/// and Transfer-Encoding compare as token lists, others exactly, without
+/// case for the name), each of `present` there, each of `absent` not.
+fn check_fields(
+    m: &Message,
+    headers: &std::collections::BTreeMap<String, String>,
+    present: &[String],
+    absent: &[String],
+    port: u16,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (name, want) in headers {
+        let want = want
+            .replace("{port}", &port.to_string())
+            .replace("{host}", crate::spec::HOST);
+        match m.head.value(name) {
+            None => wrong.push(format!("expected a `{name}` header field, there is none")),
+            Some(got) => {
+                let tokens = ["connection", "transfer-encoding"].contains(&name.to_ascii_lowercase().as_str());
+                let ok = if tokens {
+                    m.head.has_token(name, &want)
+                } else {
+                    // A media type's parameters (`; charset=utf-8`) may follow.
+                    got == want
+                        || got
+                            .split(';')
+                            .next()
+                            .is_some_and(|t| t.trim().eq_ignore_ascii_case(&want))
+                };
+                if !ok {
+                    wrong.push(format!("expected `{name}: {want}`, got `{name}: {got}`"));
+                }
+            }
+        }
+    }
+    for name in present {
+        if m.head.value(name).is_none() {
+            wrong.push(format!("expected a `{name}` header field, there is none"));
+        }
+    }
+    for name in absent {
+        if let Some(got) = m.head.value(name) {
+            wrong.push(format!("expected no `{name}` header field, got `{name}: {got}`"));
+        }
+    }
+    wrong
+}
+
+/// Why `got` is not the body `want` asks for.
+fn check_body(got: &[u8], want: &BodyCheck, spec: &Spec) -> Option<String> {
+    let exact = |bytes: Vec<u8>, what: String| {
+        if got == bytes.as_slice() {
+            return None;
+        }
+        let diff = escape::first_difference(&bytes, got).unwrap_or_default();
+        Some(format!(
+            "expected the body to be {what} ({}), got {} ({})\n  {diff}",
+            escape::bytes(bytes.len()),
+            summary(got),
+            escape::bytes(got.len())
+        ))
+    };
+    if let Some(file) = &want.file {
+        let bytes = spec
+            .docroot
+            .as_ref()
+            .and_then(|d| d.files.get(file))
+            .map(|p| p.bytes())
+            .unwrap_or_default();
+        return exact(bytes, format!("the file `{file}`"));
+    }
+    if let Some(text) = &want.text {
+        return exact(text.as_bytes().to_vec(), escape::quote(text.as_bytes(), 60));
+    }
+    if let Some(hex) = &want.hex {
+        let bytes = crate::spec::values::parse_hex(hex).unwrap_or_default();
+        return exact(bytes.clone(), escape::quote(&bytes, 60));
+    }
+    if let Some(c) = &want.contains {
+        if !got.windows(c.len().max(1)).any(|w| w == c.as_bytes()) {
+            return Some(format!(
+                "expected the body to contain {}, got {}",
+                escape::quote(c.as_bytes(), 60),
+                summary(got)
+            ));
+        }
+    }
+    if let Some(size) = want.size {
+        if got.len() != size.0 {
+            return Some(format!(
+                "expected a body of {}, got {}",
+                escape::bytes(size.0),
+                escape::bytes(got.len())
+            ));
+        }
+    }
+    if want.empty == Some(true) && !got.is_empty() {
+        return Some(format!("expected no body, got {}", summary(got)));
+    }
+    if want.nonempty == Some(true) && got.is_empty() {
+        return Some("expected a body, got none".into());
+    }
+    None
+}
+
+/// Records the message and turns what was wrong into the step's failure.
+fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>) -> StepResult {
+    let shown = describe(m);
+    let mismatch = (!wrong.is_empty()).then(|| Mismatch {
+        expected: "(see the failure)".into(),
+        got: shown.clone(),
+    });
+    conn.transcript.record_wire(
+        &conn.name,
+        Wire::Received {
+            shown,
+            bytes: m.size(),
+            mismatch,
+            ended: None,
+        },
+    );
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n  the message: {}", wrong.join("\n  "), head_text(m)))
+    }
+}
+
+/// A message as the transcript shows it: its first line, its fields, and
+/// its body summarised.
+fn describe(m: &Message) -> String {
+    let fields: Vec<String> = m
+        .head
+        .fields
+        .iter()
+        .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
+        .collect();
+    let body = match m.framing {
+        Framing::None if m.body.bytes.is_empty() => "no body".to_string(),
+        Framing::Chunked => format!("body {} in {} chunks", summary(&m.body.bytes), m.body.chunks.len()),
+        _ => format!("body {}", summary(&m.body.bytes)),
+    };
+    format!("{} | {} | {body}", m.head.start_line(), fields.join(" | "))
+}
+
+/// The head as sent, one field a line, for a failure.
+fn head_text(m: &Message) -> String {
+    let mut out = m.head.start_line();
+    for (n, v) in &m.head.fields {
+        out.push_str(&format!("\n    {n}: {}", String::from_utf8_lossy(v)));
+    }
+    out.push_str(&format!(
+        "\n    ({})",
+        match m.framing {
+            Framing::None => "no body".to_string(),
+            _ => format!("a body of {}", escape::bytes(m.body.bytes.len())),
+        }
+    ));
+    out
+}
+
+/// A body in a few words: quoted when short, else its size and a digest.
+pub(crate) fn summary(body: &[u8]) -> String {
+    use sha2::Digest;
+    if body.len() <= 48 {
+        return escape::quote(body, 48);
+    }
+    let digest = sha2::Sha256::digest(body);
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{} (sha256 {short}…)", escape::bytes(body.len()))
+}
