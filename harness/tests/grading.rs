@@ -14,7 +14,7 @@ use support::{root, run_json, verdict_table};
 const SPEC: &str = "specs/tcp-echo.yaml";
 
 /// The labs with a spec, and the prefix of their fixtures' directories.
-const LABS: [&str; 4] = ["tcp-echo", "udp-echo", "multicast", "rpc"];
+const LABS: [&str; 5] = ["tcp-echo", "udp-echo", "multicast", "rpc", "http"];
 
 /// The spec a fixture is graded with: its lab's, by its name.
 fn spec_of(fixture: &str) -> String {
@@ -43,6 +43,11 @@ fn the_reference_passes_every_scenario_of_multicast() {
 #[test]
 fn the_reference_passes_every_scenario_of_rpc() {
     reference_passes("specs/rpc.yaml");
+}
+
+#[test]
+fn the_reference_passes_every_scenario_of_http() {
+    reference_passes("specs/http.yaml");
 }
 
 /// Every lab's spec has a test above.

@@ -51,7 +51,7 @@ fn the_bundled_specs_are_valid() {
 /// dropped: the loader answers with an error or a spec, never a panic.
 #[test]
 fn no_truncated_or_mangled_spec_panics() {
-    for lab in ["tcp-echo", "udp-echo", "multicast", "rpc"] {
+    for lab in ["tcp-echo", "udp-echo", "multicast", "rpc", "http"] {
         let source = std::fs::read_to_string(support::root().join(format!("specs/{lab}.yaml"))).unwrap();
         let lines: Vec<&str> = source.lines().collect();
         let path = Path::new("mangled.yaml");

@@ -106,7 +106,7 @@ pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, port: u16, e: 
             wrong.push(why);
         }
     }
-    finish(conn, &message, wrong)
+    finish(conn, &message, wrong, port)
 }
 
 pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest) -> StepResult {
@@ -136,7 +136,7 @@ pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest
         }
     }
     wrong.extend(check_fields(&message, &e.headers, &e.present, &[], port));
-    finish(conn, &message, wrong)
+    finish(conn, &message, wrong, port)
 }
 
 /// Reads a message, recording what ended a failed wait.
@@ -267,8 +267,8 @@ fn check_body(got: &[u8], want: &BodyCheck, spec: &Spec) -> Option<String> {
 }
 
 /// Records the message and turns what was wrong into the step's failure.
-fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>) -> StepResult {
-    let shown = describe(m);
+fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>, port: u16) -> StepResult {
+    let shown = describe(m, port);
     let mismatch = (!wrong.is_empty()).then(|| Mismatch {
         expected: "(see the failure)".into(),
         got: shown.clone(),
@@ -290,13 +290,17 @@ fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>) -> StepResult {
 }
 
 /// A message as the transcript shows it: its first line, its fields, and
-/// its body summarised.
-fn describe(m: &Message) -> String {
+/// its body summarised. What changes from run to run is left out, as the
+/// transcript leaves out times: the port (as `{port}`) and a `Date`.
+fn describe(m: &Message, port: u16) -> String {
     let fields: Vec<String> = m
         .head
         .fields
         .iter()
-        .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
+        .map(|(n, v)| match n.eq_ignore_ascii_case("date") {
+            true => format!("{n}: (a date)"),
+            false => format!("{n}: {}", String::from_utf8_lossy(v).replace(&port.to_string(), "{port}")),
+        })
         .collect();
     let body = match m.framing {
         Framing::None if m.body.bytes.is_empty() => "no body".to_string(),
