@@ -43,6 +43,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
         sandbox::adopt_orphans();
     }
     let open_files = sandbox::raise_open_files();
+    sandbox::presize_descriptor_tables();
     // Longest first (by the waits the scenarios script), so that the run
     // does not end with one slot still on a long scenario taken last. The
     // scenarios that mostly wait get slots of their own besides the `jobs`

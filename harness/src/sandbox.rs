@@ -82,6 +82,30 @@ pub fn raise_open_files() -> u64 {
     soft
 }
 
+/// Keeps a descriptor of the harness open, close-on-exec, at the highest
+/// number a program under test may use (`Limits::open_files - 1`).
+///
+/// At fork the kernel sizes the child's descriptor table to cover the
+/// parent's highest open descriptor, and exec keeps that size, so every
+/// program then starts with a table that holds all the descriptors its
+/// limit allows and never has to grow it. Growing it is slow in a program
+/// with threads: the kernel waits for an RCU grace period, some 10 ms. A
+/// threaded server's 65th connection cost it that, or not, depending on
+/// whether whoever started sockgrade had left some high descriptor open
+/// (a shell's, say): a scenario's timing must not depend on that. The
+/// harness's own table, with its many connections, is spared the same way.
+pub fn presize_descriptor_tables() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    static KEPT: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(|| {
+        let top = Limits::default().open_files.saturating_sub(1) as i32;
+        let null = std::fs::File::open("/dev/null").ok()?;
+        let fd = nix::fcntl::fcntl(&null, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(top)).ok()?;
+        // SAFETY: a new descriptor of our own, owned from here on.
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+}
+
 /// The limits a program under test runs with.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
