@@ -51,6 +51,9 @@ pub struct Conn {
     pub name: String,
     /// The harness's end of the connection, to find it in /proc.
     pub local_port: u16,
+    /// The program's end: the scenario's port when the harness connected,
+    /// the client's own port when the harness accepted.
+    pub remote_port: u16,
     /// A failed write, kept by the writer task until the next step records
     /// it in the transcript of the moment (an `each` member's, a round's).
     write_error: Arc<std::sync::Mutex<Option<String>>>,
@@ -148,6 +151,7 @@ impl Conn {
     pub fn new(name: &str, stream: TcpStream, transcript: Transcript) -> Conn {
         let _ = stream.set_nodelay(true);
         let local_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+        let remote_port = stream.peer_addr().map(|a| a.port()).unwrap_or(0);
         let stream = Arc::new(stream);
         let (tx, rx) = mpsc::unbounded_channel();
         let write_error = Arc::new(std::sync::Mutex::new(None));
@@ -163,6 +167,7 @@ impl Conn {
         Conn {
             name: name.to_string(),
             local_port,
+            remote_port,
             write_error,
             reset_on_write,
             pending,
@@ -225,6 +230,14 @@ impl Conn {
 
     pub fn shutdown(&mut self) -> Result<(), String> {
         self.shut_down = true;
+        // With nothing queued, the FIN goes now, in order with whatever
+        // step comes next (a reset right after it must come after it).
+        if self.pending.load(Ordering::SeqCst) == 0 {
+            if let (Some(stream), Some(_)) = (&self.stream, &self.writer) {
+                let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Write);
+                return Ok(());
+            }
+        }
         match &self.writer {
             Some((tx, _)) if queue(tx, &self.pending, WriteOp::Shutdown) => Ok(()),
             _ => Err(format!("`{}` is already closed", self.name)),

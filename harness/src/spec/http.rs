@@ -321,9 +321,10 @@ pub enum Framing {
 /// response as parts. `framing` says how the body is delimited (`length`,
 /// `chunked` with `chunks: [3, 5]`, `chunk_extension` and `trailers`, or
 /// `close`); `truncate: N` sends only the first N bytes of the body and
-/// closes; `keep_open: true` keeps the connection open after a body whose
-/// length was given (otherwise the harness does nothing more until a
-/// `close` step). `chunk`/`sizes`/`gap` cut the bytes into writes.
+/// closes. After a body, the harness closes the connection, as a server
+/// does for a client that asked `Connection: close`; `keep_open: true`
+/// keeps it open (a client must then know the body's end from its length
+/// or its chunks). `chunk`/`sizes`/`gap` cut the bytes into writes.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawSendResponse")]
 #[schemars(with = "RawSendResponse")]
@@ -338,6 +339,7 @@ pub struct SendResponse {
     pub chunk_extension: Option<String>,
     pub trailers: BTreeMap<String, String>,
     pub truncate: Option<usize>,
+    pub keep_open: bool,
     pub split: Split,
     pub gap: Option<TimeSpan>,
 }
@@ -365,6 +367,8 @@ struct RawSendResponse {
     trailers: BTreeMap<String, String>,
     #[serde(default)]
     truncate: Option<Size>,
+    #[serde(default)]
+    keep_open: bool,
     #[serde(default)]
     chunk: Option<Size>,
     #[serde(default)]
@@ -402,6 +406,9 @@ impl TryFrom<RawSendResponse> for SendResponse {
         if raw.truncate.is_some_and(|t| t.0 >= size) {
             return Err(format!("expected `truncate` below the body's {size} bytes"));
         }
+        if raw.keep_open && (raw.framing == Framing::Close || raw.truncate.is_some()) {
+            return Err("expected no `keep_open` with `framing: close` or `truncate`: both end with the close".into());
+        }
         Ok(SendResponse {
             on: raw.on,
             status: raw.status,
@@ -413,6 +420,7 @@ impl TryFrom<RawSendResponse> for SendResponse {
             chunk_extension: raw.chunk_extension,
             trailers: raw.trailers,
             truncate: raw.truncate.map(|t| t.0),
+            keep_open: raw.keep_open,
             split: split(raw.chunk, raw.sizes)?,
             gap: raw.gap,
         })
@@ -481,7 +489,7 @@ impl SendResponse {
 
     /// Whether the harness closes the connection once it is sent.
     pub fn closes(&self) -> bool {
-        self.framing == Framing::Close || self.truncate.is_some()
+        !self.keep_open
     }
 }
 

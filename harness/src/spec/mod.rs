@@ -405,6 +405,7 @@ impl Step {
             Step::ExpectMessage(e) => e.precondition.as_deref(),
             Step::ExpectResponse(e) => e.precondition.as_deref(),
             Step::ExpectRequest(e) => e.precondition.as_deref(),
+            Step::ExpectRead(r) => r.precondition.as_deref(),
             _ => None,
         }
     }

@@ -68,6 +68,10 @@ pub struct ExpectRead {
     pub connection: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
+    /// A clause the scenario relies on (see `expect_datagram`): a client
+    /// that never reads its answers fails the clause that says it must.
+    #[serde(default)]
+    pub precondition: Option<String>,
 }
 
 /// `expect_released: { program: server, connection: a }`: the program closes

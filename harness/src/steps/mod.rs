@@ -54,12 +54,18 @@ pub(crate) fn run<'p>(
     Box::pin(async move {
         let result = run_step(play, step).await;
         if let (Err(StepError::Failed(_)), Some(clause)) = (&result, step.value.precondition()) {
-            // What the step saw of a program's own precondition (it never
-            // listened, say) comes first.
-            play.precondition.get_or_insert(Precondition::Stated {
+            // The step's own word on what its failure means outranks a
+            // connection the program ended (a server that closes on a bad
+            // frame fails the bad-frame clause, not persistence), but not
+            // what it saw of a program that never listened or joined.
+            let stated = Precondition::Stated {
                 clause: clause.to_string(),
                 step: step.value.keyword().to_string(),
-            });
+            };
+            match play.precondition {
+                None | Some(Precondition::KeepsConnections { .. }) => play.precondition = Some(stated),
+                Some(_) => {}
+            }
         }
         result
     })

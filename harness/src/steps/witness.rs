@@ -206,13 +206,13 @@ pub(super) async fn expect_accepted(play: &mut Play<'_>, a: &ExpectAccepted) -> 
 pub(super) async fn expect_read(play: &mut Play<'_>, r: &ExpectRead) -> StepResult {
     let name = &r.program.value;
     let conn = &r.connection.value;
-    let (peer_port, pending) = play
+    // The program's port and the harness's, whichever side connected.
+    let (port, peer_port, pending) = play
         .conns
         .get(conn)
-        .map(|c| (c.local_port, c.writes_pending()))
+        .map(|c| (c.remote_port, c.local_port, c.writes_pending()))
         .ok_or_else(|| format!("`{conn}` was never opened"))?;
     let pid = play.running(name)?.pid;
-    let port = play.setting.port;
     // The harness's own writes first: what it queued must be in the kernel.
     let read = poll_until(within(r.within), || {
         let queues = witness::connection_queues(pid, port, peer_port);
