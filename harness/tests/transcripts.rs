@@ -62,6 +62,27 @@ fn datagram_transcripts() {
     );
 }
 
+/// Messages as the protocol reads them: HTTP heads and summarised bodies,
+/// rpc frames as their fields.
+#[test]
+fn protocol_transcripts() {
+    transcripts_of(
+        "specs/http.yaml",
+        &[
+            "HEAD is answered with GET's status and headers and no body",
+            "pipelined requests are all answered, in order",
+            "the client decodes chunked transfer coding",
+        ],
+    );
+    transcripts_of(
+        "specs/rpc.yaml",
+        &[
+            "several requests in one piece are all answered, in order",
+            "the client reads several answers that arrive in one piece",
+        ],
+    );
+}
+
 fn transcripts_of(spec: &str, wanted: &[&str]) {
     let root = support::root();
     let spec = harness::spec::load(&root.join(spec)).unwrap();
