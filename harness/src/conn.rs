@@ -230,9 +230,12 @@ impl Conn {
 
     pub fn shutdown(&mut self) -> Result<(), String> {
         self.shut_down = true;
-        // With nothing queued, the FIN goes now, in order with whatever
-        // step comes next (a reset right after it must come after it).
-        if self.pending.load(Ordering::SeqCst) == 0 {
+        // With nothing queued (and no write failed), the FIN goes now, in
+        // order with whatever step comes next: a reset right after it comes
+        // after it. With bytes queued it waits its turn behind them, and an
+        // `abort` before they are written drops it with them.
+        let failed = self.write_error.lock().map(|e| e.is_some()).unwrap_or(true);
+        if self.pending.load(Ordering::SeqCst) == 0 && !failed {
             if let (Some(stream), Some(_)) = (&self.stream, &self.writer) {
                 let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Write);
                 return Ok(());

@@ -72,8 +72,10 @@ impl Endpoint {
         Endpoint::new(name, Role::Client, socket, Some(server))
     }
 
-    /// The server for a client under test, on `port` of 127.0.0.1 and ::1
-    /// (one dual-stack socket on `::`; IPv4 alone where there is no IPv6).
+    /// The server for a client under test, on `port`: one dual-stack socket
+    /// on `::`, so a client that resolves `localhost` to 127.0.0.1 or to ::1
+    /// finds it (every address of the scenario's namespace; 127.0.0.1 alone
+    /// where there is no IPv6).
     pub fn server(name: &str, port: u16) -> io::Result<Endpoint> {
         let dual = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
             s.set_only_v6(false)?;

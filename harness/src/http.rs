@@ -93,16 +93,21 @@ impl Head {
 
 /// A head, from the start of `bytes`.
 pub fn parse_head(bytes: &[u8], request: bool) -> Parsed<Head> {
-    let Some(end) = find(bytes, b"\r\n\r\n") else {
-        // A bare LF where a line ends is not a line end.
-        if let Some(lf) = bytes.iter().position(|&b| b == b'\n') {
-            if lf == 0 || bytes[lf - 1] != b'\r' {
-                return Parsed::Bad(format!(
-                    "a line of the head ends in a bare LF, not CRLF: {}",
-                    escape::quote(&bytes[..lf + 1], 80)
-                ));
-            }
-        }
+    let window = &bytes[..bytes.len().min(MAX_HEAD + 4)];
+    let end = find(window, b"\r\n\r\n");
+    // A bare LF where a line ends is not a line end, wherever it is.
+    let head = &window[..end.map_or(window.len(), |e| e + 4)];
+    let bare = head
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+    if let Some(lf) = bare {
+        return Parsed::Bad(format!(
+            "a line of the head ends in a bare LF, not CRLF: {}",
+            escape::quote(&head[lf.saturating_sub(60)..lf + 1], 80)
+        ));
+    }
+    let Some(end) = end else {
         if bytes.len() > MAX_HEAD {
             return Parsed::Bad(format!(
                 "no end of the head (an empty line) in its first {MAX_HEAD} bytes"
@@ -380,9 +385,11 @@ fn chunked(bytes: &[u8]) -> Parsed<Body> {
         let line = &bytes[at..at + eol];
         let size_text = line.split(|&b| b == b';').next().unwrap_or_default();
         let size_text = String::from_utf8_lossy(trim(size_text)).into_owned();
-        let Ok(size) = usize::from_str_radix(&size_text, 16) else {
+        // At most 12 hex digits (256 TiB): no sum below can overflow.
+        let digits = !size_text.is_empty() && size_text.len() <= 12 && size_text.bytes().all(|b| b.is_ascii_hexdigit());
+        let (true, Ok(size)) = (digits, usize::from_str_radix(&size_text, 16)) else {
             return Parsed::Bad(format!(
-                "a chunk size is hexadecimal digits (then `;extensions`): {}",
+                "a chunk size is 1 to 12 hexadecimal digits (then `;extensions`): {}",
                 escape::quote(line, 80)
             ));
         };
@@ -537,6 +544,24 @@ mod tests {
             panic!()
         };
         assert!(why.contains("different values"));
+    }
+
+    #[test]
+    fn hostile_chunks_and_heads_are_malformed_not_panics() {
+        let chunked = |size: &str| {
+            let text = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nabc");
+            response(&text, false)
+        };
+        assert!(matches!(chunked("FFFFFFFFFFFFFFFF"), Parsed::Bad(_)));
+        assert!(matches!(chunked("+5"), Parsed::Bad(_)));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nA: b\n\n", false),
+            Parsed::Bad(_)
+        ));
+        let mut long = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
+        long.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(parse_head(&long, false), Parsed::Bad(_)));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
     let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, upstream_port));
     let mut fates = Fates {
         plan: plan.plan.clone(),
-        random: plan.random.map(|(seed, loss)| (Random::new(seed), loss)),
+        random: plan.random,
         counts: [0, 0],
     };
     let name = plan.name.value.clone();
@@ -48,12 +48,20 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
                     forward(back.clone(), bytes, upstream, fate);
                 }
                 got = back.recv_from(&mut from_program) => {
-                    let Ok((n, _)) = got else { continue };
+                    // Only the program's own datagrams are its replies.
+                    let Ok((n, from)) = got else { continue };
+                    if from != upstream {
+                        continue;
+                    }
                     let bytes = from_program[..n].to_vec();
                     let (nth, fate) = fates.next(true);
-                    record(&transcript, &name, &bytes, &format!("from {program}"), nth, fate);
-                    if let Some(client) = client {
-                        forward(front.clone(), bytes, client, fate);
+                    match client {
+                        Some(client) => {
+                            record(&transcript, &name, &bytes, &format!("from {program}"), nth, fate);
+                            forward(front.clone(), bytes, client, fate);
+                        }
+                        // Nobody to pass it to: said so, not "passed on".
+                        None => record(&transcript, &name, &bytes, &format!("from {program}"), nth, Fate::Drop),
                     }
                 }
             }
@@ -109,10 +117,13 @@ fn record(t: &Transcript, name: &str, bytes: &[u8], whom: &str, nth: Nth, fate: 
 }
 
 /// The fate of each datagram in turn: the plan's, else a random loss, else
-/// delivery.
+/// delivery. A random loss is drawn from the seed and the datagram's own
+/// name (`reply 3`), not from a stream shared by both directions: how
+/// requests and replies interleave, which timing decides, does not change
+/// which ones are lost.
 struct Fates {
     plan: HashMap<Nth, Fate>,
-    random: Option<(Random, u8)>,
+    random: Option<(u64, u8)>,
     /// Requests and replies so far.
     counts: [usize; 2],
 }
@@ -125,8 +136,9 @@ impl Fates {
         if let Some(fate) = self.plan.get(&nth) {
             return (nth, *fate);
         }
-        if let Some((random, loss)) = &mut self.random {
-            if random.percent() < *loss {
+        if let Some((seed, loss)) = self.random {
+            let name = (nth.n as u64) << 1 | u64::from(nth.reply);
+            if Random::new(seed ^ name.wrapping_mul(0xD6E8_FEB8_6659_FD93)).percent() < loss {
                 return (nth, Fate::Drop);
             }
         }
@@ -157,7 +169,7 @@ mod tests {
     fn fates(plan: &[(Nth, Fate)], random: Option<(u64, u8)>) -> Fates {
         Fates {
             plan: plan.iter().copied().collect(),
-            random: random.map(|(seed, loss)| (Random::new(seed), loss)),
+            random,
             counts: [0, 0],
         }
     }
@@ -174,10 +186,25 @@ mod tests {
         assert_eq!(f.next(true), (reply2, Fate::Duplicate));
     }
 
-    /// The same seed loses the same datagrams, on every machine; about
-    /// `loss` percent of them.
+    /// The same seed loses the same datagrams, on every machine, whatever
+    /// the order requests and replies arrive in; about `loss` percent.
     #[test]
     fn a_seed_loses_the_same_datagrams_every_time() {
+        let lost = |order: &[bool]| {
+            let mut f = fates(&[], Some((7, 50)));
+            let mut out: Vec<(bool, usize)> = order
+                .iter()
+                .map(|&reply| f.next(reply))
+                .filter(|(_, fate)| *fate == Fate::Drop)
+                .map(|(nth, _)| (nth.reply, nth.n))
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(
+            lost(&[false, true, false, true, false, true]),
+            lost(&[false, false, true, false, true, true])
+        );
         let run = |seed| {
             let mut f = fates(&[], Some((seed, 30)));
             (0..1000)

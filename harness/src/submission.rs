@@ -133,9 +133,6 @@ fn combined_output(out: &Captured, err: &Captured) -> String {
     s + &e
 }
 
-/// The reference programs, laid out as a submission: each program's
-/// executable copied from `reference_dir` (where cargo put the `reference`
-/// crate's binaries).
 /// Where a program the spec marks `reference: true` is put in the
 /// submission's directory (and so in each scenario's copy of it).
 pub const REFERENCE_PROGRAMS: &str = ".sockgrade-reference";
@@ -161,6 +158,9 @@ pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, di
     }
 }
 
+/// The reference programs, laid out as a submission: each program's
+/// executable copied from `reference_dir` (where cargo put the `reference`
+/// crate's binaries).
 pub fn reference(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) -> Result<Built, String> {
     let dir = work.join("reference");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -357,6 +357,13 @@ impl Checker<'_> {
     fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
         if let Some(on) = step.on() {
             self.connection(scope, on, at, each);
+            if each.is_some() && step.precondition().is_some() {
+                self.fail(
+                    at,
+                    "expected no `precondition` inside `each`: write the step the scenario relies on before the `each`"
+                        .into(),
+                );
+            }
             match step {
                 Step::SendMessage(s) => {
                     for m in &s.messages {

@@ -183,25 +183,67 @@ fn check_token(text: &str, what: &str) -> Result<(), String> {
     }
 }
 
-/// What a body must be.
+/// What a body must be: at most one of `file`, `text`, `hex` (exactly
+/// these bytes), and optionally `contains`, `size`, `empty` or `nonempty`.
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "RawBodyCheck")]
+#[schemars(with = "RawBodyCheck")]
+pub struct BodyCheck {
+    pub file: Option<String>,
+    pub text: Option<String>,
+    /// Parsed at load: invalid hex is a located error.
+    pub hex: Option<Vec<u8>>,
+    pub contains: Option<String>,
+    pub size: Option<Size>,
+    pub empty: Option<bool>,
+    pub nonempty: Option<bool>,
+}
+
+impl TryFrom<RawBodyCheck> for BodyCheck {
+    type Error = String;
+    fn try_from(raw: RawBodyCheck) -> Result<Self, String> {
+        let exact = [raw.file.is_some(), raw.text.is_some(), raw.hex.is_some()];
+        if exact.iter().filter(|e| **e).count() > 1 {
+            return Err("expected at most one of `file`, `text` and `hex` (the body's exact bytes)".into());
+        }
+        if raw.empty == Some(false) || raw.nonempty == Some(false) {
+            return Err("expected `empty: true` or `nonempty: true`; `false` asks for nothing".into());
+        }
+        let hex = raw
+            .hex
+            .map(|h| super::values::parse_hex(&h))
+            .transpose()
+            .map_err(|e| format!("expected {e}"))?;
+        Ok(BodyCheck {
+            file: raw.file,
+            text: raw.text,
+            hex,
+            contains: raw.contains,
+            size: raw.size,
+            empty: raw.empty,
+            nonempty: raw.nonempty,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BodyCheck {
+struct RawBodyCheck {
     /// Exactly the bytes of this file of the spec's `docroot`.
     #[serde(default)]
-    pub file: Option<String>,
+    file: Option<String>,
     #[serde(default)]
-    pub text: Option<String>,
+    text: Option<String>,
     #[serde(default)]
-    pub hex: Option<String>,
+    hex: Option<String>,
     #[serde(default)]
-    pub contains: Option<String>,
+    contains: Option<String>,
     #[serde(default)]
-    pub size: Option<Size>,
+    size: Option<Size>,
     #[serde(default)]
-    pub empty: Option<bool>,
+    empty: Option<bool>,
     #[serde(default)]
-    pub nonempty: Option<bool>,
+    nonempty: Option<bool>,
 }
 
 /// How the response's body must be delimited.
@@ -437,6 +479,8 @@ impl SendResponse {
         }
         let given = |n: &str| self.headers.keys().any(|k| k.eq_ignore_ascii_case(n));
         let mut framed = Vec::new();
+        // Where in `framed` the body's byte number `truncate` is: the cut.
+        let mut cut = self.truncate;
         match self.framing {
             Framing::Length => {
                 if !given("content-length") {
@@ -461,6 +505,9 @@ impl SendResponse {
                 }
                 for size in sizes {
                     framed.extend_from_slice(format!("{size:x}{ext}\r\n").as_bytes());
+                    if let Some(keep) = self.truncate.filter(|k| (at..at + size).contains(k)) {
+                        cut = Some(framed.len() + keep - at);
+                    }
                     framed.extend_from_slice(&body[at..at + size]);
                     framed.extend_from_slice(b"\r\n");
                     at += size;
@@ -476,12 +523,7 @@ impl SendResponse {
         let mut out = head.into_bytes();
         let body_start = out.len();
         out.extend_from_slice(&framed);
-        if let Some(keep) = self.truncate {
-            // Cut in the body's own bytes: for chunked, after the first size line.
-            let cut = match self.framing {
-                Framing::Chunked => framed.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1) + keep,
-                _ => keep,
-            };
+        if let Some(cut) = cut {
             out.truncate(body_start + cut.min(framed.len()));
         }
         out

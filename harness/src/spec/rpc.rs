@@ -167,6 +167,13 @@ impl Frames {
                     return Err(format!("expected message `{kind}` to name field `{n}` once"));
                 }
             }
+            let size = self.body_size(kind).unwrap_or(0);
+            if size as i128 > self.length.range().1 {
+                return Err(format!(
+                    "expected message `{kind}` ({size} bytes) to fit the length's type `{}`",
+                    self.length.name()
+                ));
+            }
         }
         Ok(())
     }

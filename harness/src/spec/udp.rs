@@ -54,8 +54,8 @@ impl TryFrom<RawUdpOpen> for UdpOpen {
 }
 
 /// `udp_bind: s`: the harness is the server for a client under test, bound
-/// to `{port}` (127.0.0.1, and ::1 where there is IPv6, so that a client
-/// given `localhost` finds it either way). Its peer is the sender of the
+/// to `{port}` with one dual-stack socket (so that a client given
+/// `localhost` finds it at 127.0.0.1 or ::1). Its peer is the sender of the
 /// last datagram it received.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -159,9 +159,14 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
         }
         _ => format!("from {}", play.describe_addr(d.from)),
     };
-    let matcher = match &e.expected {
-        ExpectedDatagram::Bytes(m) => m,
-        ExpectedDatagram::Echo => &crate::matcher::Matcher::Exact(echo.unwrap_or_default()),
+    let matcher = match (&e.expected, echo) {
+        (ExpectedDatagram::Bytes(m), _) => m,
+        (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent),
+        (ExpectedDatagram::Echo, None) => {
+            return Err(format!(
+                "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
+            ))
+        }
     };
     let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
     let mismatch = (!matched).then(|| Mismatch {
