@@ -47,6 +47,17 @@ pub enum PeerState {
     Reset,
 }
 
+impl PeerState {
+    /// How the program ended its side, for the transcript: not yet, FIN, RST.
+    pub fn ended(self) -> Option<crate::transcript::Ended> {
+        match self {
+            PeerState::Open => None,
+            PeerState::Eof => Some(crate::transcript::Ended::Fin),
+            PeerState::Reset => Some(crate::transcript::Ended::Rst),
+        }
+    }
+}
+
 pub struct Conn {
     pub name: String,
     /// The harness's end of the connection, to find it in /proc.

@@ -150,19 +150,9 @@ impl TryFrom<RawSendRequest> for SendRequest {
         Ok(SendRequest {
             on: raw.on,
             requests,
-            split: split(raw.chunk, raw.sizes)?,
+            split: Split::from_keys(raw.chunk, raw.sizes)?,
             gap: raw.gap,
         })
-    }
-}
-
-fn split(chunk: Option<Size>, sizes: Option<Vec<Size>>) -> Result<Split, String> {
-    match (chunk, sizes) {
-        (Some(_), Some(_)) => Err("expected either `chunk` or `sizes`, not both".into()),
-        (Some(Size(0)), None) => Err("expected a `chunk` of at least 1 byte".into()),
-        (Some(Size(c)), None) => Ok(Split::Chunk(c)),
-        (None, Some(sizes)) => Ok(Split::Sizes(sizes.into_iter().map(|s| s.0).collect())),
-        (None, None) => Ok(Split::Whole),
     }
 }
 
@@ -463,7 +453,7 @@ impl TryFrom<RawSendResponse> for SendResponse {
             trailers: raw.trailers,
             truncate: raw.truncate.map(|t| t.0),
             keep_open: raw.keep_open,
-            split: split(raw.chunk, raw.sizes)?,
+            split: Split::from_keys(raw.chunk, raw.sizes)?,
             gap: raw.gap,
         })
     }

@@ -265,13 +265,7 @@ impl TryFrom<RawSendMessage> for SendMessage {
             (None, Some(ms)) if !ms.is_empty() => ms,
             _ => return Err("expected either `message` (one) or `messages` (a list of at least one)".into()),
         };
-        let split = match (raw.chunk, raw.sizes) {
-            (Some(_), Some(_)) => return Err("expected either `chunk` or `sizes`, not both".into()),
-            (Some(Size(0)), None) => return Err("expected a `chunk` of at least 1 byte".into()),
-            (Some(Size(c)), None) => Split::Chunk(c),
-            (None, Some(sizes)) => Split::Sizes(sizes.into_iter().map(|s| s.0).collect()),
-            (None, None) => Split::Whole,
-        };
+        let split = Split::from_keys(raw.chunk, raw.sizes)?;
         Ok(SendMessage {
             on: raw.on,
             messages,

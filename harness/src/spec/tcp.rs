@@ -134,6 +134,17 @@ pub enum Split {
 }
 
 impl Split {
+    /// The plan of a step's `chunk` or `sizes` keys (neither: one write).
+    pub fn from_keys(chunk: Option<Size>, sizes: Option<Vec<Size>>) -> Result<Split, String> {
+        match (chunk, sizes) {
+            (Some(_), Some(_)) => Err("expected either `chunk` or `sizes`, not both".into()),
+            (Some(Size(0)), None) => Err("expected a `chunk` of at least 1 byte".into()),
+            (Some(Size(c)), None) => Ok(Split::Chunk(c)),
+            (None, Some(sizes)) => Ok(Split::Sizes(sizes.into_iter().map(|s| s.0).collect())),
+            (None, None) => Ok(Split::Whole),
+        }
+    }
+
     /// The size of each write for `len` bytes.
     pub fn writes(&self, len: usize) -> Vec<usize> {
         let mut out = Vec::new();
@@ -217,13 +228,7 @@ impl TryFrom<RawSend> for Send {
     type Error = String;
     fn try_from(raw: RawSend) -> Result<Self, String> {
         let payload = Payload::required(raw.text, raw.hex, raw.generate, raw.then, "what to send")?;
-        let split = match (raw.chunk, raw.sizes) {
-            (Some(_), Some(_)) => return Err("expected either `chunk` or `sizes`, not both".into()),
-            (Some(Size(0)), None) => return Err("expected a `chunk` of at least 1 byte".into()),
-            (Some(Size(c)), None) => Split::Chunk(c),
-            (None, Some(sizes)) => Split::Sizes(sizes.into_iter().map(|s| s.0).collect()),
-            (None, None) => Split::Whole,
-        };
+        let split = Split::from_keys(raw.chunk, raw.sizes)?;
         Ok(Send {
             on: raw.on,
             payload,

@@ -153,7 +153,7 @@ async fn read(conn: &mut Conn, request: bool, to_head: bool, bound: Duration) ->
                         expected: if request { "a request" } else { "a response" }.into(),
                         got: escape::quote(&conn.inbox, 400),
                     }),
-                    ended: None,
+                    ended: conn.peer.ended(),
                 },
             );
             Err(why)

@@ -3,10 +3,10 @@
 //! inside `each`, in the format the spec declares under `frames`.
 
 use super::StepResult;
-use crate::conn::{Conn, Outcome, PeerState};
+use crate::conn::{Conn, Outcome};
 use crate::spec::rpc::{ExpectMessage, Frames, SendMessage};
 use crate::spec::values::within;
-use crate::transcript::{Ended, Mismatch, Wire};
+use crate::transcript::{Mismatch, Wire};
 use std::time::Duration;
 
 pub(super) async fn send_message(conn: &mut Conn, frames: &Frames, s: &SendMessage) -> StepResult {
@@ -48,11 +48,7 @@ pub(super) async fn expect_message(conn: &mut Conn, frames: &Frames, e: &ExpectM
                         expected: expected.clone(),
                         got: crate::escape::quote(&conn.inbox, 400),
                     }),
-                    ended: match conn.peer {
-                        PeerState::Open => None,
-                        PeerState::Eof => Some(Ended::Fin),
-                        PeerState::Reset => Some(Ended::Rst),
-                    },
+                    ended: conn.peer.ended(),
                 },
             );
             return Err(format!("expected the frame {expected}: {why}"));

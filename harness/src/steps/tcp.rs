@@ -225,11 +225,7 @@ async fn expect_with(
                     expected,
                     got: escape::quote(&conn.inbox, 400),
                 }),
-                ended: match conn.peer {
-                    PeerState::Open => None,
-                    PeerState::Eof => Some(Ended::Fin),
-                    PeerState::Reset => Some(Ended::Rst),
-                },
+                ended: conn.peer.ended(),
             };
             t.record_wire(&conn.name, received);
             Err(why)
@@ -288,11 +284,7 @@ pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
 /// only: bytes, or the program's FIN or RST. Nothing for a connection still
 /// open and quiet: the failure says how long the grader waited.
 fn drawn_end(conn: &Conn, expected: &str) {
-    let ended = match conn.peer {
-        PeerState::Open => None,
-        PeerState::Eof => Some(Ended::Fin),
-        PeerState::Reset => Some(Ended::Rst),
-    };
+    let ended = conn.peer.ended();
     let wire = match ended {
         _ if !conn.inbox.is_empty() => Wire::Received {
             shown: escape::quote(&conn.inbox, 60),
