@@ -344,6 +344,16 @@ impl Conn {
 
     /// Reads more into the inbox; false when the peer is done or the
     /// deadline passed.
+    /// What a read of 0 bytes means: the end of the stream, or a reset that
+    /// a write met first (the kernel reports a reset once).
+    fn end_of_stream(&self) -> PeerState {
+        if self.reset_on_write.load(std::sync::atomic::Ordering::Relaxed) {
+            PeerState::Reset
+        } else {
+            PeerState::Eof
+        }
+    }
+
     async fn fill(&mut self, deadline: Instant) -> bool {
         let Some(stream) = self.stream.clone() else {
             return false;
@@ -363,11 +373,7 @@ impl Conn {
                 self.inbox.reserve(256 << 10);
                 match stream.try_read_buf(&mut self.inbox) {
                     Ok(0) => {
-                        self.peer = if self.reset_on_write.load(std::sync::atomic::Ordering::Relaxed) {
-                            PeerState::Reset
-                        } else {
-                            PeerState::Eof
-                        };
+                        self.peer = self.end_of_stream();
                         return false;
                     }
                     Ok(_) => {
@@ -396,11 +402,7 @@ impl Conn {
             }
             match stream.try_read(&mut buf) {
                 Ok(0) => {
-                    self.peer = if self.reset_on_write.load(std::sync::atomic::Ordering::Relaxed) {
-                        PeerState::Reset
-                    } else {
-                        PeerState::Eof
-                    };
+                    self.peer = self.end_of_stream();
                     return false;
                 }
                 Ok(n) => {

@@ -178,12 +178,8 @@ impl Endpoint {
         });
     }
 
-    /// A dual-stack socket writes to IPv4 peers as mapped addresses.
     fn outgoing(&self, to: SocketAddr) -> SocketAddr {
-        match (self.socket.local_addr(), to) {
-            (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
-            _ => to,
-        }
+        for_socket(&self.socket, to)
     }
 
     /// The next datagram, if one arrives within `within`.
@@ -248,6 +244,15 @@ fn read_one(socket: &UdpSocket) -> io::Result<Datagram> {
 
 #[allow(non_camel_case_types)]
 type libc_timespec = nix::libc::timespec;
+
+/// `to` as `socket` can write to it: a dual-stack socket writes to IPv4
+/// peers as mapped addresses.
+pub fn for_socket(socket: &UdpSocket, to: SocketAddr) -> SocketAddr {
+    match (socket.local_addr(), to) {
+        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+        _ => to,
+    }
+}
 
 /// An IPv4 address as itself, not mapped into IPv6.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {

@@ -248,7 +248,8 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-fn is_tchar(b: u8) -> bool {
+/// A byte of a token (RFC 9110 §5.6.2): a method or a field name.
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -72,10 +72,7 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
 
 /// Sends `bytes` on as `fate` says.
 fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate) {
-    let to = match (socket.local_addr(), to) {
-        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
-        _ => to,
-    };
+    let to = crate::datagram::for_socket(&socket, to);
     let copies = match fate {
         Fate::Drop => return,
         Fate::Duplicate => 2,

@@ -160,10 +160,7 @@ impl TryFrom<RawSendRequest> for SendRequest {
 /// `!#$%&'*+-.^_`|~`, and no colon or space ("a header without a colon" is
 /// raw bytes, for `send`).
 fn check_token(text: &str, what: &str) -> Result<(), String> {
-    let ok = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let ok = !text.is_empty() && text.bytes().all(crate::http::is_tchar);
     if ok {
         Ok(())
     } else {

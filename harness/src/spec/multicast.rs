@@ -38,6 +38,16 @@ impl Group {
     }
 }
 
+/// As transcripts show it: `{group}` stays a placeholder, like `{port}`.
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Group::Scenario => f.write_str("{group}"),
+            Group::Address(a) => write!(f, "{a}"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Group {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;

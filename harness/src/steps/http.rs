@@ -17,24 +17,11 @@ use std::time::Duration;
 
 pub(super) async fn send_request(conn: &mut Conn, port: u16, s: &SendRequest) -> StepResult {
     let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(port)).collect();
-    let writes = s.split.writes(bytes.len());
     let what: Vec<String> = s.requests.iter().map(|r| r.describe()).collect();
-    conn.transcript.record_wire(
-        &conn.name,
-        Wire::Send {
-            what: what.join(", "),
-            bytes: bytes.len(),
-            writes: writes.len(),
-            gap: s.gap.map(|g| g.to_string()),
-        },
-    );
-    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    conn.send(bytes, writes, gap, None, false).await
+    super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
 }
 
 pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResult {
-    let bytes = s.bytes();
-    let writes = s.split.writes(bytes.len());
     let body = s.body.bytes();
     let framing = match s.framing {
         crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
@@ -45,17 +32,8 @@ pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResu
         .truncate
         .map(|t| format!(", cut after {t} bytes of it"))
         .unwrap_or_default();
-    conn.transcript.record_wire(
-        &conn.name,
-        Wire::Send {
-            what: format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body)),
-            bytes: bytes.len(),
-            writes: writes.len(),
-            gap: s.gap.map(|g| g.to_string()),
-        },
-    );
-    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    conn.send(bytes, writes, gap, None, false).await?;
+    let what = format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body));
+    super::tcp::write(conn, s.bytes(), what, &s.split, s.gap, None, false).await?;
     if s.closes() {
         conn.transcript.record_wire(&conn.name, Wire::Close);
         conn.close(within(None)).await?;

@@ -17,7 +17,7 @@ pub(super) fn join(play: &mut Play<'_>, j: &Join) -> StepResult {
         .map_err(|e| format!("the grader could not join the group on 127.0.0.1: {e}"))?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript
-        .record(name, format!("joined {} on lo, port {{port}}", shown(j.group)));
+        .record(name, format!("joined {} on lo, port {{port}}", j.group));
     Ok(())
 }
 
@@ -29,7 +29,7 @@ pub(super) fn multicast_sender(play: &mut Play<'_>, s: &MulticastSender) -> Step
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript.record(
         name,
-        format!("udp socket, peer {} port {{port}}, through lo, TTL 1", shown(s.group)),
+        format!("udp socket, peer {} port {{port}}, through lo, TTL 1", s.group),
     );
     Ok(())
 }
@@ -47,7 +47,7 @@ pub(super) async fn expect_members(play: &mut Play<'_>, m: &ExpectMembers) -> St
         Err(count) => (false, count),
     };
     play.transcript
-        .record("", format!("members of {} on lo: {count}", shown(m.group)));
+        .record("", format!("members of {} on lo: {count}", m.group));
     if found {
         return Ok(());
     }
@@ -56,14 +56,6 @@ pub(super) async fn expect_members(play: &mut Play<'_>, m: &ExpectMembers) -> St
         m.count,
         bound.as_millis()
     ))
-}
-
-/// A group as the transcript shows it: `{group}` stays a placeholder.
-fn shown(group: Group) -> String {
-    match group {
-        Group::Scenario => "{group}".into(),
-        Group::Address(a) => a.to_string(),
-    }
 }
 
 impl Play<'_> {

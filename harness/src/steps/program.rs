@@ -118,10 +118,6 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
                 bound.as_millis()
             )));
         }
-        let shown = match shown {
-            Group::Scenario => "{group}".to_string(),
-            Group::Address(a) => a.to_string(),
-        };
         play.transcript.record(&name, format!("joined {shown} on lo"));
     }
     Ok(())

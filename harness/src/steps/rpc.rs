@@ -7,24 +7,11 @@ use crate::conn::{Conn, Outcome};
 use crate::spec::rpc::{ExpectMessage, Frames, SendMessage};
 use crate::spec::values::within;
 use crate::transcript::{Mismatch, Wire};
-use std::time::Duration;
 
 pub(super) async fn send_message(conn: &mut Conn, frames: &Frames, s: &SendMessage) -> StepResult {
-    let t = conn.transcript.clone();
     let bytes: Vec<u8> = s.messages.iter().flat_map(|m| frames.encode(m)).collect();
-    let writes = s.split.writes(bytes.len());
     let what: Vec<String> = s.messages.iter().map(|m| m.describe(Some(frames))).collect();
-    t.record_wire(
-        &conn.name,
-        Wire::Send {
-            what: what.join(", "),
-            bytes: bytes.len(),
-            writes: writes.len(),
-            gap: s.gap.map(|g| g.to_string()),
-        },
-    );
-    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    conn.send(bytes, writes, gap, None, false).await
+    super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
 }
 
 pub(super) async fn expect_message(conn: &mut Conn, frames: &Frames, e: &ExpectMessage) -> StepResult {

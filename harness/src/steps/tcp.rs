@@ -145,24 +145,48 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
 }
 
 pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
-    let t = conn.transcript.clone();
-    let bytes = s.payload.bytes();
-    let writes = s.split.writes(bytes.len());
-    let gap = s.gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    t.record_wire(
+    let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
+    write(
+        conn,
+        s.payload.bytes(),
+        s.payload.describe(),
+        &s.split,
+        s.gap,
+        wait,
+        s.shutdown,
+    )
+    .await
+}
+
+/// Queues a step's bytes on the connection, cut as `split` says, `gap`
+/// apart, and records them (`what`, in words): `send`, and the messages of
+/// the other families on a connection (`send_message`, `send_request`,
+/// `send_response`).
+pub(super) async fn write(
+    conn: &mut Conn,
+    bytes: Vec<u8>,
+    what: String,
+    split: &crate::spec::tcp::Split,
+    gap: Option<crate::spec::TimeSpan>,
+    wait: Option<Duration>,
+    shutdown: bool,
+) -> StepResult {
+    let writes = split.writes(bytes.len());
+    conn.transcript.record_wire(
         &conn.name,
         Wire::Send {
-            what: s.payload.describe(),
+            what,
             bytes: bytes.len(),
             writes: writes.len(),
-            gap: s.gap.map(|g| g.to_string()),
+            gap: gap.map(|g| g.to_string()),
         },
     );
-    let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
-    if s.shutdown {
-        t.record_wire(&conn.name, Wire::Shutdown { with_last_bytes: true });
+    if shutdown {
+        conn.transcript
+            .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: true });
     }
-    conn.send(bytes, writes, gap, wait, s.shutdown).await
+    let gap = gap.map(|g| g.0).unwrap_or(Duration::ZERO);
+    conn.send(bytes, writes, gap, wait, shutdown).await
 }
 
 pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
