@@ -10,6 +10,7 @@
 use crate::escape;
 use crate::matcher::{Check, Matcher};
 use crate::transcript::Transcript;
+use bytes::Bytes;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 
 enum WriteOp {
     Data {
-        bytes: Arc<Vec<u8>>,
+        bytes: Bytes,
         sizes: Vec<usize>,
         gap: Duration,
         /// Hold back the last partial segment (TCP_CORK) for a shutdown that
@@ -82,8 +83,9 @@ pub struct Conn {
     writer: Option<(mpsc::UnboundedSender<WriteOp>, tokio::task::JoinHandle<()>)>,
     /// Received and not yet consumed by an expectation.
     pub inbox: Vec<u8>,
-    /// Everything expectations took from the inbox, in order.
-    pub taken: Vec<u8>,
+    /// Everything expectations took from the inbox, in order (as they took
+    /// it: joined only for a `same_as` that asks).
+    pub taken: Vec<Bytes>,
     pub peer: PeerState,
     /// The harness opened it (`connect`), so the program at the other end
     /// is the server under test, not a client.
@@ -93,10 +95,9 @@ pub struct Conn {
     pub shut_down: bool,
     /// The harness reset the connection (`abort`).
     pub aborted: bool,
-    /// Everything queued for sending, and how much of it came back: for
-    /// `expect: { echo: true }`.
-    sent: Vec<u8>,
-    echoed: usize,
+    /// What was queued for sending and has not come back yet, send by send
+    /// (the writer's very bytes, shared): for `expect: { echo: true }`.
+    unechoed: Vec<Bytes>,
     /// From `read_slowly`: read at most this many bytes at a time, with
     /// this pause after each read.
     slow: Option<(usize, Duration)>,
@@ -154,7 +155,7 @@ pub struct Filled {
 /// How an expectation ended.
 pub enum Outcome {
     /// Matched; these bytes were consumed.
-    Matched(Vec<u8>),
+    Matched(Bytes),
     Failed(String),
 }
 
@@ -191,8 +192,7 @@ impl Conn {
             outgoing: false,
             shut_down: false,
             aborted: false,
-            sent: Vec::new(),
-            echoed: 0,
+            unechoed: Vec::new(),
             slow: None,
             transcript,
         }
@@ -210,11 +210,12 @@ impl Conn {
         let Some((tx, _)) = &self.writer else {
             return Err(format!("`{}` is closed", self.name));
         };
-        self.sent.extend_from_slice(&bytes);
+        let bytes = Bytes::from(bytes);
+        self.unechoed.push(bytes.clone());
         self.shut_down |= then_shutdown;
         let (done_tx, done_rx) = oneshot::channel();
         let op = WriteOp::Data {
-            bytes: Arc::new(bytes),
+            bytes,
             sizes,
             gap,
             cork: then_shutdown,
@@ -459,9 +460,23 @@ impl Conn {
 
     /// The first `n` bytes of the inbox, taken by an expectation (and kept
     /// in `taken`, for another connection's `same_as`).
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let bytes: Vec<u8> = self.inbox.drain(..n).collect();
-        self.taken.extend_from_slice(&bytes);
+    ///
+    /// Neither copied twice nor byte by byte: a megabyte drained and
+    /// collected took a millisecond. Most of a large inbox is handed over
+    /// whole (the little that follows is copied out); a few bytes out of a
+    /// large buffer are copied, so that `taken` does not keep the buffer.
+    fn take(&mut self, n: usize) -> Bytes {
+        let bytes = if n >= self.inbox.capacity() / 2 {
+            let rest = self.inbox[n..].to_vec();
+            let mut all = std::mem::replace(&mut self.inbox, rest);
+            all.truncate(n);
+            Bytes::from(all)
+        } else {
+            let bytes = Bytes::copy_from_slice(&self.inbox[..n]);
+            self.inbox.drain(..n);
+            bytes
+        };
+        self.taken.push(bytes.clone());
         bytes
     }
 
@@ -478,10 +493,14 @@ impl Conn {
     /// Everything sent on this connection and not yet echoed comes back
     /// (`expect: { echo: true }`).
     pub async fn expect_echo(&mut self, bound: Duration) -> Outcome {
-        let expected = self.sent[self.echoed..].to_vec();
+        let expected = match self.unechoed.as_slice() {
+            [one] => one.clone(),
+            all => all.concat().into(),
+        };
         let out = self.expect(&Matcher::Exact(expected), bound).await;
-        if let Outcome::Matched(b) = &out {
-            self.echoed += b.len();
+        if let Outcome::Matched(_) = &out {
+            // Exactly what was unechoed came back.
+            self.unechoed.clear();
         }
         out
     }

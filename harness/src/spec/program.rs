@@ -227,8 +227,8 @@ impl TryFrom<RawExpectOutput> for ExpectOutput {
         }
         let regex = raw.regex.map(|r| compile(&r)).transpose()?;
         let matchers: Vec<Matcher> = [
-            raw.equals.map(|p| Matcher::Exact(p.bytes())),
-            raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
+            raw.equals.map(|p| Matcher::Exact(p.bytes().into())),
+            raw.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
             regex.map(Matcher::Regex),
             raw.nonempty.map(|_| Matcher::NonEmpty),
             raw.empty.map(|_| Matcher::Empty),

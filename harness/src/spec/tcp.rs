@@ -307,9 +307,9 @@ impl TryFrom<RawExpect> for Expect {
             Payload::from_keys(raw.text, raw.hex, raw.generate, raw.then).map_err(|e| format!("expected {e}"))?;
         let regex = raw.regex.map(|r| super::program::compile(&r)).transpose()?;
         let mut found: Vec<Expected> = [
-            exact.map(|p| Matcher::Exact(p.bytes())),
-            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes())),
-            raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
+            exact.map(|p| Matcher::Exact(p.bytes().into())),
+            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes().into())),
+            raw.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
             regex.map(Matcher::Regex),
             raw.size.map(|n| Matcher::Size(n.0)),
             lines_any_order(raw.lines_any_order)?,

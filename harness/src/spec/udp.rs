@@ -225,10 +225,10 @@ impl TryFrom<RawExpectDatagram> for ExpectDatagram {
             // An empty `text` is the empty datagram, as `empty: true` is.
             exact.map(|p| match p.bytes() {
                 b if b.is_empty() => Matcher::Empty,
-                b => Matcher::Exact(b),
+                b => Matcher::Exact(b.into()),
             }),
-            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes())),
-            raw.contains.map(|c| Matcher::Contains(c.into_bytes())),
+            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes().into())),
+            raw.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
             regex.map(Matcher::Regex),
             raw.size.map(|n| Matcher::Size(n.0)),
             (raw.empty == Some(true)).then_some(Matcher::Empty),

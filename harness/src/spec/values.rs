@@ -307,12 +307,12 @@ impl Payload {
 /// whose every byte value occurs and which no echo server could guess.
 pub fn seeded_bytes(seed: u64, size: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
+    let mut out = vec![0u8; size.next_multiple_of(8)];
+    for word in out.chunks_exact_mut(8) {
         state ^= state >> 12;
         state ^= state << 25;
         state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
     out.truncate(size);
     out

@@ -205,10 +205,10 @@ pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crat
     let want = play
         .conns
         .get(&other.value)
-        .map(|c| c.taken.clone())
+        .map(|c| c.taken.concat())
         .ok_or_else(|| format!("`{}` is not open", other.value))?;
     let conn = play.conn(e.on.as_ref())?;
-    expect_with(conn, Some(&crate::matcher::Matcher::Exact(want)), e.within).await
+    expect_with(conn, Some(&crate::matcher::Matcher::Exact(want.into())), e.within).await
 }
 
 /// Waits for `matcher`, or with `None` for the echo of what was sent.

@@ -161,7 +161,7 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     };
     let matcher = match (&e.expected, echo) {
         (ExpectedDatagram::Bytes(m), _) => m,
-        (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent),
+        (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
         (ExpectedDatagram::Echo, None) => {
             return Err(format!(
                 "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
