@@ -28,6 +28,8 @@
 //! http         the harness's own strict HTTP/1.1 parser (RFC 9112)
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
+//! spawn        starting a program as posix_spawn does (no fork of the
+//!                harness), the sandbox applied in the child
 //! transcript   every event, stamped, what it was on the wire (`Wire`);
 //!              escape  bytes a person can read
 //! verdict      the result model: ScenarioResult, RunResult; which clauses a
@@ -57,6 +59,7 @@ pub mod report;
 pub mod runner;
 pub(crate) mod sandbox;
 pub mod scenario;
+pub(crate) mod spawn;
 pub mod spec;
 pub(crate) mod steps;
 pub mod submission;

@@ -4,10 +4,12 @@
 use crate::sandbox::{self, Limits};
 use std::collections::VecDeque;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 
 /// What a program wrote on one stream: the head and the tail are kept, the
@@ -103,23 +105,33 @@ impl Running {
         uid: Option<u32>,
         stdin: Option<Vec<u8>>,
     ) -> std::io::Result<Running> {
-        let mut cmd = sandbox::command(&argv[0], &argv[1..], dir, uid, Limits::default());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = {
+        // Registered before the start: a SIGCHLD that comes before the
+        // waiter's first look is not lost.
+        let mut sigchld = signal(SignalKind::child())?;
+        let child = {
             let _no_copy = sandbox::starting();
-            tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?
+            sandbox::spawn(&argv[0], &argv[1..], dir, uid, Limits::default(), stdin.is_some())?
         };
-        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let pid = child.pid;
+        // Killed and collected however the waiter ends (an aborted runtime).
+        let mut reaped = Reaped(pid, None);
         let changed = Arc::new(Notify::new());
         let stdout = Arc::new(Mutex::new(Captured::default()));
         let stderr = Arc::new(Mutex::new(Captured::default()));
-        let out_done = capture(child.stdout.take(), stdout.clone(), changed.clone());
-        let err_done = capture(child.stderr.take(), stderr.clone(), changed.clone());
-        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
+        let out_done = capture(
+            pipe::Receiver::from_owned_fd(child.stdout)?,
+            stdout.clone(),
+            changed.clone(),
+        );
+        let err_done = capture(
+            pipe::Receiver::from_owned_fd(child.stderr)?,
+            stderr.clone(),
+            changed.clone(),
+        );
+        if let (Some(fd), Some(bytes)) = (child.stdin, stdin) {
             // A program that never reads its input must not block us: the
             // write goes on in its own task and is dropped with the program.
+            let mut pipe = pipe::Sender::from_owned_fd(fd)?;
             tokio::spawn(async move {
                 let _ = pipe.write_all(&bytes).await;
                 let _ = pipe.shutdown().await;
@@ -129,7 +141,14 @@ impl Running {
         let (drained_tx, drained) = watch::channel(false);
         let notify = changed.clone();
         tokio::spawn(async move {
-            let status = child.wait().await.ok();
+            let status = loop {
+                if let Some(status) = reaped.look() {
+                    break status;
+                }
+                if sigchld.recv().await.is_none() {
+                    break None;
+                }
+            };
             // The end is known at once (a dead program must never read as
             // running); its output is complete only once the pipes are
             // drained. Bounded: a grandchild may hold them open.
@@ -142,8 +161,6 @@ impl Running {
             .await;
             let _ = drained_tx.send(true);
             notify.notify_waiters();
-            // Keep `child` alive until here: kill_on_drop is for aborts.
-            drop(child);
         });
         Ok(Running {
             name: name.to_string(),
@@ -196,13 +213,46 @@ impl Running {
     }
 }
 
-fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
-    pipe: Option<R>,
-    into: Arc<Mutex<Captured>>,
-    changed: Arc<Notify>,
-) -> tokio::task::JoinHandle<()> {
+/// A child of ours, collected once it ended: `look` collects it if it has.
+/// Dropped before that (the scenario's runtime ended while it ran), it is
+/// killed and collected in the background, so that it never stays a zombie
+/// counted against its user.
+struct Reaped(i32, Option<Option<ExitStatus>>);
+
+impl Reaped {
+    /// `Some(status)` once it ended (`Some(None)`: collected by someone
+    /// else, the status unknown); `None` while it runs.
+    fn look(&mut self) -> Option<Option<ExitStatus>> {
+        use std::os::unix::process::ExitStatusExt;
+        if self.1.is_none() {
+            let mut raw = 0;
+            // SAFETY: a pid we started; WNOHANG never blocks.
+            match unsafe { nix::libc::waitpid(self.0, &mut raw, nix::libc::WNOHANG) } {
+                0 => {}
+                -1 if std::io::Error::last_os_error().raw_os_error() == Some(nix::libc::EINTR) => {}
+                -1 => self.1 = Some(None),
+                _ => self.1 = Some(Some(ExitStatus::from_raw(raw))),
+            }
+        }
+        self.1
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.look().is_some() {
+            return;
+        }
+        let pid = self.0;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        std::thread::spawn(move || {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        });
+    }
+}
+
+fn capture(mut pipe: pipe::Receiver, into: Arc<Mutex<Captured>>, changed: Arc<Notify>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Some(mut pipe) = pipe else { return };
         let mut buf = vec![0u8; 64 << 10];
         while let Ok(n) = pipe.read(&mut buf).await {
             if n == 0 {

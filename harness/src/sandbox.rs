@@ -16,7 +16,6 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{Pid, Uid};
 use std::fs::File;
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// User ids handed to scenarios. Chosen far from real accounts.
@@ -130,66 +129,90 @@ impl Default for Limits {
     }
 }
 
-/// A command for untrusted code: cleaned environment, own process group,
-/// limits, the scenario's user when there is one. `program` is resolved
-/// against `dir`, which is also the working directory.
-pub fn command(program: &str, args: &[String], dir: &Path, uid: Option<u32>, limits: Limits) -> std::process::Command {
+/// Starts untrusted code: cleaned environment, own process group, limits,
+/// the scenario's user when there is one, stdin from a pipe (`stdin_piped`)
+/// or /dev/null, stdout and stderr to pipes. `program` is resolved against
+/// `dir` when it holds a `/` (and in the child's PATH otherwise); `dir` is
+/// also the working directory. How the child is made: `crate::spawn`.
+pub fn spawn(
+    program: &str,
+    args: &[String],
+    dir: &Path,
+    uid: Option<u32>,
+    limits: Limits,
+    stdin_piped: bool,
+) -> io::Result<crate::spawn::Child> {
+    use crate::spawn::c_string;
+    use std::os::unix::ffi::OsStrExt;
+    const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
     let exe: PathBuf = if program.contains('/') {
         dir.join(program)
     } else {
-        PathBuf::from(program)
+        // Searched here, as execvp would in the child: the child allocates
+        // nothing.
+        PATH.split(':')
+            .map(|d| Path::new(d).join(program))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("`{program}` is not in {PATH}")))?
     };
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("TMPDIR", dir)
-        .env("LC_ALL", "C")
-        .process_group(0);
-    // SAFETY: only async-signal-safe system calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The submission inherits nothing but stdin, stdout and stderr:
-            // whoever started the harness (a shell, cargo's jobserver, a CI
-            // runner) may have left descriptors open without close-on-exec.
-            // Marked rather than closed, so std's own exec-error pipe works.
-            close_inherited_descriptors()?;
-            // Only ever lower a limit: without root, raising a hard limit
-            // above what we have is refused.
-            let set = |r: Resource, v: u64| {
-                let (_, hard) = nix::sys::resource::getrlimit(r).map_err(io::Error::from)?;
-                let v = v.min(hard);
-                setrlimit(r, v, v).map_err(io::Error::from)
-            };
-            set(Resource::RLIMIT_CPU, limits.cpu_seconds)?;
-            set(Resource::RLIMIT_AS, limits.address_space)?;
-            set(Resource::RLIMIT_NOFILE, limits.open_files)?;
-            set(Resource::RLIMIT_FSIZE, limits.file_size)?;
-            set(Resource::RLIMIT_CORE, 0)?;
-            if let Some(uid) = uid {
-                set(Resource::RLIMIT_NPROC, limits.processes)?;
-                nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
-                nix::unistd::setgid(nix::unistd::Gid::from_raw(uid)).map_err(io::Error::from)?;
-                nix::unistd::setuid(Uid::from_raw(uid)).map_err(io::Error::from)?;
-            }
-            // If the harness thread that started us dies, so do we. (After
-            // setuid, which clears it.)
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // No setuid binary can give the submission back any privilege.
-            nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
-            Ok(())
-        });
+    let dir_bytes = dir.as_os_str().as_bytes();
+    // In the order of their names, as `std::process::Command` gave them.
+    let env = [
+        [b"HOME=".as_slice(), dir_bytes].concat(),
+        b"LC_ALL=C".to_vec(),
+        format!("PATH={PATH}").into_bytes(),
+        [b"TMPDIR=".as_slice(), dir_bytes].concat(),
+    ];
+    // Only ever lower a limit: without root, raising a hard limit above
+    // what we have is refused.
+    let lower = |resource: Resource, value: u64| -> io::Result<(u32, u64)> {
+        let (_, hard) = nix::sys::resource::getrlimit(resource).map_err(io::Error::from)?;
+        Ok((resource as u32, value.min(hard)))
+    };
+    let mut rlimits = vec![
+        lower(Resource::RLIMIT_CPU, limits.cpu_seconds)?,
+        lower(Resource::RLIMIT_AS, limits.address_space)?,
+        lower(Resource::RLIMIT_NOFILE, limits.open_files)?,
+        lower(Resource::RLIMIT_FSIZE, limits.file_size)?,
+        lower(Resource::RLIMIT_CORE, 0)?,
+    ];
+    if uid.is_some() {
+        rlimits.push(lower(Resource::RLIMIT_NPROC, limits.processes)?);
     }
-    cmd
+    let plan = crate::spawn::Plan {
+        path: c_string(exe.as_os_str().as_bytes(), "the program's path")?,
+        // argv[0] as `std::process::Command` gave it: the path when there
+        // is one, else the name.
+        argv: std::iter::once(if program.contains('/') {
+            exe.as_os_str().as_bytes()
+        } else {
+            program.as_bytes()
+        })
+        .chain(args.iter().map(|a| a.as_bytes()))
+        .map(|a| c_string(a, "an argument"))
+        .collect::<io::Result<_>>()?,
+        env: env
+            .into_iter()
+            .map(|e| c_string(e, "the environment"))
+            .collect::<io::Result<_>>()?,
+        dir: c_string(dir_bytes, "the working directory")?,
+        limits: rlimits,
+        uid,
+        stdin_piped,
+    };
+    crate::spawn::spawn(&plan)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Marks every descriptor above stderr close-on-exec. `close_range` with
 /// `CLOSE_RANGE_CLOEXEC` does it in one call (Linux 5.11); older kernels and
 /// sandboxes that lack it get one `fcntl` per possible descriptor.
-/// Async-signal-safe: it runs between fork and exec.
-fn close_inherited_descriptors() -> io::Result<()> {
+/// Raw system calls only: it runs in the child, before exec (`crate::spawn`).
+pub(crate) fn close_inherited_descriptors() -> io::Result<()> {
     use nix::libc;
     // SAFETY: raw system calls on descriptors of this (forked) process.
     unsafe {
