@@ -187,6 +187,16 @@ impl Running {
         self.exit_status().is_none()
     }
 
+    /// Once it ended: waits until its output is complete (the pipes drained,
+    /// itself bounded), so that a report shows the last words it wrote.
+    pub async fn output_drained(&self) {
+        if self.is_running() {
+            return;
+        }
+        let mut rx = self.drained.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.wait_for(|d| *d)).await;
+    }
+
     /// Waits for the end, at most `bound`.
     pub async fn wait(&mut self, bound: Duration) -> Option<ExitStatus> {
         let mut rx = self.exit.clone();

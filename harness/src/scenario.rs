@@ -218,12 +218,14 @@ impl Play<'_> {
     }
 
     /// A program the kernel already shows dead may not have been reaped by
-    /// its waiter yet: give it a moment, so the report says how it died.
+    /// its waiter yet, nor its last output read: give it a moment, so the
+    /// report says how it died and what it said last.
     async fn settle(&mut self) {
         for p in self.programs.values_mut() {
             if p.is_running() && !witness::alive(p.pid) {
                 p.wait(Duration::from_secs(1)).await;
             }
+            p.output_drained().await;
         }
     }
 
@@ -252,6 +254,8 @@ impl Play<'_> {
                 if p.is_running() {
                     self.transcript.record(&name, "still running at the end: killed");
                 }
+                // An ended program's last words may still be in its pipes.
+                p.output_drained().await;
                 record_output(&self.transcript, p);
             }
         }
