@@ -791,6 +791,43 @@ impl Drop for Done<'_> {
     }
 }
 
+/// Connects to `addr`, usually without a trip through the event loop: on
+/// loopback the kernel completes the handshake within `connect` itself,
+/// though a non-blocking connect still answers EINPROGRESS; the socket then
+/// already has its peer. Only a handshake still under way (a full backlog)
+/// waits for the socket to become writable. (A `connect: { count: 64 }`
+/// spent 2.5 ms, 40 us a connection, mostly in those trips.)
+pub async fn connect(addr: std::net::SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    loop {
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        if stream.peer_addr().is_ok() {
+            return Ok(stream);
+        }
+        stream.writable().await?;
+        // Not connected yet after all: wait for the next event, not this one.
+        let _ = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+}
+
 /// Hands an operation to the writer task, counted as pending until done.
 fn queue(tx: &mpsc::UnboundedSender<WriteOp>, pending: &AtomicUsize, op: WriteOp) -> bool {
     pending.fetch_add(1, Ordering::SeqCst);

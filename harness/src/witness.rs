@@ -128,6 +128,28 @@ impl Readiness {
     }
 }
 
+/// How many connections wait in the accept queues of the listeners on a
+/// port (in the calling thread's network namespace): the kernel's count,
+/// the program's help not needed. `None` where sock_diag is unavailable.
+pub struct AcceptQueue {
+    diag: Option<SockDiag>,
+    port: u16,
+}
+
+impl AcceptQueue {
+    pub fn new(port: u16) -> AcceptQueue {
+        AcceptQueue {
+            diag: SockDiag::open(),
+            port,
+        }
+    }
+
+    pub fn waiting(&mut self) -> Option<u32> {
+        let sockets = self.diag.as_mut()?.sockets(self.port, Protocol::Tcp).ok()?;
+        Some(sockets.iter().map(|s| s.1).sum())
+    }
+}
+
 /// A NETLINK_SOCK_DIAG socket: asks the kernel about the sockets on one port.
 struct SockDiag {
     socket: socket2::Socket,
@@ -157,6 +179,12 @@ impl SockDiag {
     /// The inodes of the sockets on `port`, IPv4 and IPv6: TCP sockets that
     /// listen, UDP sockets in any state (an unconnected bound one is CLOSE).
     fn bound(&mut self, port: u16, protocol: Protocol) -> std::io::Result<Vec<u64>> {
+        Ok(self.sockets(port, protocol)?.into_iter().map(|s| s.0).collect())
+    }
+
+    /// The sockets of `bound`, each with its receive queue: for a listener,
+    /// the connections waiting in its accept queue.
+    fn sockets(&mut self, port: u16, protocol: Protocol) -> std::io::Result<Vec<(u64, u32)>> {
         use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
         use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
         use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
@@ -203,7 +231,7 @@ impl SockDiag {
                         NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
                             if r.header.socket_id.source_port == port =>
                         {
-                            found.push(u64::from(r.header.inode));
+                            found.push((u64::from(r.header.inode), r.header.recv_queue));
                         }
                         NetlinkPayload::Done(_) => break 'replies,
                         NetlinkPayload::Error(e) => return Err(e.to_io()),

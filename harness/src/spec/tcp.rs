@@ -45,6 +45,9 @@ pub struct Connect {
     /// SO_RCVBUF before connecting: a small window makes the program's
     /// writes block early, which is how back-pressure is tested.
     pub rcvbuf: Option<Size>,
+    /// With `count`: connect without waiting for the program to accept
+    /// (see `steps::tcp::connect`), to fill its listen backlog.
+    pub burst: bool,
 }
 impl FromName for Connect {
     fn from_name(name: Name) -> Self {
@@ -54,6 +57,7 @@ impl FromName for Connect {
             expect: ConnectOutcome::Established,
             within: None,
             rcvbuf: None,
+            burst: false,
         }
     }
 }
@@ -72,6 +76,8 @@ struct RawConnect {
     within: Option<TimeSpan>,
     #[serde(default)]
     rcvbuf: Option<Size>,
+    #[serde(default)]
+    burst: bool,
 }
 
 impl TryFrom<RawConnect> for Connect {
@@ -80,12 +86,16 @@ impl TryFrom<RawConnect> for Connect {
         if raw.count == Some(0) {
             return Err("expected a `count` of at least 1".into());
         }
+        if raw.burst && raw.count.is_none() {
+            return Err("`burst` is for a `count` of connections".into());
+        }
         Ok(Connect {
             name: raw.name,
             count: raw.count,
             expect: raw.expect,
             within: raw.within,
             rcvbuf: raw.rcvbuf,
+            burst: raw.burst,
         })
     }
 }
