@@ -129,8 +129,9 @@ impl Readiness {
 }
 
 /// How many connections wait in the accept queues of the listeners on a
-/// port (in the calling thread's network namespace): the kernel's count,
-/// the program's help not needed. `None` where sock_diag is unavailable.
+/// port (in the calling thread's network namespace), and the backlog the
+/// program gave `listen`: the kernel's counts, the program's help not
+/// needed. `None` where sock_diag is unavailable or nothing listens.
 pub struct AcceptQueue {
     diag: Option<SockDiag>,
     port: u16,
@@ -144,9 +145,11 @@ impl AcceptQueue {
         }
     }
 
-    pub fn waiting(&mut self) -> Option<u32> {
+    /// (waiting, backlog): every listener's waiting, and the smallest backlog.
+    pub fn look(&mut self) -> Option<(u32, u32)> {
         let sockets = self.diag.as_mut()?.sockets(self.port, Protocol::Tcp).ok()?;
-        Some(sockets.iter().map(|s| s.1).sum())
+        let backlog = sockets.iter().map(|s| s.2).min()?;
+        Some((sockets.iter().map(|s| s.1).sum(), backlog))
     }
 }
 
@@ -182,9 +185,10 @@ impl SockDiag {
         Ok(self.sockets(port, protocol)?.into_iter().map(|s| s.0).collect())
     }
 
-    /// The sockets of `bound`, each with its receive queue: for a listener,
-    /// the connections waiting in its accept queue.
-    fn sockets(&mut self, port: u16, protocol: Protocol) -> std::io::Result<Vec<(u64, u32)>> {
+    /// The sockets of `bound`, each with its receive and send queues: for a
+    /// listener, the connections waiting in its accept queue and the most
+    /// it may hold (its `listen` backlog).
+    fn sockets(&mut self, port: u16, protocol: Protocol) -> std::io::Result<Vec<(u64, u32, u32)>> {
         use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
         use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
         use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
@@ -231,7 +235,7 @@ impl SockDiag {
                         NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
                             if r.header.socket_id.source_port == port =>
                         {
-                            found.push((u64::from(r.header.inode), r.header.recv_queue));
+                            found.push((u64::from(r.header.inode), r.header.recv_queue, r.header.send_queue));
                         }
                         NetlinkPayload::Done(_) => break 'replies,
                         NetlinkPayload::Error(e) => return Err(e.to_io()),

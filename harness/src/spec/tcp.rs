@@ -87,7 +87,9 @@ impl TryFrom<RawConnect> for Connect {
             return Err("expected a `count` of at least 1".into());
         }
         if raw.burst && raw.count.is_none() {
-            return Err("expected a `count` with `burst`: a burst is of several connections, to fill a listen backlog".into());
+            return Err(
+                "expected a `count` with `burst`: a burst is of several connections, to fill a listen backlog".into(),
+            );
         }
         Ok(Connect {
             name: raw.name,

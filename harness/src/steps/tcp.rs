@@ -92,15 +92,16 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
 }
 
 /// Keeps a `count` of connections from testing the listen backlog: each
-/// connects only while fewer than `Pacing::AT_MOST` earlier ones wait in
-/// the program's accept queue. A burst of 63 connects takes 2 ms; a
+/// connects only while the program's accept queue has room to spare (fewer
+/// waiting than its backlog less one). A burst of 63 connects takes 2 ms; a
 /// tutorial's forking server with `listen(fd, 5)` accepts a few in that
 /// time, and the kernel drops the SYNs (or the final ACKs) that find its
 /// queue of 6 full: those clients then wait for retransmissions, 1 s and
 /// more, and a concurrency scenario failed for what is the backlog's
-/// clause. A correct server never makes it wait; the kernel is asked
-/// (sock_diag) once every few connections, about 20 us a look. The backlog
-/// is tested on its own, with `burst: true`.
+/// clause. The kernel is asked (sock_diag, some 20 us) only when as many
+/// connections were made as there was room at the last look: a program
+/// with a backlog of 128 or more is looked at once in a count of 63, and
+/// never waited for. The backlog is tested on its own, with `burst: true`.
 struct Pacing {
     queue: crate::witness::AcceptQueue,
     /// Connections that may still be made before the next look.
@@ -109,8 +110,6 @@ struct Pacing {
 }
 
 impl Pacing {
-    const AT_MOST: u32 = 4;
-
     fn new(port: u16) -> Pacing {
         Pacing {
             queue: crate::witness::AcceptQueue::new(port),
@@ -127,12 +126,14 @@ impl Pacing {
         const STALL: Duration = Duration::from_millis(250);
         let deadline = tokio::time::Instant::now() + STALL;
         while self.owed == 0 {
-            let Some(waiting) = self.queue.waiting() else {
+            let Some((waiting, backlog)) = self.queue.look() else {
                 // No sock_diag here: connect as the kernel lets us.
                 self.owed = u32::MAX;
                 return;
             };
-            self.owed = Self::AT_MOST.saturating_sub(waiting);
+            // Linux holds backlog + 1; one more is kept free for a final
+            // ACK that is still on its way.
+            self.owed = backlog.saturating_sub(1).max(1).saturating_sub(waiting);
             if self.owed > 0 {
                 break;
             }
