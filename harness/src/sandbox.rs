@@ -203,7 +203,8 @@ pub fn spawn(
     crate::spawn::spawn(&plan)
 }
 
-fn is_executable(path: &Path) -> bool {
+/// A file that someone may execute.
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

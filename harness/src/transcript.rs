@@ -311,14 +311,8 @@ impl Transcript {
     }
 }
 
-/// An event's text as it happened: the placeholders of a command line
-/// (`{port}`, `{host}`) filled in as the program got them.
-fn fill(text: &str, port: u16) -> String {
-    text.replace("{port}", &port.to_string())
-        .replace("{host}", crate::spec::HOST)
-}
-
 fn render(events: &[Event], port: Option<u16>) -> String {
+    use crate::spec::fill_port_and_host;
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
     for e in events
@@ -326,8 +320,10 @@ fn render(events: &[Event], port: Option<u16>) -> String {
         .filter(|e| !e.drawn_only && (port.is_some() || !e.full_only))
     {
         let text = match (port, &e.detail) {
-            (Some(p), Some(d)) => format!("{}  [{d}]", fill(&e.text, p)),
-            (Some(p), None) => fill(&e.text, p),
+            // An event's text as it happened: the placeholders of a command
+            // line filled in as the program got them.
+            (Some(p), Some(d)) => format!("{}  [{d}]", fill_port_and_host(&e.text, p)),
+            (Some(p), None) => fill_port_and_host(&e.text, p),
             (None, _) => e.text.clone(),
         };
         if port.is_some() {

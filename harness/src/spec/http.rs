@@ -78,7 +78,7 @@ fn yes() -> bool {
 impl Request {
     /// The request's bytes, with `{host}` and `{port}` filled in.
     pub fn bytes(&self, port: u16) -> Vec<u8> {
-        let fill = |s: &str| s.replace("{port}", &port.to_string()).replace("{host}", super::HOST);
+        let fill = |s: &str| super::fill_port_and_host(s, port);
         let mut out = format!("{} {} {}\r\n", self.method, fill(&self.target), self.version).into_bytes();
         let has_host = self.headers.keys().any(|k| k.eq_ignore_ascii_case("host"));
         if self.host && !has_host {

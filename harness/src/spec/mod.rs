@@ -94,6 +94,12 @@ pub(crate) struct RawSpec {
 /// listens on and connects to.
 pub const HOST: &str = "127.0.0.1";
 
+/// `text` with `{port}` and `{host}` filled in, as a program or the
+/// harness's own messages get them.
+pub fn fill_port_and_host(text: &str, port: u16) -> String {
+    text.replace("{port}", &port.to_string()).replace("{host}", HOST)
+}
+
 impl Spec {
     /// The spec plays with multicast: a program joins a group or is given
     /// `{group}`, or a step joins or sends to one. Its scenarios need

@@ -312,24 +312,57 @@ struct RawExpect {
     within: Option<TimeSpan>,
 }
 
-impl TryFrom<RawExpect> for Expect {
-    type Error = String;
-    fn try_from(raw: RawExpect) -> Result<Self, String> {
+/// The keys that name expected bytes wherever bytes arrive, on a stream
+/// (`expect`) or in a datagram (`expect_datagram`): each key present is
+/// one matcher.
+pub(crate) struct ByteKeys {
+    pub text: Option<String>,
+    pub hex: Option<String>,
+    pub generate: Option<Generate>,
+    pub then: Option<String>,
+    pub prefix: Option<String>,
+    pub contains: Option<String>,
+    pub regex: Option<String>,
+    pub size: Option<Size>,
+}
+
+impl ByteKeys {
+    pub fn matchers(self) -> Result<Vec<Matcher>, String> {
         let exact =
-            Payload::from_keys(raw.text, raw.hex, raw.generate, raw.then).map_err(|e| format!("expected {e}"))?;
-        let regex = raw.regex.map(|r| super::program::compile(&r)).transpose()?;
-        let mut found: Vec<Expected> = [
+            Payload::from_keys(self.text, self.hex, self.generate, self.then).map_err(|e| format!("expected {e}"))?;
+        let regex = self.regex.map(|r| super::program::compile(&r)).transpose()?;
+        Ok([
             exact.map(|p| Matcher::Exact(p.bytes().into())),
-            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes().into())),
-            raw.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
+            self.prefix.map(|p| Matcher::Prefix(p.into_bytes().into())),
+            self.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
             regex.map(Matcher::Regex),
-            raw.size.map(|n| Matcher::Size(n.0)),
-            lines_any_order(raw.lines_any_order)?,
+            self.size.map(|n| Matcher::Size(n.0)),
         ]
         .into_iter()
         .flatten()
-        .map(Expected::Bytes)
-        .collect();
+        .collect())
+    }
+}
+
+impl TryFrom<RawExpect> for Expect {
+    type Error = String;
+    fn try_from(raw: RawExpect) -> Result<Self, String> {
+        let keys = ByteKeys {
+            text: raw.text,
+            hex: raw.hex,
+            generate: raw.generate,
+            then: raw.then,
+            prefix: raw.prefix,
+            contains: raw.contains,
+            regex: raw.regex,
+            size: raw.size,
+        };
+        let mut found: Vec<Expected> = keys
+            .matchers()?
+            .into_iter()
+            .chain(lines_any_order(raw.lines_any_order)?)
+            .map(Expected::Bytes)
+            .collect();
         if raw.echo == Some(true) {
             found.push(Expected::Echo);
         }

@@ -218,25 +218,27 @@ struct RawExpectDatagram {
 impl TryFrom<RawExpectDatagram> for ExpectDatagram {
     type Error = String;
     fn try_from(raw: RawExpectDatagram) -> Result<Self, String> {
-        let exact =
-            Payload::from_keys(raw.text, raw.hex, raw.generate, raw.then).map_err(|e| format!("expected {e}"))?;
-        let regex = raw.regex.map(|r| super::program::compile(&r)).transpose()?;
-        let mut found: Vec<ExpectedDatagram> = [
+        let keys = super::tcp::ByteKeys {
+            text: raw.text,
+            hex: raw.hex,
+            generate: raw.generate,
+            then: raw.then,
+            prefix: raw.prefix,
+            contains: raw.contains,
+            regex: raw.regex,
+            size: raw.size,
+        };
+        let mut found: Vec<ExpectedDatagram> = keys
+            .matchers()?
+            .into_iter()
             // An empty `text` is the empty datagram, as `empty: true` is.
-            exact.map(|p| match p.bytes() {
-                b if b.is_empty() => Matcher::Empty,
-                b => Matcher::Exact(b.into()),
-            }),
-            raw.prefix.map(|p| Matcher::Prefix(p.into_bytes().into())),
-            raw.contains.map(|c| Matcher::Contains(c.into_bytes().into())),
-            regex.map(Matcher::Regex),
-            raw.size.map(|n| Matcher::Size(n.0)),
-            (raw.empty == Some(true)).then_some(Matcher::Empty),
-        ]
-        .into_iter()
-        .flatten()
-        .map(ExpectedDatagram::Bytes)
-        .collect();
+            .map(|m| match m {
+                Matcher::Exact(b) if b.is_empty() => Matcher::Empty,
+                m => m,
+            })
+            .chain((raw.empty == Some(true)).then_some(Matcher::Empty))
+            .map(ExpectedDatagram::Bytes)
+            .collect();
         if raw.echo == Some(true) {
             found.push(ExpectedDatagram::Echo);
         }

@@ -97,10 +97,7 @@ pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest
     else {
         return Err("the parser read a response where a request was due".into());
     };
-    let fill = |s: &str| {
-        s.replace("{port}", &port.to_string())
-            .replace("{host}", crate::spec::HOST)
-    };
+    let fill = |s: &str| crate::spec::fill_port_and_host(s, port);
     let mut wrong = Vec::new();
     for (part, want, got) in [
         ("method", &e.method, method),
@@ -152,9 +149,7 @@ fn check_fields(
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, want) in headers {
-        let want = want
-            .replace("{port}", &port.to_string())
-            .replace("{host}", crate::spec::HOST);
+        let want = crate::spec::fill_port_and_host(want, port);
         match m.head.value(name) {
             None => wrong.push(format!("expected a `{name}` header field, there is none")),
             Some(got) => {

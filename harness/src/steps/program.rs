@@ -31,7 +31,7 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     let (mut argv, shown) = argv(play, &program.command, &s.args);
     if program.reference {
         argv[0] = crate::submission::reference_program(&program.command[0]);
-        if !is_executable(&play.setting.dir.join(&argv[0])) {
+        if !crate::sandbox::is_executable(&play.setting.dir.join(&argv[0])) {
             return Err(StepError::CannotRun(format!(
                 "the reference program `{}` that this scenario runs beside the submission is not available \
                  (build the reference programs with `cargo build --release -p reference`, or name their directory with --reference-dir)",
@@ -45,7 +45,7 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         None => program.command.iter().any(|a| a.contains("{port2}")),
     };
     let exe = play.setting.dir.join(&argv[0]);
-    if argv[0].contains('/') && !is_executable(&exe) {
+    if argv[0].contains('/') && !crate::sandbox::is_executable(&exe) {
         let after = if play.setting.dir.join("Makefile").exists() || play.setting.dir.join("makefile").exists() {
             "after `make`"
         } else {
@@ -135,21 +135,14 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
     let argv = template
         .iter()
         .map(|a| {
-            a.replace("{port2}", &play.setting.port2.to_string())
-                .replace("{port}", &play.setting.port.to_string())
-                .replace("{host}", crate::spec::HOST)
+            let a = a
+                .replace("{port2}", &play.setting.port2.to_string())
                 .replace("{group}", &play.group_of(Group::Scenario).to_string())
-                .replace("{docroot}", &play.docroot().display().to_string())
+                .replace("{docroot}", &play.docroot().display().to_string());
+            crate::spec::fill_port_and_host(&a, play.setting.port)
         })
         .collect();
     (argv, shown)
-}
-
-fn is_executable(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// Waits until the kernel reports the program listening on `port`, polling
