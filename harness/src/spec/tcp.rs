@@ -312,6 +312,24 @@ struct RawExpect {
     within: Option<TimeSpan>,
 }
 
+/// The `ByteKeys` of a raw expectation (`RawExpect`, `RawExpectDatagram`):
+/// the same fields, moved out of either.
+macro_rules! byte_keys_of {
+    ($raw:ident) => {
+        $crate::spec::tcp::ByteKeys {
+            text: $raw.text,
+            hex: $raw.hex,
+            generate: $raw.generate,
+            then: $raw.then,
+            prefix: $raw.prefix,
+            contains: $raw.contains,
+            regex: $raw.regex,
+            size: $raw.size,
+        }
+    };
+}
+pub(crate) use byte_keys_of;
+
 /// The keys that name expected bytes wherever bytes arrive, on a stream
 /// (`expect`) or in a datagram (`expect_datagram`): each key present is
 /// one matcher.
@@ -347,16 +365,7 @@ impl ByteKeys {
 impl TryFrom<RawExpect> for Expect {
     type Error = String;
     fn try_from(raw: RawExpect) -> Result<Self, String> {
-        let keys = ByteKeys {
-            text: raw.text,
-            hex: raw.hex,
-            generate: raw.generate,
-            then: raw.then,
-            prefix: raw.prefix,
-            contains: raw.contains,
-            regex: raw.regex,
-            size: raw.size,
-        };
+        let keys = byte_keys_of!(raw);
         let mut found: Vec<Expected> = keys
             .matchers()?
             .into_iter()

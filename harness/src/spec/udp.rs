@@ -218,16 +218,7 @@ struct RawExpectDatagram {
 impl TryFrom<RawExpectDatagram> for ExpectDatagram {
     type Error = String;
     fn try_from(raw: RawExpectDatagram) -> Result<Self, String> {
-        let keys = super::tcp::ByteKeys {
-            text: raw.text,
-            hex: raw.hex,
-            generate: raw.generate,
-            then: raw.then,
-            prefix: raw.prefix,
-            contains: raw.contains,
-            regex: raw.regex,
-            size: raw.size,
-        };
+        let keys = super::tcp::byte_keys_of!(raw);
         let mut found: Vec<ExpectedDatagram> = keys
             .matchers()?
             .into_iter()
