@@ -200,6 +200,10 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         if libc::chdir(plan.dir.as_ptr()) != 0 {
             fail(shared);
         }
+        // The program inherits nothing but stdin, stdout and stderr: whoever
+        // started the harness (a shell, cargo's jobserver, a CI runner) may
+        // have left descriptors open without close-on-exec. Marked (one
+        // `close_range`): exec closes them.
         if crate::sandbox::close_inherited_descriptors().is_err() {
             fail(shared);
         }
