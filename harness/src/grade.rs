@@ -55,7 +55,7 @@ pub fn grade(spec: &Spec, source: Source, label: String, options: &Options) -> R
         }
     };
     let reference_dir = options.reference_dir.clone().unwrap_or_else(default_reference_dir);
-    submission::add_reference_programs(spec, &reference_dir, &built.dir);
+    submission::add_reference_programs(spec, &reference_dir, work.path());
     let broken = (!built.build.succeeded()).then(|| {
         format!(
             "the submission did not build (make {}); see the build output",

@@ -104,13 +104,14 @@ impl Running {
         dir: &Path,
         uid: Option<u32>,
         stdin: Option<Vec<u8>>,
+        room: &crate::room::Room,
     ) -> std::io::Result<Running> {
         // Registered before the start: a SIGCHLD that comes before the
         // waiter's first look is not lost.
         let mut sigchld = signal(SignalKind::child())?;
         let child = {
             let _no_copy = sandbox::starting();
-            sandbox::spawn(&argv[0], &argv[1..], dir, uid, Limits::default(), stdin.is_some())?
+            sandbox::spawn(&argv[0], &argv[1..], dir, uid, Limits::default(), stdin.is_some(), room)?
         };
         let pid = child.pid;
         // Killed and collected however the waiter ends (an aborted runtime).

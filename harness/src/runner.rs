@@ -3,6 +3,7 @@
 //! with a fresh copy of the submission, a fresh port and its own user.
 
 use crate::isolation::{self, Isolation, Namespaces};
+use crate::room::{self, Room};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
 use crate::spec::{Spec, Step};
@@ -103,9 +104,9 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     _ if short.is_some() => errored(spec, i, short.as_deref().unwrap_or_default()),
                     (Err(why), _) => errored(spec, i, &format!("the harness could not run this scenario: {why}")),
                     (Ok(_), Err(why)) => errored(spec, i, &why),
-                    (Ok(identity), Ok(())) => {
+                    (Ok(identity), Ok(room)) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        run_one(spec, i, &dir, uid, options.isolation, namespaces)
+                        run_one(spec, i, &dir, work, room, uid, options.isolation, namespaces)
                     }
                 };
                 let played = began.elapsed();
@@ -308,7 +309,7 @@ struct Copies {
 #[derive(Default)]
 struct Made {
     /// Copies made (or that failed), by scenario, not yet taken.
-    waiting: HashMap<usize, Result<(), String>>,
+    waiting: HashMap<usize, Result<Room, String>>,
     /// The copier is done: a slot must never wait for a copy that won't come.
     finished: bool,
 }
@@ -333,8 +334,17 @@ impl Copies {
                 made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
             }
             drop(made);
-            let made = sandbox::copy_private(built_dir, &scenario_dir(work, i))
-                .map_err(|e| format!("could not copy the submission: {e}"));
+            let dir = scenario_dir(work, i);
+            let made = sandbox::copy_private(built_dir, &dir)
+                .map_err(|e| format!("could not copy the submission: {e}"))
+                .and_then(|()| {
+                    Room::make(&room::Plan {
+                        dir: &dir,
+                        read_only: vec![work.join(crate::submission::REFERENCE_PROGRAMS)],
+                        no_tcp: false,
+                    })
+                    .map_err(|e| format!("could not make the scenario's room: {e}"))
+                });
             self.made
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -344,7 +354,7 @@ impl Copies {
         }
     }
 
-    fn take(&self, i: usize) -> Result<(), String> {
+    fn take(&self, i: usize) -> Result<Room, String> {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(result) = made.waiting.remove(&i) {
@@ -377,6 +387,8 @@ fn run_one(
     spec: &Spec,
     i: usize,
     dir: &Path,
+    work: &Path,
+    room: Room,
     uid: Option<u32>,
     isolation: Isolation,
     namespaces: &Namespaces,
@@ -406,6 +418,8 @@ fn run_one(
             port,
             port2,
             own_netns: isolation == Isolation::Netns,
+            reference_programs: work.join(crate::submission::REFERENCE_PROGRAMS),
+            room,
         };
         Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
     }));

@@ -16,6 +16,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{Pid, Uid};
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// User ids handed to scenarios. Chosen far from real accounts.
@@ -42,12 +43,19 @@ impl Identity {
         if !is_root() {
             return Ok(None);
         }
-        let dir = Path::new("/tmp/sockgrade-uids");
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir = lock_dir()?;
         let start = std::process::id() % UID_COUNT;
         for i in 0..UID_COUNT {
             let uid = UID_BASE + (start + i) % UID_COUNT;
-            let Ok(file) = File::create(dir.join(uid.to_string())) else {
+            // Never truncated, never through a link: only locked.
+            let Ok(file) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(dir.join(uid.to_string()))
+            else {
                 continue;
             };
             if let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
@@ -58,6 +66,32 @@ impl Identity {
         }
         Err(format!("no free user id in {UID_BASE}..{}", UID_BASE + UID_COUNT))
     }
+}
+
+/// Where the user ids' lock files are: root's, mode 0700, away from the
+/// world-writable /tmp (where another user once made the folder first,
+/// full of links that root then truncated). A folder that is not root's
+/// own and private is refused, not used.
+const LOCK_DIR: &str = "/run/sockgrade-uids";
+
+fn lock_dir() -> Result<&'static Path, String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = Path::new(LOCK_DIR);
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {LOCK_DIR}: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot look at {LOCK_DIR}: {e}"))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{LOCK_DIR} is not a folder of root's that only root may enter (owner {}, mode {:o}): \
+             someone else made it; remove it and grade again",
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(dir)
 }
 
 impl Drop for Identity {
@@ -141,6 +175,7 @@ pub fn spawn(
     uid: Option<u32>,
     limits: Limits,
     stdin_piped: bool,
+    room: &crate::room::Room,
 ) -> io::Result<crate::spawn::Child> {
     use crate::spawn::c_string;
     use std::os::unix::ffi::OsStrExt;
@@ -199,6 +234,8 @@ pub fn spawn(
         limits: rlimits,
         uid,
         stdin_piped,
+        mount_ns: room.mount_fd(),
+        landlock: room.landlock_fd(),
     };
     crate::spawn::spawn(&plan)
 }
@@ -438,34 +475,15 @@ pub(crate) fn starting() -> std::sync::RwLockReadGuard<'static, ()> {
     STARTING.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A scenario's private copy of the built submission (see `STARTING`).
-pub fn copy_private(from: &Path, to: &Path) -> io::Result<()> {
+/// A scenario's private copy of the built submission (see `STARTING`),
+/// made by root from the grader's own copy (`crate::tree`).
+pub fn copy_private(from: &Path, to: &Path) -> Result<(), crate::tree::CopyError> {
     let _no_start = STARTING.write().unwrap_or_else(|e| e.into_inner());
-    copy_dir(from, to, None)
+    crate::tree::copy(from, to, None, true).map(drop)
 }
 
-/// Copies a submission into a private directory (regular files, directories
-/// and symbolic links; nothing else), and hands it to `uid`.
-pub fn copy_dir(from: &Path, to: &Path, uid: Option<u32>) -> io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target, uid)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        }
-        chown(&target, uid)?;
-    }
-    chown(to, uid)
-}
-
-/// Gives a whole tree to `uid` (0: back to root, so that no scenario's user
-/// can change what later scenarios are copied from).
+/// Gives a whole tree that the grader just made (a scenario's copy, its
+/// docroot) to `uid`, without the write bits of others.
 pub fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
     if std::fs::symlink_metadata(path)?.is_dir() {
         for entry in std::fs::read_dir(path)? {
@@ -477,13 +495,6 @@ pub fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::symlink_metadata(path)?.permissions().mode();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o022))?;
-    }
-    Ok(())
-}
-
-pub fn chown(path: &Path, uid: Option<u32>) -> io::Result<()> {
-    if let Some(uid) = uid {
-        std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
     }
     Ok(())
 }

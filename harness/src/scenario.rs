@@ -29,6 +29,11 @@ pub struct Setting {
     pub port2: u16,
     /// The scenario has a network namespace of its own (its thread is in it).
     pub own_netns: bool,
+    /// The grader's folder of the programs a spec marks `reference: true`
+    /// (`crate::submission::REFERENCE_PROGRAMS`).
+    pub reference_programs: PathBuf,
+    /// What its programs see of the machine (`crate::room`).
+    pub room: crate::room::Room,
 }
 
 /// A scenario while it plays: what its steps started and opened, by name.

@@ -43,6 +43,10 @@ pub struct Plan {
     pub uid: Option<u32>,
     /// A pipe for stdin (else /dev/null).
     pub stdin_piped: bool,
+    /// The room's mount namespace, entered first (`crate::room`).
+    pub mount_ns: Option<RawFd>,
+    /// The room's Landlock ruleset, applied last.
+    pub landlock: Option<RawFd>,
 }
 
 /// A started program: its pid and the harness's ends of its pipes.
@@ -197,6 +201,12 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 fail(shared);
             }
         }
+        // Into the room, while still root: its paths are the grader's.
+        if let Some(fd) = plan.mount_ns {
+            if libc::setns(fd, libc::CLONE_NEWNS) != 0 {
+                fail(shared);
+            }
+        }
         if libc::chdir(plan.dir.as_ptr()) != 0 {
             fail(shared);
         }
@@ -232,6 +242,12 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
             || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
         {
             fail(shared);
+        }
+        // Landlock's walls, for this program and all it starts.
+        if let Some(fd) = plan.landlock {
+            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0 {
+                fail(shared);
+            }
         }
         libc::execve(plan.path.as_ptr(), shared.argv.as_ptr(), shared.envp.as_ptr());
         fail(shared)

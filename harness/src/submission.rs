@@ -4,6 +4,8 @@
 
 use crate::process::{Captured, Running};
 use crate::sandbox::{self, Identity};
+use crate::room::{self, Room, Walls};
+use crate::tree::{self, CopyError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,28 +56,85 @@ impl Build {
     }
 }
 
-/// A submission copied into `work/build` and built there.
+/// A submission built, in the grader's own copy `work/build`.
 pub struct Built {
     pub dir: PathBuf,
     pub build: Build,
 }
 
-/// Copies `source` to a private directory under `work` and runs `make`.
+/// Copies `source` to a private directory under `work` (`work/make`, the
+/// build's user's), runs `make` there, and copies the result into
+/// `work/build`, root's, which the scenarios copy from: the grader reads
+/// what the student and the Makefile left, and never writes into it.
 pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
     let identity = Identity::acquire().map_err(std::io::Error::other)?;
     let uid = identity.as_ref().map(|i| i.uid);
+    let make_dir = work.join("make");
     let dir = work.join("build");
-    sandbox::copy_dir(source, &dir, uid)?;
-    if !dir.join("Makefile").exists() && !dir.join("makefile").exists() {
-        return Ok(Built {
-            dir,
-            build: Build::nothing(),
-        });
-    }
+    let failed = |output: String| Built {
+        dir: dir.clone(),
+        build: Build {
+            status: BuildStatus::Failed,
+            output,
+        },
+    };
+    let copied = match tree::copy(source, &make_dir, uid, false) {
+        Ok(copied) => copied,
+        Err(CopyError::TooBig(why)) => return Ok(failed(format!("[sockgrade] {why}: it was not built\n"))),
+        Err(CopyError::Io(e)) => return Err(e),
+    };
+    let note = copied.note().unwrap_or_default();
+    let build = if make_dir.join("Makefile").exists() || make_dir.join("makefile").exists() {
+        let mut build = make(&make_dir, uid)?;
+        build.output.insert_str(0, &note);
+        build
+    } else {
+        Build {
+            status: BuildStatus::None,
+            output: note,
+        }
+    };
+    drop(identity);
+    let result = match tree::copy(&make_dir, &dir, None, false) {
+        Ok(_) => Built { dir, build },
+        Err(CopyError::TooBig(why)) => failed(format!("{}\n[sockgrade] after make, {why}\n", build.output)),
+        Err(CopyError::Io(e)) => return Err(e),
+    };
+    // Only ever read, and no longer: what the student's user left there
+    // goes with the user's processes, already ended.
+    let _ = std::fs::remove_dir_all(&make_dir);
+    Ok(result)
+}
+
+/// Runs `make` in `dir` as `uid`, within `BUILD_TIMEOUT`, in a room of
+/// its own (`crate::room`) and without network: a network namespace of its
+/// own where the machine allows one, else no TCP (Landlock). Everything it
+/// started is ended after.
+fn make(dir: &Path, uid: Option<u32>) -> std::io::Result<Build> {
+    let room = Room::make(&room::Plan {
+        dir,
+        read_only: Vec::new(),
+        no_tcp: true,
+    })
+    .map_err(|e| std::io::Error::other(format!("could not make the build's room: {e}")))?;
+    // A thread of its own, which leaves the grader's network for good.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if Walls::here().netns {
+                crate::isolation::enter_netns()?;
+            }
+            make_in(dir, uid, &room)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the build's thread failed")))
+    })
+}
+
+fn make_in(dir: &Path, uid: Option<u32>, room: &Room) -> std::io::Result<Build> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let build = runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let argv = vec!["make".to_string()];
-        let mut make = match Running::spawn("make", &argv, &dir, uid, None) {
+        let mut make = match Running::spawn("make", &argv, dir, uid, None, room) {
             Ok(m) => m,
             Err(e) => {
                 return Build {
@@ -104,14 +163,7 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
             ));
         }
         Build { status, output }
-    });
-    drop(identity);
-    // Back to root: the scenarios copy from here, and none of their users
-    // may change it.
-    if uid.is_some() {
-        sandbox::chown_tree(&dir, 0)?;
-    }
-    Ok(Built { dir, build })
+    }))
 }
 
 /// make's stdout then its stderr, each cut to its end when long.
@@ -133,27 +185,40 @@ fn combined_output(out: &Captured, err: &Captured) -> String {
     s + &e
 }
 
-/// Where a program the spec marks `reference: true` is put in the
-/// submission's directory (and so in each scenario's copy of it).
-pub const REFERENCE_PROGRAMS: &str = ".sockgrade-reference";
+/// The folder of the grader's working directory where the programs a spec
+/// marks `reference: true` are copied: the grader's own, beside the
+/// submission's copies and never inside one (a link in a submission once
+/// made root copy the model server over the student's, or anywhere).
+pub const REFERENCE_PROGRAMS: &str = "reference-programs";
 
-/// The executable a program marked `reference: true` is started from,
-/// relative to the scenario's directory.
-pub fn reference_program(command0: &str) -> String {
+/// The executable a program marked `reference: true` is started from.
+pub fn reference_program(work: &Path, command0: &str) -> PathBuf {
     let exe = command0.strip_prefix("./").unwrap_or(command0);
-    format!("./{REFERENCE_PROGRAMS}/{exe}")
+    work.join(REFERENCE_PROGRAMS).join(exe)
 }
 
-/// Copies the programs the spec marks `reference: true` into `dir`. One
-/// that is missing is not an error here: a scenario that starts it says so
-/// (it can't run), and the other scenarios run.
-pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, dir: &Path) {
+/// Copies the programs the spec marks `reference: true` into `work`'s
+/// `REFERENCE_PROGRAMS`. One that is missing is not an error here: a
+/// scenario that starts it says so (it can't run), and the other
+/// scenarios run.
+pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let to = work.join(REFERENCE_PROGRAMS);
     for program in spec.programs.values().filter(|p| p.reference) {
-        let exe = program.command[0].strip_prefix("./").unwrap_or(&program.command[0]);
-        let from = reference_dir.join(exe);
-        let to = dir.join(REFERENCE_PROGRAMS);
-        if from.is_file() && std::fs::create_dir_all(&to).is_ok() {
-            let _ = std::fs::copy(&from, to.join(exe));
+        let from = reference_dir.join(program.command[0].strip_prefix("./").unwrap_or(&program.command[0]));
+        let (Ok(mut source), Ok(())) = (std::fs::File::open(&from), std::fs::create_dir_all(&to)) else {
+            continue;
+        };
+        let _ = std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        // A new file of the grader's, readable and executable by all.
+        let target = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(reference_program(work, &program.command[0]));
+        if let Ok(mut target) = target {
+            let _ = std::io::copy(&mut source, &mut target);
+            let _ = target.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755));
         }
     }
 }

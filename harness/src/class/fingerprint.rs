@@ -1,5 +1,6 @@
 //! What a submission's grade depends on, as one hash: every file of the
-//! submission (path, executable bit, contents; a symlink's target), the
+//! submission (path, executable bit, contents; a symlink's target; the
+//! kind of anything else), the
 //! spec's text, sockgrade's version and the options that change what runs.
 //! A second `grade` over the same folder regrades a submission only when
 //! its fingerprint changed.
@@ -42,10 +43,16 @@ fn files(dir: &Path, rel: &Path, part: &mut impl FnMut(&[u8])) -> std::io::Resul
         } else if meta.is_dir() {
             part(b"dir");
             files(&path, &rel, part)?;
-        } else {
+        } else if let Some(mut file) = crate::tree::open_regular(&path)? {
             let executable = meta.permissions().mode() & 0o111 != 0;
             part(if executable { b"exec" } else { b"file" });
-            part(&std::fs::read(&path)?);
+            let mut contents = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut contents)?;
+            part(&contents);
+        } else {
+            // A FIFO, a socket, a device: never opened for reading (a FIFO
+            // would block the class run), and never copied.
+            part(b"special");
         }
     }
     Ok(())

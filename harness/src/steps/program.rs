@@ -30,8 +30,12 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     }
     let (mut argv, shown) = argv(play, &program.command, &s.args);
     if program.reference {
-        argv[0] = crate::submission::reference_program(&program.command[0]);
-        if !crate::sandbox::is_executable(&play.setting.dir.join(&argv[0])) {
+        let exe = play
+            .setting
+            .reference_programs
+            .join(program.command[0].trim_start_matches("./"));
+        argv[0] = exe.to_string_lossy().into_owned();
+        if !crate::sandbox::is_executable(&exe) {
             return Err(StepError::CannotRun(format!(
                 "the reference program `{}` that this scenario runs beside the submission is not available \
                  (build the reference programs with `cargo build --release -p reference`, or name their directory with --reference-dir)",
@@ -63,7 +67,7 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         let group = play.group_of(g);
         (g, group, witness::igmp_members(None, group))
     });
-    let prog = Running::spawn(&name, &argv, &play.setting.dir, play.setting.uid, stdin)
+    let prog = Running::spawn(&name, &argv, &play.setting.dir, play.setting.uid, stdin, &play.setting.room)
         .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
     play.started.push(prog.pid);
     match &s.stdin {
