@@ -1,4 +1,5 @@
 //! Bytes as a person can read them: printable ASCII as is, the rest escaped.
+//! And text a submission wrote, made safe to print on a terminal.
 
 /// `"hello\n"`, with at most `max` bytes shown and the rest counted.
 pub fn quote(bytes: &[u8], max: usize) -> String {
@@ -23,6 +24,42 @@ pub fn push_escaped(out: &mut String, b: u8) {
         0x20..=0x7e => out.push(b as char),
         _ => out.push_str(&format!("\\x{b:02x}")),
     }
+}
+
+/// Text that came from a submission (its stderr, its build output, its
+/// name), as a terminal must show it: a program's escape sequences and
+/// carriage returns could otherwise rewrite the report's lines above (a
+/// forged PASS, a forged score). Every control character is shown escaped:
+/// ESC as `\x1b`, CR as `\r`, the other C0 controls and DEL as `\xNN`, C1
+/// controls and the bidi overrides and isolates (U+202A-U+202E,
+/// U+2066-U+2069) as `\u{...}`. Newlines and tabs are kept, for text
+/// printed as lines; printable text, backslashes included, is unchanged.
+pub fn for_terminal(text: &str) -> String {
+    terminal(text, true)
+}
+
+/// `for_terminal` for text printed within one line: newlines and tabs
+/// escaped too (`\n`, `\t`), so that it cannot start a line of its own.
+pub fn for_terminal_line(text: &str) -> String {
+    terminal(text, false)
+}
+
+fn terminal(text: &str, keep_lines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' if keep_lines => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0'..='\x1f' | '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// "1 byte", "12 bytes".
@@ -66,5 +103,20 @@ mod tests {
         assert!(first_difference(b"abc", b"abc").is_none());
         assert!(first_difference(b"abc", b"abd").unwrap().contains("byte 2"));
         assert!(first_difference(b"abc", b"ab").unwrap().contains("byte 2"));
+    }
+
+    #[test]
+    fn terminal_text_shows_its_controls_escaped() {
+        let forged = "\r\x1b[2K\x1b[1APASS\x07 \x7f\u{9b}2J \u{202e}gnp.exe\u{2066}\nscore:\t54/54\n";
+        assert_eq!(
+            for_terminal(forged),
+            "\\r\\x1b[2K\\x1b[1APASS\\x07 \\x7f\\u{9b}2J \\u{202e}gnp.exe\\u{2066}\nscore:\t54/54\n"
+        );
+        assert_eq!(for_terminal_line("a\nb\tc\r"), "a\\nb\\tc\\r");
+        // Printable text is unchanged, backslashes and non-ASCII included.
+        let plain = "echoserver.c:12:5: warning: unused variable 'x' [-Wunused-variable] \\x1b — é ✓";
+        assert_eq!(for_terminal(plain), plain);
+        assert_eq!(for_terminal_line(plain), plain);
+        assert!(!for_terminal(forged).contains(['\x1b', '\r']));
     }
 }

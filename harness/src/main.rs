@@ -50,6 +50,11 @@ enum Command {
         /// `sockgrade summary OUT` then sums up the shards.
         #[arg(long, value_name = "K/N")]
         partition: Option<Partition>,
+        /// Grade although this machine lacks the walls that keep a
+        /// submission from the spec, the reports and its classmates (the
+        /// submissions are trusted, or the machine is theirs alone).
+        #[arg(long)]
+        without_walls: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -219,8 +224,9 @@ fn main() -> ExitCode {
             out,
             jobs,
             partition,
+            without_walls,
             common,
-        } => grade_class(&spec, &submissions, &out, jobs, partition, &common),
+        } => grade_class(&spec, &submissions, &out, jobs, partition, without_walls, &common),
         Command::Summary { out } => write_summary(&out).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|code| code)
@@ -296,9 +302,22 @@ fn grade_class(
     out: &Path,
     jobs: usize,
     partition: Option<Partition>,
+    without_walls: bool,
     common: &Common,
 ) -> Result<ExitCode, ExitCode> {
     let spec = load_spec(path)?;
+    let walls = harness::room::Walls::here();
+    if !walls.sealed() && !without_walls {
+        let missing = walls.missing(true).iter().map(|m| format!("\n  - {m}")).collect::<String>();
+        return Err(fail(
+            2,
+            &format!(
+                "this machine lacks walls that keep a submission from the spec, the reports and its classmates:{missing}\n\
+                 grade as root, or on a kernel with Landlock (Linux 5.13 or later); \
+                 or, if the submissions are trusted, say so with --without-walls"
+            ),
+        ));
+    }
     let spec_text =
         std::fs::read_to_string(path).map_err(|e| fail(2, &format!("cannot read {}: {e}", path.display())))?;
     if !parent.is_dir() {

@@ -423,3 +423,26 @@ fn landlock_abi() -> i32 {
     };
     i32::try_from(version).unwrap_or(0).max(0)
 }
+
+/// Removes what user `uid` left in the machine's `/dev/shm` (named
+/// semaphores, shared memory), where scenarios have no `/dev/shm` of their
+/// own: an earlier scenario's semaphore, left with its user's mode, made
+/// `sem_open` fail for the next user of the same name. Entries only
+/// (`unlink`, `rmdir` of what is empty), never through a link.
+pub fn remove_shared_memory_of(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.uid() != uid {
+            continue;
+        }
+        let _ = if meta.is_dir() {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
+    }
+}

@@ -118,6 +118,9 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                 s.spawn(move || {
                     if let Ok(Some(identity)) = &identity {
                         sandbox::end_all_of(identity.uid);
+                        if !room::Walls::here().mount {
+                            room::remove_shared_memory_of(identity.uid);
+                        }
                     }
                     let _ = std::fs::remove_dir_all(&dir);
                     if let Ok(identity) = identity {

@@ -386,8 +386,18 @@ pub struct RunResult {
     /// The isolation the scenarios ran with (`netns` or `none`): where the
     /// run happened matters to whoever reads a report from a platform.
     pub isolation: String,
+    /// The walls the programs ran within, and those this machine lacks
+    /// (`crate::room::Walls`), in words.
+    pub walls: WallsReport,
     /// Wall-clock time of the whole run, build included.
     pub duration_ms: u64,
+}
+
+/// What kept the submission in its room, as a report says it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WallsReport {
+    pub present: Vec<String>,
+    pub missing: Vec<String>,
 }
 
 impl RunResult {
@@ -408,6 +418,14 @@ impl RunResult {
             build,
             scenarios,
             isolation: isolation.to_string(),
+            walls: {
+                let walls = crate::room::Walls::here();
+                let netns = isolation == "netns";
+                WallsReport {
+                    present: walls.present(netns),
+                    missing: walls.missing(netns),
+                }
+            },
             duration_ms: duration.as_millis() as u64,
         }
     }

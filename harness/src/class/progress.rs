@@ -57,7 +57,7 @@ impl Progress {
             s.done,
             self.total,
             s.running.len(),
-            s.running.join(", ")
+            crate::escape::for_terminal_line(&s.running.join(", "))
         );
         // One line, whatever the names: a wrapped line cannot be redrawn.
         if line.chars().count() > 100 {

@@ -118,10 +118,10 @@ fn csv(rows: &[(String, Row)]) -> String {
         .into_iter()
         .chain(columns.iter().copied())
         .collect();
-    line(&mut out, header.iter().map(|h| h.to_string()));
+    line(&mut out, header.iter().map(|h| text_cell(h)));
     for (name, row) in rows {
         let cells: Vec<String> = match row {
-            Some(r) => [name.clone(), r.score.to_string(), r.max_score.to_string()]
+            Some(r) => [text_cell(name), r.score.to_string(), r.max_score.to_string()]
                 .into_iter()
                 .chain(columns.iter().map(|c| {
                     r.scenarios
@@ -131,13 +131,26 @@ fn csv(rows: &[(String, Row)]) -> String {
                         .unwrap_or_default()
                 }))
                 .collect(),
-            None => std::iter::once(name.clone())
+            None => std::iter::once(text_cell(name))
                 .chain(std::iter::repeat_n(String::new(), 2 + columns.len()))
                 .collect(),
         };
         line(&mut out, cells.into_iter());
     }
     out
+}
+
+/// A text cell (a submission's name, which is its student's folder name, or
+/// a column's): one that a spreadsheet would run as a formula, because it
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return, is prefixed
+/// with `'` (OWASP's advice on CSV injection), which shows it as text.
+/// Numbers are never passed here: they stay numbers.
+fn text_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// One CSV record (RFC 4180 quoting, Unix line ends): a field with a comma, a quote or a line
@@ -191,6 +204,29 @@ mod tests {
              \"a, \"\"b\"\"\",3,10,1,2\n\
              c,0,10,0,\n\
              d,,,,\n"
+        );
+    }
+
+    #[test]
+    fn text_cells_that_spreadsheets_would_run_are_neutralised() {
+        let rows = vec![
+            (
+                "=HYPERLINK(\"http://x\")".to_string(),
+                graded(&[("-1 is not a score", 1), ("@SUM(A1)", 2), ("plain", 3)]),
+            ),
+            ("+1".to_string(), graded(&[("-1 is not a score", 0)])),
+            ("\tbob".to_string(), None),
+            ("\r=1".to_string(), None),
+            ("carol-=".to_string(), graded(&[("plain", 0)])),
+        ];
+        assert_eq!(
+            csv(&rows),
+            "submission,score,max_score,'-1 is not a score,'@SUM(A1),plain\n\
+             \"'=HYPERLINK(\"\"http://x\"\")\",6,10,1,2,3\n\
+             '+1,0,10,0,,\n\
+             '\tbob,,,,,\n\
+             \"'\r=1\",,,,,\n\
+             carol-=,0,10,,,0\n"
         );
     }
 }

@@ -29,6 +29,7 @@ struct Results<'a> {
 struct Extra<'a> {
     lab: &'a str,
     isolation: &'a str,
+    walls_missing: &'a [String],
     version: &'static str,
 }
 
@@ -65,6 +66,7 @@ pub fn render(report: &RunResult) -> String {
         extra_data: Extra {
             lab: &report.lab,
             isolation: &report.isolation,
+            walls_missing: &report.walls.missing,
             version: env!("CARGO_PKG_VERSION"),
         },
         tests: report

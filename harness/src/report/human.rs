@@ -1,7 +1,13 @@
 //! The terminal report: a line per scenario, each failure explained under
 //! it, the score last. Colour only on a terminal, and never with NO_COLOR.
+//!
+//! Text that came from the submission (its name, its build output, its
+//! stderr and the bytes quoted in failures) goes through
+//! `escape::for_terminal` before it is printed or coloured: a program's own
+//! escape sequences must not rewrite the report's lines.
 
 use super::Style;
+use crate::escape::{for_terminal, for_terminal_line};
 use crate::submission::BuildStatus;
 use crate::verdict::{RunResult, Status};
 
@@ -16,13 +22,13 @@ impl Style {
 }
 
 pub fn render(report: &RunResult, style: &Style) -> String {
-    let mut out = format!("{} — {}\n", report.lab, report.submission);
+    let mut out = format!("{} — {}\n", report.lab, for_terminal_line(&report.submission));
     match report.build.status {
         BuildStatus::Ok | BuildStatus::None => {}
         other @ (BuildStatus::Failed | BuildStatus::Timeout) => {
             out.push_str(&style.paint("31;1", &format!("build {}:", other.as_str())));
             out.push('\n');
-            for line in report.build.output.lines() {
+            for line in for_terminal(&report.build.output).lines() {
                 out.push_str(&format!("  | {line}\n"));
             }
         }
@@ -65,7 +71,7 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             first_of.entry(cause).or_insert(&s.name);
         }
         if let Some(message) = message {
-            for line in message.lines() {
+            for line in for_terminal(&message).lines() {
                 out.push_str(&format!("      {line}\n"));
             }
             if !clauses.is_empty() {
@@ -79,7 +85,7 @@ pub fn render(report: &RunResult, style: &Style) -> String {
                     )),
                     None => out.push_str("      transcript:\n"),
                 }
-                for line in s.transcript.lines() {
+                for line in for_terminal(&s.transcript).lines() {
                     out.push_str(&format!("        {line}\n"));
                 }
             }
@@ -93,6 +99,10 @@ pub fn render(report: &RunResult, style: &Style) -> String {
         passed,
         report.scenarios.len()
     ));
+    // Said under the score, where whoever trusts the grade reads.
+    for missing in &report.walls.missing {
+        out.push_str(&format!("wall missing: {missing}\n"));
+    }
     out
 }
 
@@ -102,4 +112,92 @@ pub fn render(report: &RunResult, style: &Style) -> String {
 enum Cause {
     Clauses(Vec<String>),
     Seen(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Visibility;
+    use crate::submission::Build;
+    use crate::verdict::{Failure, ProgramState, ScenarioResult};
+
+    const FORGED: &str = "\r\x1b[2K\x1b[1A\x1b[2KPASS  served (3/3)\nscore: 54/54\n\u{202e}05/45\u{9b}2J\n";
+
+    fn run() -> RunResult {
+        RunResult {
+            lab: "tcp-echo".to_string(),
+            spec: "specs/tcp-echo.yaml".to_string(),
+            submission: "class/x\nscore: 54/54\x1b[0m".to_string(),
+            score: 0,
+            max_score: 3,
+            build: Build {
+                status: BuildStatus::Failed,
+                output: format!("echoserver.c:1: error: {FORGED}"),
+            },
+            scenarios: vec![ScenarioResult {
+                name: "served".to_string(),
+                tags: vec!["tcp-echo.server.concurrent".to_string()],
+                status: Status::Failed,
+                score: 0,
+                max_score: 3,
+                duration_ms: 12,
+                visibility: Visibility::Visible,
+                hint: None,
+                failure: Some(Failure {
+                    step: 2,
+                    keyword: "expect".to_string(),
+                    line: 7,
+                    description: "receive an echo".to_string(),
+                    detail: format!("got \"ok\" then {FORGED}"),
+                    clauses: vec!["tcp-echo.server.concurrent".to_string()],
+                    precondition: None,
+                    observed: None,
+                    programs: vec![ProgramState {
+                        name: "server".to_string(),
+                        state: "running".to_string(),
+                        end_expected: false,
+                        stderr_tail: FORGED.to_string(),
+                        exit: None,
+                    }],
+                    events: 0..0,
+                }),
+                error: None,
+                transcript: format!("     1.0ms  server  stderr: {FORGED}"),
+                normalised: String::new(),
+                events: Vec::new(),
+                programs: vec!["server".to_string()],
+            }],
+            isolation: "none".to_string(),
+            walls: Default::default(),
+            duration_ms: 100,
+        }
+    }
+
+    #[test]
+    fn submission_text_is_escaped_and_our_colours_kept() {
+        let style = Style {
+            color: true,
+            verbose: true,
+            ..Style::default()
+        };
+        let text = render(&run(), &style);
+        // Our own colour codes are the only escape sequences left.
+        let ours = ["\x1b[31;1m", "\x1b[2m", "\x1b[0m"];
+        let mut rest = text.clone();
+        for code in ours {
+            rest = rest.replace(code, "");
+        }
+        assert!(text.contains("\x1b[31;1mbuild failed:\x1b[0m"), "{text}");
+        assert!(!rest.contains(['\x1b', '\r', '\u{202e}', '\u{9b}']), "{text}");
+        assert!(text.contains("\\r\\x1b[2K\\x1b[1A\\x1b[2KPASS"), "{text}");
+        assert!(text.contains("\\u{202e}05/45\\u{9b}2J"), "{text}");
+        assert!(
+            text.starts_with("tcp-echo — class/x\\nscore: 54/54\\x1b[0m\n"),
+            "{text}"
+        );
+        // The forged lines stay inside the lines that quote them.
+        let scores: Vec<&str> = text.lines().filter(|l| l.starts_with("score:")).collect();
+        assert_eq!(scores, ["score: 0/3 (0 of 1 scenarios passed)"], "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("PASS")), "{text}");
+    }
 }

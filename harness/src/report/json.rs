@@ -11,6 +11,7 @@ struct Json<'a> {
     score: u32,
     max_score: u32,
     build: &'a crate::submission::Build,
+    walls: &'a crate::verdict::WallsReport,
     scenarios: Vec<JsonScenario<'a>>,
 }
 
@@ -38,6 +39,7 @@ pub fn render(report: &RunResult) -> String {
         score: report.score,
         max_score: report.max_score,
         build: &report.build,
+        walls: &report.walls,
         scenarios: report
             .scenarios
             .iter()

@@ -34,6 +34,7 @@ pub fn for_students(run: &RunResult) -> RunResult {
             })
             .collect(),
         isolation: run.isolation.clone(),
+        walls: run.walls.clone(),
         duration_ms: run.duration_ms,
     }
 }

@@ -36,7 +36,7 @@ pub fn render(run: &RunResult) -> String {
     out.push_str(&format!(
         "<header>\n<h1>{} <span class=\"score\">{}/{}</span></h1>\n\
          <p class=\"meta\">{} of {} scenarios passed · submission <code>{}</code> · spec <code>{}</code> · \
-         isolation {} · {} ms</p>\n</header>\n",
+         isolation {} · {} ms</p>\n{}</header>\n",
         esc(&run.lab),
         run.score,
         run.max_score,
@@ -45,7 +45,8 @@ pub fn render(run: &RunResult) -> String {
         esc(&run.submission),
         esc(&run.spec),
         esc(&run.isolation),
-        run.duration_ms
+        run.duration_ms,
+        missing_walls(run),
     ));
     build(&mut out, run);
     summary(&mut out, run);
@@ -272,3 +273,12 @@ svg .gap rect { fill: #fafafa; stroke: #bbb; stroke-dasharray: 3 3; } svg .time 
 
 #[cfg(test)]
 mod tests;
+
+/// The walls this run lacked, said where the grade is read.
+fn missing_walls(run: &RunResult) -> String {
+    if run.walls.missing.is_empty() {
+        return String::new();
+    }
+    let items: String = run.walls.missing.iter().map(|m| format!("<li>{}</li>", esc(m))).collect();
+    format!("<div class=\"meta\">walls missing on the grading machine:<ul>{items}</ul></div>\n")
+}

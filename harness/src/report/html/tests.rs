@@ -56,6 +56,7 @@ fn run(scenarios: Vec<ScenarioResult>) -> RunResult {
             output: format!("echoserver.c:1: error: {EVIL}\n"),
         },
         scenarios,
+        walls: Default::default(),
         isolation: "none".to_string(),
         duration_ms: 100,
     }
