@@ -51,7 +51,7 @@ pub fn grade(spec: &Spec, source: Source, label: String, options: &Options) -> R
                 )));
             }
             submission::build(dir, work.path())
-                .map_err(|e| Error::Harness(format!("could not copy the submission: {e}")))?
+                .map_err(|e| Error::Harness(format!("could not grade the submission: {e}")))?
         }
     };
     let reference_dir = options.reference_dir.clone().unwrap_or_else(default_reference_dir);

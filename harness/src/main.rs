@@ -308,7 +308,11 @@ fn grade_class(
     let spec = load_spec(path)?;
     let walls = harness::room::Walls::here();
     if !walls.sealed() && !without_walls {
-        let missing = walls.missing(true).iter().map(|m| format!("\n  - {m}")).collect::<String>();
+        let missing = walls
+            .missing(true)
+            .iter()
+            .map(|m| format!("\n  - {m}"))
+            .collect::<String>();
         return Err(fail(
             2,
             &format!(

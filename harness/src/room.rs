@@ -96,8 +96,14 @@ fn enter_new_room(plan: &Plan) -> Result<Room, String> {
     let err = |what: &str, e: nix::Error| format!("{what}: {e}");
     unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).map_err(|e| err("unshare", e))?;
     // Nothing done here reaches the grader's namespace.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| err("making / private", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| err("making / private", e))?;
     // The folders to bind may be hidden by the new root's tmpfs (they are
     // inside the grader's working folder): held open first.
     let open = |p: &Path| {
@@ -129,11 +135,23 @@ fn enter_new_room(plan: &Plan) -> Result<Room, String> {
     let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
     let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()));
     let bind = |from: &Path, to: &Path, flags: MsFlags| -> Result<(), String> {
-        mount(Some(from), to, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| err(&format!("binding {}", from.display()), e))?;
+        mount(
+            Some(from),
+            to,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| err(&format!("binding {}", from.display()), e))?;
         if !flags.is_empty() {
-            mount(None::<&str>, to, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-                .map_err(|e| err(&format!("remounting {}", to.display()), e))?;
+            mount(
+                None::<&str>,
+                to,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                None::<&str>,
+            )
+            .map_err(|e| err(&format!("remounting {}", to.display()), e))?;
         }
         Ok(())
     };
@@ -347,7 +365,10 @@ impl Walls {
             out.push("its own view of the files (mount namespace; private /tmp and /dev/shm)".to_string());
         }
         if self.landlock >= 1 {
-            out.push(format!("Landlock (ABI {}): files outside its room refused", self.landlock));
+            out.push(format!(
+                "Landlock (ABI {}): files outside its room refused",
+                self.landlock
+            ));
         }
         if netns {
             out.push("its own network, the build none".to_string());
@@ -391,7 +412,9 @@ impl Walls {
             } else {
                 "the build may use the network"
             };
-            out.push(format!("no network namespace: programs share the machine's network; {build}"));
+            out.push(format!(
+                "no network namespace: programs share the machine's network; {build}"
+            ));
         }
         out
     }
@@ -402,7 +425,14 @@ fn mount_namespaces() -> bool {
     std::thread::spawn(|| {
         use nix::sched::{unshare, CloneFlags};
         unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).is_ok()
-            && mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).is_ok()
+            && mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .is_ok()
             && mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("size=4k")).is_ok()
     })
     .join()

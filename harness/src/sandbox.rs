@@ -71,21 +71,23 @@ impl Identity {
 /// Where the user ids' lock files are: root's, mode 0700, away from the
 /// world-writable /tmp (where another user once made the folder first,
 /// full of links that root then truncated). A folder that is not root's
-/// own and private is refused, not used.
+/// own and private is refused, not used. `SOCKGRADE_UID_LOCKS` names
+/// another (the tests' hostile folders).
 const LOCK_DIR: &str = "/run/sockgrade-uids";
 
-fn lock_dir() -> Result<&'static Path, String> {
+fn lock_dir() -> Result<PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let dir = Path::new(LOCK_DIR);
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+    let dir = std::env::var_os("SOCKGRADE_UID_LOCKS").map_or_else(|| PathBuf::from(LOCK_DIR), PathBuf::from);
+    let shown = dir.display();
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot create {LOCK_DIR}: {e}")),
+        Err(e) => return Err(format!("cannot create {shown}: {e}")),
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot look at {LOCK_DIR}: {e}"))?;
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| format!("cannot look at {shown}: {e}"))?;
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "{LOCK_DIR} is not a folder of root's that only root may enter (owner {}, mode {:o}): \
+            "{shown} is not a folder of root's that only root may enter (owner {}, mode {:o}): \
              someone else made it; remove it and grade again",
             meta.uid(),
             meta.mode() & 0o7777

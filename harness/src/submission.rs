@@ -3,8 +3,8 @@
 //! A build that fails is a graded result, not an error of the harness.
 
 use crate::process::{Captured, Running};
-use crate::sandbox::{self, Identity};
 use crate::room::{self, Room, Walls};
+use crate::sandbox::{self, Identity};
 use crate::tree::{self, CopyError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -67,8 +67,15 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         let group = play.group_of(g);
         (g, group, witness::igmp_members(None, group))
     });
-    let prog = Running::spawn(&name, &argv, &play.setting.dir, play.setting.uid, stdin, &play.setting.room)
-        .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
+    let prog = Running::spawn(
+        &name,
+        &argv,
+        &play.setting.dir,
+        play.setting.uid,
+        stdin,
+        &play.setting.room,
+    )
+    .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
     play.started.push(prog.pid);
     match &s.stdin {
         Some(p) => play

@@ -279,6 +279,11 @@ fn missing_walls(run: &RunResult) -> String {
     if run.walls.missing.is_empty() {
         return String::new();
     }
-    let items: String = run.walls.missing.iter().map(|m| format!("<li>{}</li>", esc(m))).collect();
+    let items: String = run
+        .walls
+        .missing
+        .iter()
+        .map(|m| format!("<li>{}</li>", esc(m)))
+        .collect();
     format!("<div class=\"meta\">walls missing on the grading machine:<ul>{items}</ul></div>\n")
 }
