@@ -28,6 +28,9 @@
 //! http         the harness's own strict HTTP/1.1 parser (RFC 9112)
 //! witness      /proc: readiness, descriptors, zombies, CPU and memory
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
+//! room         what a program sees of the machine: a mount namespace and
+//!                Landlock rules (`Walls`: which this machine allows)
+//! tree         a submission's files copied without trusting them
 //! spawn        starting a program as posix_spawn does (no fork of the
 //!                harness), the sandbox applied in the child
 //! transcript   every event, stamped, what it was on the wire (`Wire`);

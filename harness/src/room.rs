@@ -79,7 +79,7 @@ impl Room {
         if walls.mount {
             // A thread of its own: it leaves the grader's mount namespace
             // for the room's and ends there.
-            let made = std::thread::scope(|s| s.spawn(|| enter_new_room(plan)).join());
+            let made = std::thread::scope(|s| s.spawn(|| enter_new_room(plan, walls.landlock)).join());
             return made.unwrap_or_else(|_| Err("the thread that makes the room failed".into()));
         }
         Ok(Room {
@@ -91,7 +91,7 @@ impl Room {
 
 /// Inside a fresh thread: a new mount namespace laid out as the room, its
 /// descriptor, and the Landlock ruleset of the room's own paths.
-fn enter_new_room(plan: &Plan) -> Result<Room, String> {
+fn enter_new_room(plan: &Plan, landlock: i32) -> Result<Room, String> {
     use nix::sched::{unshare, CloneFlags};
     let err = |what: &str, e: nix::Error| format!("{what}: {e}");
     unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).map_err(|e| err("unshare", e))?;
@@ -251,7 +251,7 @@ fn enter_new_room(plan: &Plan) -> Result<Room, String> {
         .map(OwnedFd::from)
         .map_err(|e| format!("the room's namespace: {e}"))?;
     // The same paths, as the room has them: its /tmp and /dev/shm are its own.
-    let landlock = landlock_ruleset(plan, Walls::here().landlock, true)?;
+    let landlock = landlock_ruleset(plan, landlock, true)?;
     Ok(Room {
         mount_ns: Some(mount_ns),
         landlock,
@@ -420,23 +420,32 @@ impl Walls {
     }
 }
 
-/// Whether this process may make mount namespaces (and mount in them).
+/// Whether this process may make a whole room (a mount namespace, tmpfs,
+/// binds, `pivot_root`): tried once on a folder of its own, so that a
+/// kernel that allows some of it (gVisor, a container's seccomp profile)
+/// falls back to Landlock rather than failing every scenario.
 fn mount_namespaces() -> bool {
-    std::thread::spawn(|| {
-        use nix::sched::{unshare, CloneFlags};
-        unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS).is_ok()
-            && mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .is_ok()
-            && mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("size=4k")).is_ok()
-    })
-    .join()
-    .unwrap_or(false)
+    let Ok(parent) = tempfile::Builder::new().prefix("sockgrade-room-").tempdir() else {
+        return false;
+    };
+    let dir = parent.path().join("trial");
+    if std::fs::create_dir(&dir).is_err() {
+        return false;
+    }
+    let plan = Plan {
+        dir: &dir,
+        read_only: Vec::new(),
+        no_tcp: false,
+    };
+    let made = std::thread::scope(|s| s.spawn(|| enter_new_room(&plan, 0)).join());
+    match made {
+        Ok(Ok(_)) => true,
+        Ok(Err(why)) => {
+            tracing::info!("no mount namespaces for rooms here: {why}");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// The kernel's Landlock ABI version, 0 where it has none.
