@@ -80,6 +80,8 @@ struct Made {
     waiting: Vec<Result<std::os::fd::OwnedFd, String>>,
     /// The maker is done: nobody waits for a namespace that won't come.
     finished: bool,
+    /// Nobody will take more: the maker stops.
+    closed: bool,
 }
 
 impl Namespaces {
@@ -105,8 +107,11 @@ impl Namespaces {
         let _finished = Finished(self);
         for _ in 0..count {
             let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
-            while made.waiting.len() >= self.ahead {
+            while made.waiting.len() >= self.ahead && !made.closed {
                 made = self.ready.wait(made).unwrap_or_else(|e| e.into_inner());
+            }
+            if made.closed {
+                return;
             }
             drop(made);
             let namespace = enter_netns()
@@ -120,6 +125,12 @@ impl Namespaces {
                 .push(namespace);
             self.ready.notify_all();
         }
+    }
+
+    /// No scenario will enter another: the maker stops.
+    pub fn close(&self) {
+        self.made.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.ready.notify_all();
     }
 
     /// Moves the calling thread into a namespace made ahead (waiting for

@@ -83,9 +83,10 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
             s.spawn(|| namespaces.make(copy_order.len()));
         }
         let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
+        let mut running = Vec::new();
         for queues in slots {
             let (results, users, copies, namespaces) = (&results, &users, &copies, &namespaces);
-            s.spawn(move || loop {
+            running.push(s.spawn(move || loop {
                 let next = queues
                     .iter()
                     .find_map(|q| q.lock().unwrap_or_else(|e| e.into_inner()).pop_front());
@@ -129,8 +130,14 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                 });
                 timing(i, began - asked, began, played);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
-            });
+            }));
         }
+        // A scenario that could not run (no copy: a full disk) took no
+        // namespace; the maker must not wait for it.
+        for slot in running {
+            let _ = slot.join();
+        }
+        namespaces.close();
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);

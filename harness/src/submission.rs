@@ -94,12 +94,14 @@ pub fn build(source: &Path, work: &Path) -> std::io::Result<Built> {
             output: note,
         }
     };
-    drop(identity);
+    // Copied while the user is still ours: no other run's program of the
+    // same user can change it meanwhile.
     let result = match tree::copy(&make_dir, &dir, None, false) {
         Ok(_) => Built { dir, build },
         Err(CopyError::TooBig(why)) => failed(format!("{}\n[sockgrade] after make, {why}\n", build.output)),
         Err(CopyError::Io(e)) => return Err(e),
     };
+    drop(identity);
     // Only ever read, and no longer: what the student's user left there
     // goes with the user's processes, already ended.
     let _ = std::fs::remove_dir_all(&make_dir);

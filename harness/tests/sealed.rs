@@ -511,3 +511,54 @@ fn a_named_semaphore_sees_only_its_scenarios_dev_shm() {
         }
     }
 }
+
+/// A full disk is an `error` that says so, for every scenario it stops,
+/// never a hang (it once left the grader waiting forever) nor the
+/// student's failure.
+#[test]
+fn a_full_disk_is_an_error_that_says_so() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: only root mounts the small file system this needs");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let dir = scratch();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    // Room for the build, not for the scenarios' copies.
+    nix::mount::mount(
+        Some("tmpfs"),
+        &tiny,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=200k"),
+    )
+    .unwrap();
+    let _unmount = Unmount(tiny.clone());
+    let mut cmd = Mode::Root.sockgrade(&[
+        "run",
+        "specs/tcp-echo.yaml",
+        "--submission",
+        "fixtures/submissions/tcp-echo-threads",
+        "--format",
+        "json",
+    ]);
+    cmd.env("TMPDIR", &tiny);
+    let report = json_of(&bounded(cmd, Duration::from_secs(120)));
+    let errors: Vec<&Value> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "error")
+        .collect();
+    assert!(!errors.is_empty(), "{:?}", statuses(&report));
+    for s in errors {
+        let message = s["message"].as_str().unwrap_or_default();
+        assert!(message.contains("No space left on device"), "{message}");
+    }
+}
