@@ -260,20 +260,50 @@ impl Conn {
     }
 
     /// Closes after everything queued was written; waits at most `bound`.
+    /// What the program sent that no step read is read first (and kept in
+    /// the transcript): a socket closed with bytes unread makes the kernel
+    /// reset the connection, and the program would meet a reset the grader
+    /// caused, not the graceful close it was promised. (`abort` resets on
+    /// purpose.)
     pub async fn close(&mut self, bound: Duration) -> Result<(), String> {
         self.shut_down = true;
-        self.stream = None;
+        let stream = self.stream.take();
         let Some((tx, task)) = self.writer.take() else {
             return Ok(());
         };
         let _ = tx.send(WriteOp::Close);
         drop(tx);
-        match tokio::time::timeout(bound, task).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(format!(
+        if tokio::time::timeout(bound, task).await.is_err() {
+            return Err(format!(
                 "could not finish sending before closing within {}ms: the program is not reading",
                 bound.as_millis()
-            )),
+            ));
+        }
+        if let Some(stream) = stream {
+            self.read_unread(&stream);
+        }
+        Ok(())
+    }
+
+    /// Reads what waits in the kernel's receive queue, without waiting, and
+    /// records it with what the inbox held that no step took.
+    fn read_unread(&mut self, stream: &TcpStream) {
+        let mut unread = std::mem::take(&mut self.inbox);
+        let mut buf = [0u8; 64 << 10];
+        while let Ok(n) = stream.try_read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            unread.extend_from_slice(&buf[..n]);
+        }
+        if !unread.is_empty() {
+            self.transcript.record_full_only(
+                &self.name,
+                format!(
+                    "<- {} read before closing, which no step expected",
+                    crate::escape::quote(&unread, 60)
+                ),
+            );
         }
     }
 
