@@ -70,6 +70,9 @@ enum Kind {
 #[derive(Default, Clone)]
 struct Scope {
     names: HashMap<String, Kind>,
+    /// Programs with an `fd_baseline` / a `memory_baseline` before here.
+    fd_baselines: std::collections::HashSet<String>,
+    memory_baselines: std::collections::HashSet<String>,
 }
 
 impl Scope {
@@ -424,8 +427,14 @@ impl Checker<'_> {
         match step {
             Step::Start(s) | Step::Restart(s) => self.program(&s.program, at),
             Step::Stop(s) => self.program(&s.program, at),
-            Step::Kill(p) | Step::ExpectRunning(p) | Step::FdBaseline(p) | Step::MemoryBaseline(p) => {
-                self.program(&p.program, at)
+            Step::Kill(p) | Step::ExpectRunning(p) => self.program(&p.program, at),
+            Step::FdBaseline(p) => {
+                self.program(&p.program, at);
+                scope.fd_baselines.insert(p.program.value.clone());
+            }
+            Step::MemoryBaseline(p) => {
+                self.program(&p.program, at);
+                scope.memory_baselines.insert(p.program.value.clone());
             }
             Step::Signal(s) => self.program(&s.program, at),
             Step::ExpectExit(e) => self.program(&e.program, at),
@@ -487,8 +496,28 @@ impl Checker<'_> {
                     }
                 }
             }
-            Step::ExpectFds(f) => self.program(&f.program, at),
-            Step::ExpectMemory(m) => self.program(&m.program, at),
+            // Found while the scenario ran, these were charged to the
+            // student: they are the spec's to get right.
+            Step::ExpectFds(f) => {
+                self.program(&f.program, at);
+                if !scope.fd_baselines.contains(&f.program.value) {
+                    let name = &f.program.value;
+                    self.fail(
+                        at,
+                        format!("expected an `fd_baseline: {name}` before `expect_fds` on {name}"),
+                    );
+                }
+            }
+            Step::ExpectMemory(m) => {
+                self.program(&m.program, at);
+                if !scope.memory_baselines.contains(&m.program.value) {
+                    let name = &m.program.value;
+                    self.fail(
+                        at,
+                        format!("expected a `memory_baseline: {name}` before `expect_memory` on {name}"),
+                    );
+                }
+            }
             Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),
             Step::ExpectAccepted(a) => self.program_and_connection(&a.program, &a.connection, true, scope, at),
             Step::ExpectRead(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),

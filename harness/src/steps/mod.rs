@@ -125,14 +125,14 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
                 }
                 Ok(())
             }
-            Step::UdpOpen(o) => Ok(udp::udp_open(play, o)?),
-            Step::UdpBind(b) => Ok(udp::udp_bind(play, b)?),
+            Step::UdpOpen(o) => udp::udp_open(play, o),
+            Step::UdpBind(b) => udp::udp_bind(play, b),
             Step::SendDatagram(s) => Ok(udp::send_datagram(play, s).await?),
             Step::ExpectDatagram(e) => Ok(udp::expect_datagram(play, e).await?),
             Step::ExpectNoDatagram(e) => Ok(udp::expect_no_datagram(play, e).await?),
-            Step::Relay(r) => Ok(udp::relay(play, r)?),
-            Step::Join(j) => Ok(multicast::join(play, j)?),
-            Step::MulticastSender(s) => Ok(multicast::multicast_sender(play, s)?),
+            Step::Relay(r) => udp::relay(play, r),
+            Step::Join(j) => multicast::join(play, j),
+            Step::MulticastSender(s) => multicast::multicast_sender(play, s),
             Step::ExpectMembers(m) => Ok(multicast::expect_members(play, m).await?),
             Step::FdBaseline(p) => Ok(witness::fd_baseline(play, p)?),
             Step::ExpectFds(f) => Ok(witness::expect_fds(play, f).await?),

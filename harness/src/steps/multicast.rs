@@ -2,7 +2,7 @@
 //! multicast_sender open the harness's endpoints on the group; expect_members
 //! asks the kernel who is in it.
 
-use super::StepResult;
+use super::{StepError, StepResult};
 use crate::datagram::Endpoint;
 use crate::scenario::Play;
 use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
@@ -10,22 +10,22 @@ use crate::spec::values::within;
 use crate::witness;
 use std::net::Ipv4Addr;
 
-pub(super) fn join(play: &mut Play<'_>, j: &Join) -> StepResult {
+pub(super) fn join(play: &mut Play<'_>, j: &Join) -> Result<(), StepError> {
     let group = play.group_of(j.group);
     let name = &j.name.value;
     let endpoint = Endpoint::member(name, group, play.setting.port, play.decoy)
-        .map_err(|e| format!("the grader could not join the group on 127.0.0.1: {e}"))?;
+        .map_err(|e| StepError::CannotRun(format!("the grader could not join the group on 127.0.0.1: {e}")))?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript
         .record(name, format!("joined {} on lo, port {{port}}", j.group));
     Ok(())
 }
 
-pub(super) fn multicast_sender(play: &mut Play<'_>, s: &MulticastSender) -> StepResult {
+pub(super) fn multicast_sender(play: &mut Play<'_>, s: &MulticastSender) -> Result<(), StepError> {
     let group = play.group_of(s.group);
     let name = &s.name.value;
     let endpoint = Endpoint::sender(name, group, play.setting.port)
-        .map_err(|e| format!("the grader could not open its multicast socket: {e}"))?;
+        .map_err(|e| StepError::CannotRun(format!("the grader could not open its multicast socket: {e}")))?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript.record(
         name,

@@ -163,7 +163,8 @@ pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> Result<(), super::StepE
         Some(port) => port,
         None => play.setting.port,
     };
-    let listener = Listener::bind(port).map_err(|e| format!("the harness could not listen on port {port}: {e}"))?;
+    let listener = Listener::bind(port)
+        .map_err(|e| super::StepError::CannotRun(format!("the grader could not listen on port {port}: {e}")))?;
     match l.port {
         Some(port) => play.transcript.record(name, format!("listening on port {port}")),
         None => play.transcript.record_wire(name, Wire::Listen),

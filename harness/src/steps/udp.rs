@@ -2,7 +2,7 @@
 //! open the harness's endpoints; send_datagram, expect_datagram and
 //! expect_no_datagram act on one.
 
-use super::StepResult;
+use super::{StepError, StepResult};
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
 use crate::scenario::Play;
@@ -14,15 +14,15 @@ use crate::transcript::{Mismatch, Wire};
 use crate::verdict::Precondition;
 use std::net::SocketAddr;
 
-pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> StepResult {
+pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> Result<(), StepError> {
     let base = &o.name.value;
     let names: Vec<String> = match o.count {
         None => vec![base.clone()],
         Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
     };
     for name in &names {
-        let endpoint =
-            Endpoint::client(name, play.setting.port).map_err(|e| format!("could not open a UDP socket: {e}"))?;
+        let endpoint = Endpoint::client(name, play.setting.port)
+            .map_err(|e| StepError::CannotRun(format!("the grader could not open a UDP socket: {e}")))?;
         play.endpoints.insert(name.clone(), endpoint);
     }
     let what = match o.count {
@@ -33,18 +33,22 @@ pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> StepResult {
     Ok(())
 }
 
-pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> StepResult {
+pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> Result<(), StepError> {
     let name = &b.name.value;
-    let endpoint = Endpoint::server(name, play.setting.port)
-        .map_err(|e| format!("the grader could not bind {{port}} for the client: {e}"))?;
+    let endpoint = Endpoint::server(name, play.setting.port).map_err(|e| {
+        let port = play.setting.port;
+        StepError::CannotRun(format!("the grader could not bind port {port} for the client: {e}"))
+    })?;
     play.endpoints.insert(name.clone(), endpoint);
     play.transcript.record(name, "udp socket bound to {port}");
     Ok(())
 }
 
-pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> StepResult {
-    crate::relay::start(r, play.setting.port, play.setting.port2, play.transcript.clone())
-        .map_err(|e| format!("the grader could not bind {{port}} for its relay: {e}"))?;
+pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> Result<(), StepError> {
+    crate::relay::start(r, play.setting.port, play.setting.port2, play.transcript.clone()).map_err(|e| {
+        let port = play.setting.port;
+        StepError::CannotRun(format!("the grader could not bind port {port} for its relay: {e}"))
+    })?;
     let mut decisions: Vec<_> = r.plan.iter().collect();
     decisions.sort_by_key(|(nth, _)| (nth.reply, nth.n));
     let mut plan: Vec<String> = decisions
