@@ -257,7 +257,8 @@ impl Play<'_> {
         for name in self.order.clone() {
             if let Some(p) = self.programs.get(&name) {
                 if p.is_running() {
-                    self.transcript.record(&name, "still running at the end: killed");
+                    self.transcript
+                        .record(&name, "still running when the scenario ended: stopped by the grader");
                 }
                 // An ended program's last words may still be in its pipes.
                 p.output_drained().await;

@@ -102,7 +102,12 @@ fn failing() -> ScenarioResult {
                 ended: Some(crate::transcript::Ended::Rst),
             }),
         ),
-        event(5, "server", "still running at the end: killed", None),
+        event(
+            5,
+            "server",
+            "still running when the scenario ended: stopped by the grader",
+            None,
+        ),
         event(6, "", "round 2:", None),
     ];
     let mut s = scenario(&format!("echo {EVIL}"), events);
