@@ -152,7 +152,9 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     if failure.is_none() && error.is_none() {
         transcript.record("", "pass");
     }
-    ScenarioResult::new(spec, scenario, failure, error, &transcript)
+    let mut result = ScenarioResult::new(spec, scenario, failure, error, &transcript);
+    play.fill_placeholders(&mut result);
+    result
 }
 
 impl Play<'_> {
@@ -193,6 +195,34 @@ impl Play<'_> {
                 .map(|s| crate::process::ended(&s))
                 .unwrap_or("ended".into()),
             None => "was never started".into(),
+        }
+    }
+
+    /// What a student reads says the ports, group and folder the programs
+    /// were given, never `{port}` or `{group}`: the placeholders in the
+    /// failure's words (steps write them so that the normalised transcript
+    /// stays the same from run to run) filled in.
+    fn fill_placeholders(&self, result: &mut ScenarioResult) {
+        let fill = |text: &mut String| {
+            if text.contains('{') {
+                *text = crate::spec::fill_port_and_host(text, self.setting.port)
+                    .replace("{port2}", &self.setting.port2.to_string())
+                    .replace(
+                        "{group}",
+                        &self.group_of(crate::spec::multicast::Group::Scenario).to_string(),
+                    )
+                    .replace("{docroot}", &self.docroot().display().to_string());
+            }
+        };
+        if let Some(f) = &mut result.failure {
+            fill(&mut f.description);
+            fill(&mut f.detail);
+            if let Some(p) = &mut f.precondition {
+                fill(p);
+            }
+        }
+        if let Some(e) = &mut result.error {
+            fill(e);
         }
     }
 

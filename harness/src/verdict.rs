@@ -26,7 +26,8 @@ pub struct Failure {
     /// 1-based position among the scenario's steps (`each` steps count as
     /// their `each`).
     pub step: usize,
-    /// The step as written: keyword and spec line (for instructors).
+    /// The step as written: keyword and spec line (for instructors; 0 in
+    /// a report for students, who never see the spec).
     pub keyword: String,
     pub line: u64,
     /// The step in words, for students, who don't see the spec.

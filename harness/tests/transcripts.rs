@@ -88,7 +88,7 @@ fn transcripts_of(spec: &str, wanted: &[&str]) {
     let spec = harness::spec::load(&root.join(spec)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let built = harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
-    harness::submission::add_reference_programs(&spec, &support::reference_dir(), &built.dir);
+    harness::submission::add_reference_programs(&spec, &support::reference_dir(), work.path());
     let options = Options {
         jobs: 2,
         isolation: Isolation::Auto.resolve().unwrap(),

@@ -79,10 +79,11 @@ pub fn render(report: &RunResult, style: &Style) -> String {
             }
             if style.verbose && !s.transcript.is_empty() {
                 match &s.failure {
-                    Some(f) => out.push_str(&format!(
+                    Some(f) if f.line > 0 => out.push_str(&format!(
                         "      transcript (step {} is `{}` at spec line {}):\n",
                         f.step, f.keyword, f.line
                     )),
+                    Some(f) => out.push_str(&format!("      transcript (step {} failed):\n", f.step)),
                     None => out.push_str("      transcript:\n"),
                 }
                 for line in for_terminal(&s.transcript).lines() {

@@ -27,7 +27,7 @@ pub fn for_students(run: &RunResult) -> RunResult {
             .enumerate()
             .map(|(i, s)| {
                 if s.visibility == Visibility::Visible {
-                    s.clone()
+                    without_spec_lines(s)
                 } else {
                     redacted(i + 1, s)
                 }
@@ -37,6 +37,17 @@ pub fn for_students(run: &RunResult) -> RunResult {
         walls: run.walls.clone(),
         duration_ms: run.duration_ms,
     }
+}
+
+/// A visible scenario as students read it: its failure says the step in
+/// words, and a line of a spec they never see would say nothing (`line` 0,
+/// which the reports leave out).
+fn without_spec_lines(s: &ScenarioResult) -> ScenarioResult {
+    let mut s = s.clone();
+    if let Some(f) = &mut s.failure {
+        f.line = 0;
+    }
+    s
 }
 
 fn redacted(number: usize, s: &ScenarioResult) -> ScenarioResult {

@@ -412,6 +412,7 @@ impl Step {
             Step::ExpectResponse(e) => e.precondition.as_deref(),
             Step::ExpectRequest(e) => e.precondition.as_deref(),
             Step::ExpectRead(r) => r.precondition.as_deref(),
+            Step::Accept(a) => a.precondition.as_deref(),
             _ => None,
         }
     }

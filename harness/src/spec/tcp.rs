@@ -123,6 +123,9 @@ impl FromName for Listen {
 }
 
 /// `accept: { on: l, as: c }`: the program connects within the bound.
+/// `precondition: <clause>` (as on `expect_request`): a program that never
+/// connects fails that clause (its first connection, say), not the
+/// scenario's own.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Accept {
@@ -133,6 +136,8 @@ pub struct Accept {
     pub name: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
+    #[serde(default)]
+    pub precondition: Option<String>,
 }
 
 /// How a send is cut into writes.

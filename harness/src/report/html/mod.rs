@@ -145,12 +145,20 @@ fn scenario(out: &mut String, number: usize, s: &ScenarioResult) {
 }
 
 fn failure(out: &mut String, s: &ScenarioResult, f: &Failure) {
+    // Line 0: a report for students, who never see the spec.
+    let at = if f.line > 0 {
+        format!(
+            " <span class=\"meta\">(<code>{}</code> at spec line {})</span>",
+            esc(&f.keyword),
+            f.line
+        )
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "<div class=\"failure\">\n<p><b>step {} failed:</b> {} <span class=\"meta\">(<code>{}</code> at spec line {})</span></p>\n",
+        "<div class=\"failure\">\n<p><b>step {} failed:</b> {}{at}</p>\n",
         f.step,
         esc(&f.description),
-        esc(&f.keyword),
-        f.line
     ));
     if let Some(why) = &f.precondition {
         out.push_str(&format!("<p>{}.</p>\n", esc(why)));
