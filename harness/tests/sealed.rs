@@ -45,10 +45,15 @@ impl Mode {
         } else if root {
             eprintln!("skipped: mode `container` (no setpriv to drop CAP_SYS_ADMIN)");
         }
-        if !root || setpriv {
+        let exe = Path::new(env!("CARGO_BIN_EXE_sockgrade"));
+        if !root {
             modes.push(Mode::User);
-        } else {
+        } else if !setpriv {
             eprintln!("skipped: mode `user` (no setpriv to become an ordinary user)");
+        } else if !reachable_by_others(exe) || !reachable_by_others(&root().join("specs/tcp-echo.yaml")) {
+            eprintln!("skipped: mode `user` (an ordinary user can't reach this checkout or its build)");
+        } else {
+            modes.push(Mode::User);
         }
         modes
     }
@@ -88,6 +93,17 @@ impl Mode {
     fn own_network(self) -> bool {
         matches!(self, Mode::Root)
     }
+}
+
+/// Whether a user with no rights of its own may read `path` and pass
+/// through every folder above it.
+fn reachable_by_others(path: &Path) -> bool {
+    let readable = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0);
+    readable
+        && path
+            .ancestors()
+            .skip(1)
+            .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
 }
 
 /// Runs `cmd`, killed if it takes longer than `bound` (a hang is a failure,
