@@ -198,6 +198,31 @@ fn run(mode: Mode, spec: &str, submission: &Path, only: &str) -> Value {
     json_of(&bounded(cmd, Duration::from_secs(180)))
 }
 
+/// `sockgrade grade` of the tcp-echo spec's first echo scenario over
+/// `class` into `out` (made, and writable by every mode), which must
+/// succeed.
+fn grade_class(mode: Mode, class: &Path, out: &Path) {
+    std::fs::create_dir(out).unwrap();
+    open_to_all(out);
+    let cmd = mode.sockgrade(&[
+        "grade",
+        "specs/tcp-echo.yaml",
+        "--submissions",
+        class.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--only",
+        "a line is echoed unchanged",
+    ]);
+    let output = bounded(cmd, Duration::from_secs(180));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{mode:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn statuses(report: &Value) -> Vec<String> {
     report["scenarios"]
         .as_array()
@@ -335,25 +360,7 @@ fn a_class_run_shows_a_submission_nothing_of_the_others() {
         copy_fixture("fixtures/submissions/tcp-echo-threads", &class.join("alice"));
         std::fs::write(class.join("alice/notes.txt"), "CLASSMATE-SECRET of alice\n").unwrap();
         copy_fixture("fixtures/hostile/snoop-and-linger", &class.join("mallory"));
-        std::fs::create_dir(&out).unwrap();
-        open_to_all(&out);
-        let cmd = mode.sockgrade(&[
-            "grade",
-            "specs/tcp-echo.yaml",
-            "--submissions",
-            class.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--only",
-            "a line is echoed unchanged",
-        ]);
-        let output = bounded(cmd, Duration::from_secs(180));
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{mode:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        grade_class(mode, &class, &out);
         // The daemon tries for two seconds; as root it dies with its
         // scenario, as an ordinary user it may outlive the run.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -435,25 +442,7 @@ fn fifos_and_sparse_files_are_neither_followed_nor_filled() {
         )
         .unwrap();
         let out = dir.path().join("out");
-        std::fs::create_dir(&out).unwrap();
-        open_to_all(&out);
-        let cmd = mode.sockgrade(&[
-            "grade",
-            "specs/tcp-echo.yaml",
-            "--submissions",
-            class.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--only",
-            "a line is echoed unchanged",
-        ]);
-        let output = bounded(cmd, Duration::from_secs(180));
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{mode:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        grade_class(mode, &class, &out);
         let report: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("fifo/report.json")).unwrap()).unwrap();
         assert_eq!(
