@@ -31,22 +31,22 @@ const NOBODY: u32 = 65534;
 impl Mode {
     /// The modes this machine allows; the others are said and skipped.
     fn here() -> Vec<Mode> {
-        let root = nix::unistd::geteuid().is_root();
+        let as_root = nix::unistd::geteuid().is_root();
         let setpriv = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("setpriv").is_file()));
         let mut modes = Vec::new();
-        if root {
+        if as_root {
             modes.push(Mode::Root);
         } else {
             eprintln!("skipped: modes `root` and `container` (the tests do not run as root)");
         }
-        if root && setpriv {
+        if as_root && setpriv {
             modes.push(Mode::Container);
-        } else if root {
+        } else if as_root {
             eprintln!("skipped: mode `container` (no setpriv to drop CAP_SYS_ADMIN)");
         }
         let exe = Path::new(env!("CARGO_BIN_EXE_sockgrade"));
-        if !root {
+        if !as_root {
             modes.push(Mode::User);
         } else if !setpriv {
             eprintln!("skipped: mode `user` (no setpriv to become an ordinary user)");
