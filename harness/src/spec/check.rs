@@ -548,6 +548,7 @@ impl Checker<'_> {
             | Step::Expect(_)
             | Step::Echo(_)
             | Step::ExpectEof(_)
+            | Step::ExpectClosed(_)
             | Step::ExpectReset(_)
             | Step::Shutdown(_)
             | Step::Close(_)

@@ -53,6 +53,7 @@ impl Step {
             },
             Step::Echo(e) => format!("echo {} back to your client{}", e.payload.describe(), on(&e.on)),
             Step::ExpectEof(c) => format!("wait for the end of the stream (EOF){}", on(&c.on)),
+            Step::ExpectClosed(c) => format!("wait for the connection to be closed{}", on(&c.on)),
             Step::ExpectReset(c) => format!("wait for a reset (RST){}", on(&c.on)),
             Step::Shutdown(c) => format!("half-close (shutdown the sending side){}", on(&c.on)),
             Step::Close(c) => format!("close the connection{}", on(&c.on)),

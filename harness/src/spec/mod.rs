@@ -281,6 +281,9 @@ pub enum Step {
     ExpectEof(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    ExpectClosed(tcp::ConnRef),
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectReset(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<tcp::ConnRef>")]
@@ -366,6 +369,7 @@ impl Step {
             Step::Expect(_) => "expect",
             Step::Echo(_) => "echo",
             Step::ExpectEof(_) => "expect_eof",
+            Step::ExpectClosed(_) => "expect_closed",
             Step::ExpectReset(_) => "expect_reset",
             Step::Shutdown(_) => "shutdown",
             Step::Close(_) => "close",
@@ -426,9 +430,12 @@ impl Step {
             Step::Send(s) => Some(s.on.as_ref()),
             Step::Expect(e) => Some(e.on.as_ref()),
             Step::Echo(e) => Some(e.on.as_ref()),
-            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
-                Some(c.on.as_ref())
-            }
+            Step::ExpectEof(c)
+            | Step::ExpectClosed(c)
+            | Step::ExpectReset(c)
+            | Step::Shutdown(c)
+            | Step::Close(c)
+            | Step::Abort(c) => Some(c.on.as_ref()),
             Step::ReadSlowly(r) => Some(r.on.as_ref()),
             Step::ExpectSilence(s) => Some(s.on.as_ref()),
             Step::SendRequest(s) => Some(s.on.as_ref()),

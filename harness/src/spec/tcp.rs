@@ -450,7 +450,9 @@ impl TryFrom<RawEchoBack> for EchoBack {
 }
 
 /// The steps that take only a connection: `expect_eof`, `expect_reset`
-/// (the peer closed, or reset, with no more bytes before), `shutdown` (the
+/// (the peer closed, or reset, with no more bytes before), `expect_closed`
+/// (either: a program that closes with the grader's bytes unread makes its
+/// kernel reset, and that is a close too), `shutdown` (the
 /// harness's FIN, after what is queued), `close` (waits up to `within` for
 /// the queue to drain), `abort` (RST: SO_LINGER 0, the queue dropped).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -97,6 +97,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             | Step::Expect(_)
             | Step::Echo(_)
             | Step::ExpectEof(_)
+            | Step::ExpectClosed(_)
             | Step::ExpectReset(_)
             | Step::Shutdown(_)
             | Step::Close(_)
@@ -115,7 +116,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
                 let result = run_on(conn, &step.value, spec, port).await;
                 if result.is_err() {
                     play.precondition = closed_early(spec, conn);
-                    if let Step::ExpectEof(_) = step.value {
+                    if let Step::ExpectEof(_) | Step::ExpectClosed(_) = step.value {
                         play.observed = tcp::copy_kept(play, step.value.on().flatten());
                     }
                 }
@@ -177,6 +178,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, port: u16)
         Step::Expect(e) => tcp::expect(conn, e).await,
         Step::Echo(e) => tcp::echo_back(conn, e).await,
         Step::ExpectEof(c) => tcp::expect_eof(conn, c).await,
+        Step::ExpectClosed(c) => tcp::expect_closed(conn, c).await,
         Step::ExpectReset(c) => tcp::expect_reset(conn, c).await,
         Step::Shutdown(c) => tcp::shutdown(conn, c),
         Step::Close(c) => tcp::close(conn, c).await,

@@ -356,6 +356,24 @@ pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
     Ok(())
 }
 
+/// The program closed the connection, with no bytes more: a FIN, or the
+/// reset a kernel sends for a program that closes with bytes of the
+/// grader's unread (a server that stops reading a head too long, answers
+/// and closes). Either is a close; only what came before it counts.
+pub(super) async fn expect_closed(conn: &mut Conn, c: &ConnRef) -> StepResult {
+    match conn.expect_end(PeerState::Eof, within(c.within)).await {
+        Ok(()) => conn.transcript.record_wire(&conn.name, Wire::Eof),
+        Err(_) if conn.peer == PeerState::Reset && conn.inbox.is_empty() => {
+            conn.transcript.record_wire(&conn.name, Wire::Reset)
+        }
+        Err(e) => {
+            drawn_end(conn, "the connection closed");
+            return Err(e.replace("end of stream (EOF)", "the connection to be closed"));
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
     conn.expect_end(PeerState::Reset, within(c.within))
         .await
