@@ -248,6 +248,7 @@ fixtures! {
     multicast_recv_join_any => "multicast-recv-join-any",
     multicast_recv_no_flush => "multicast-recv-no-flush",
     multicast_recv_no_htons => "multicast-recv-no-htons",
+    multicast_recv_no_newline => "multicast-recv-no-newline",
     multicast_recv_no_reuseaddr => "multicast-recv-no-reuseaddr",
     multicast_recv_printf => "multicast-recv-printf",
     multicast_recv_term_leave_only => "multicast-recv-term-leave-only",
