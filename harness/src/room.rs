@@ -60,11 +60,6 @@ pub struct Room {
 }
 
 impl Room {
-    /// No walls: for tests of other things and `--isolation` checks.
-    pub fn none() -> Room {
-        Room::default()
-    }
-
     pub fn mount_fd(&self) -> Option<RawFd> {
         self.mount_ns.as_ref().map(AsRawFd::as_raw_fd)
     }
