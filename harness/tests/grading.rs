@@ -290,6 +290,7 @@ fixtures! {
     http_client_status_exit0 => "http-client-status-exit0",
     http_client_wait_close => "http-client-wait-close",
     http_close_always => "http-close-always",
+    http_close_delimited => "http-close-delimited",
     http_close_unread => "http-close-unread",
     http_fd_leak => "http-fd-leak",
     http_fgets_binary => "http-fgets-binary",
