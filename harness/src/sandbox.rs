@@ -79,7 +79,8 @@ fn lock_dir() -> Result<PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let dir = std::env::var_os("SOCKGRADE_UID_LOCKS").map_or_else(|| PathBuf::from(LOCK_DIR), PathBuf::from);
     let shown = dir.display();
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+    // Recursive: a container's image may have no /run at all.
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(format!("cannot create {shown}: {e}")),
