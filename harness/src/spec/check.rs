@@ -130,6 +130,23 @@ impl Checker<'_> {
         self.errors.push((Some(at), message));
     }
 
+    /// A program of the spec that a baseline step (`baseline`, with its
+    /// article) took before `keyword` compares with it.
+    fn program_with_baseline(
+        &mut self,
+        name: &Name,
+        before: &std::collections::HashSet<String>,
+        baseline: &str,
+        keyword: &str,
+        at: Location,
+    ) {
+        self.program(name, at);
+        if !before.contains(&name.value) {
+            let name = &name.value;
+            self.fail(at, format!("expected {baseline}: {name}` before `{keyword}` on {name}"));
+        }
+    }
+
     fn program(&mut self, name: &Name, step: Location) {
         if !self.programs.contains_key(&name.value) {
             let known: Vec<_> = self.programs.keys().map(|k| format!("`{k}`")).collect();
@@ -499,24 +516,12 @@ impl Checker<'_> {
             // Found while the scenario ran, these were charged to the
             // student: they are the spec's to get right.
             Step::ExpectFds(f) => {
-                self.program(&f.program, at);
-                if !scope.fd_baselines.contains(&f.program.value) {
-                    let name = &f.program.value;
-                    self.fail(
-                        at,
-                        format!("expected an `fd_baseline: {name}` before `expect_fds` on {name}"),
-                    );
-                }
+                let before = &scope.fd_baselines;
+                self.program_with_baseline(&f.program, before, "an `fd_baseline", "expect_fds", at)
             }
             Step::ExpectMemory(m) => {
-                self.program(&m.program, at);
-                if !scope.memory_baselines.contains(&m.program.value) {
-                    let name = &m.program.value;
-                    self.fail(
-                        at,
-                        format!("expected a `memory_baseline: {name}` before `expect_memory` on {name}"),
-                    );
-                }
+                let before = &scope.memory_baselines;
+                self.program_with_baseline(&m.program, before, "a `memory_baseline", "expect_memory", at)
             }
             Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),
             Step::ExpectAccepted(a) => self.program_and_connection(&a.program, &a.connection, true, scope, at),
