@@ -9,6 +9,7 @@
 
 use crate::escape;
 use crate::matcher::{Check, Matcher};
+use crate::program_time::Deadline;
 use crate::transcript::Transcript;
 use bytes::Bytes;
 use std::io;
@@ -34,7 +35,7 @@ enum WriteOp {
     /// Write until the program's window closes (see `Conn::push_until_full`).
     Fill {
         at_most: usize,
-        deadline: Instant,
+        deadline: Deadline,
         done: oneshot::Sender<Result<Filled, String>>,
     },
 }
@@ -226,13 +227,17 @@ impl Conn {
             return Err("the connection can no longer send (an earlier write failed)".into());
         }
         if let Some(bound) = wait {
-            match tokio::time::timeout(bound, done_rx).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err("the write failed (see the transcript)".into()),
-                Err(_) => {
-                    return Err(format!(
-                        "not all bytes could be written within {}ms: the program is not reading",
-                        bound.as_millis()
+            let mut deadline = Deadline::after(bound);
+            match deadline.within(done_rx).await {
+                Some(Ok(())) => {}
+                Some(Err(_)) => return Err("the write failed (see the transcript)".into()),
+                None => {
+                    return Err(with_busy_note(
+                        format!(
+                            "not all bytes could be written within {}ms: the program is not reading",
+                            bound.as_millis()
+                        ),
+                        &deadline,
                     ))
                 }
             }
@@ -273,10 +278,14 @@ impl Conn {
         };
         let _ = tx.send(WriteOp::Close);
         drop(tx);
-        if tokio::time::timeout(bound, task).await.is_err() {
-            return Err(format!(
-                "could not finish sending before closing within {}ms: the program is not reading",
-                bound.as_millis()
+        let mut deadline = Deadline::after(bound);
+        if deadline.within(task).await.is_none() {
+            return Err(with_busy_note(
+                format!(
+                    "could not finish sending before closing within {}ms: the program is not reading",
+                    bound.as_millis()
+                ),
+                &deadline,
             ));
         }
         if let Some(stream) = stream {
@@ -342,7 +351,7 @@ impl Conn {
             return Err(format!("`{}` is closed", self.name));
         };
         let (done, filled) = oneshot::channel();
-        let deadline = Instant::now() + bound;
+        let deadline = Deadline::after(bound);
         if !queue(
             tx,
             &self.pending,
@@ -371,6 +380,20 @@ impl Conn {
 
     pub fn read_slowly(&mut self, chunk: usize, gap: Duration) {
         self.slow = Some((chunk, gap));
+    }
+
+    /// Reads more into the inbox until `deadline` passes in the programs'
+    /// time (`fill` stops at its wall-clock end); false when the peer is
+    /// done or the deadline passed.
+    async fn fill_within(&mut self, deadline: &mut Deadline) -> bool {
+        loop {
+            if self.fill(deadline.end()).await {
+                return true;
+            }
+            if self.peer != PeerState::Open || self.stream.is_none() || deadline.passed() {
+                return false;
+            }
+        }
     }
 
     /// Reads more into the inbox; false when the peer is done or the
@@ -539,7 +562,7 @@ impl Conn {
     /// satisfy it, the peer ends, `bound` passes, or the kernel shows that
     /// nothing more can come (see `stalled`).
     pub async fn expect(&mut self, matcher: &Matcher, bound: Duration) -> Outcome {
-        let deadline = Instant::now() + bound;
+        let mut deadline = Deadline::after(bound);
         let mut quiet = Quiet::default();
         loop {
             match matcher.check(&self.inbox) {
@@ -548,11 +571,11 @@ impl Conn {
                 Check::More => {}
             }
             let look_at = Instant::now() + LOOK_EVERY;
-            if self.fill(deadline.min(look_at)).await {
+            if self.fill(deadline.end().min(look_at)).await {
                 quiet = Quiet::default();
                 continue;
             }
-            let waiting = self.peer == PeerState::Open && self.stream.is_some() && Instant::now() < deadline;
+            let waiting = self.peer == PeerState::Open && self.stream.is_some() && !deadline.passed();
             if waiting && !quiet.look(self.stalled()) {
                 continue;
             }
@@ -592,9 +615,12 @@ impl Conn {
                 PeerState::Open if self.stream.is_none() => {
                     format!("{grader} expected {what}, but `{}` is closed", self.name)
                 }
-                PeerState::Open => format!(
-                    "{grader} expected {what} within {}ms; {n} bytes arrived: {got}",
-                    bound.as_millis(),
+                PeerState::Open => with_busy_note(
+                    format!(
+                        "{grader} expected {what} within {}ms; {n} bytes arrived: {got}",
+                        bound.as_millis()
+                    ),
+                    &deadline,
                 ),
             };
             let why = match matcher.shortfall(&self.inbox) {
@@ -617,7 +643,7 @@ impl Conn {
         bound: Duration,
     ) -> Result<crate::http::Message, String> {
         use crate::http::{parse_message, Parsed};
-        let deadline = Instant::now() + bound;
+        let mut deadline = Deadline::after(bound);
         let mut quiet = Quiet::default();
         let what = if request { "a request" } else { "a response" };
         loop {
@@ -637,7 +663,7 @@ impl Conn {
                 Parsed::More => {}
             }
             let look_at = Instant::now() + LOOK_EVERY;
-            if self.fill(deadline.min(look_at)).await {
+            if self.fill(deadline.end().min(look_at)).await {
                 quiet = Quiet::default();
                 continue;
             }
@@ -650,10 +676,10 @@ impl Conn {
                 0 => "nothing arrived".to_string(),
                 n => format!("{} arrived ({})", escape::bytes(n), escape::quote(&self.inbox, 200)),
             };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{grader} expected {what} within {}ms; {arrived}",
-                    bound.as_millis()
+            if deadline.passed() {
+                return Err(with_busy_note(
+                    format!("{grader} expected {what} within {}ms; {arrived}", bound.as_millis()),
+                    &deadline,
                 ));
             }
             if quiet.look(self.stalled()) {
@@ -674,17 +700,18 @@ impl Conn {
     /// as they arrive, so a program that waits for the echo of each piece
     /// before sending the next is served.
     pub async fn echo_back(&mut self, want: &[u8], bound: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + bound;
+        let mut deadline = Deadline::after(bound);
         let mut done = 0;
         while done < want.len() {
-            if self.inbox.is_empty() && !self.fill(deadline).await {
+            if self.inbox.is_empty() && !self.fill_within(&mut deadline).await {
                 let (grader, peer) = self.roles();
                 let why = match self.peer {
                     PeerState::Eof => format!("{peer} closed the connection (EOF)"),
                     PeerState::Reset => format!("{peer} reset the connection"),
-                    PeerState::Open => {
-                        format!("nothing more arrived within {}ms", bound.as_millis())
-                    }
+                    PeerState::Open => with_busy_note(
+                        format!("nothing more arrived within {}ms", bound.as_millis()),
+                        &deadline,
+                    ),
                 };
                 return Err(format!(
                     "{grader} expected {} to echo; {why} after {done} of its {} bytes (those were right)",
@@ -710,10 +737,12 @@ impl Conn {
 
     /// Nothing arrives for `span`: no byte, and no end of the stream.
     pub async fn expect_silence(&mut self, span: Duration) -> Result<(), String> {
-        let until = Instant::now() + span;
+        // In the program's time too: on a busy machine, what it would have
+        // sent late in the span must not come after a wall-clock span.
+        let mut until = Deadline::after(span);
         // Bytes already received and not consumed arrived too.
         if self.inbox.is_empty() && self.peer == PeerState::Open {
-            self.fill(until).await;
+            self.fill_within(&mut until).await;
         }
         let (grader, peer) = self.roles();
         if !self.inbox.is_empty() {
@@ -739,8 +768,8 @@ impl Conn {
 
     /// Expects the peer to close: no more bytes, then EOF.
     pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + bound;
-        while self.inbox.is_empty() && self.fill(deadline).await {}
+        let mut deadline = Deadline::after(bound);
+        while self.inbox.is_empty() && self.fill_within(&mut deadline).await {}
         let what = if want == PeerState::Eof {
             "end of stream (EOF)"
         } else {
@@ -757,15 +786,26 @@ impl Conn {
         let (grader, peer) = self.roles();
         match (self.peer, want) {
             (a, b) if a == b => Ok(()),
-            (PeerState::Open, _) => Err(format!(
-                "{grader} expected {what} within {}ms; {peer} kept the connection open",
-                bound.as_millis()
+            (PeerState::Open, _) => Err(with_busy_note(
+                format!(
+                    "{grader} expected {what} within {}ms; {peer} kept the connection open",
+                    bound.as_millis()
+                ),
+                &deadline,
             )),
             (PeerState::Eof, _) => Err(format!(
                 "{grader} expected {what}, but {peer} closed the connection normally (EOF)"
             )),
             (PeerState::Reset, _) => Err(format!("{grader} expected {what}, but {peer} reset the connection")),
         }
+    }
+}
+
+/// A failure at a bound, with what the machine's load took from it.
+pub fn with_busy_note(why: String, deadline: &Deadline) -> String {
+    match deadline.busy_note() {
+        Some(note) => format!("{why}\n  {note}"),
+        None => why,
     }
 }
 
@@ -938,7 +978,7 @@ async fn writer(
 
 /// Writes text lines until the send buffer is full and the peer's window is
 /// closed, or `at_most` bytes were written.
-async fn push_until_full(stream: &TcpStream, at_most: usize, deadline: Instant) -> io::Result<Filled> {
+async fn push_until_full(stream: &TcpStream, at_most: usize, mut deadline: Deadline) -> io::Result<Filled> {
     const LINE: &[u8] = b"filling every buffer between us until you stop reading\n";
     let chunk: Vec<u8> = LINE.repeat((64 << 10) / LINE.len());
     // The handshake advertised a window: a kernel that reports it shows it
@@ -966,7 +1006,7 @@ async fn push_until_full(stream: &TcpStream, at_most: usize, deadline: Instant) 
                     window_closed: true,
                 });
             }
-            if Instant::now() >= deadline {
+            if deadline.passed() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(

@@ -8,6 +8,7 @@
 //! interval right), and on a group member's socket its TTL (IP_RECVTTL) and
 //! the interface it came through (IP_PKTINFO).
 
+use crate::program_time::Deadline;
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSliceMut};
@@ -58,6 +59,9 @@ pub struct Endpoint {
     pub last_sent: Option<Vec<u8>>,
     /// When the last datagram arrived, for `interval`.
     pub last_arrival: Option<SystemTime>,
+    /// The threads' counts when the last datagram was taken (an `interval`'s
+    /// upper bound leaves out what a busy machine took).
+    pub last_mark: Option<crate::program_time::Mark>,
 }
 
 /// One more byte than the largest IPv4 datagram: a read never cuts one.
@@ -135,6 +139,7 @@ impl Endpoint {
             peer,
             last_sent: None,
             last_arrival: None,
+            last_mark: None,
         })
     }
 
@@ -182,16 +187,14 @@ impl Endpoint {
         for_socket(&self.socket, to)
     }
 
-    /// The next datagram, if one arrives within `within`.
-    pub async fn recv(&mut self, within: Duration) -> io::Result<Option<Datagram>> {
-        let got = tokio::time::timeout(
-            within,
-            self.socket.async_io(Interest::READABLE, || read_one(&self.socket)),
-        )
-        .await;
+    /// The next datagram, if one arrives before `deadline` passes.
+    pub async fn recv(&mut self, deadline: &mut Deadline) -> io::Result<Option<Datagram>> {
+        let got = deadline
+            .within(self.socket.async_io(Interest::READABLE, || read_one(&self.socket)))
+            .await;
         let datagram = match got {
-            Err(_) => return Ok(None),
-            Ok(result) => result?,
+            None => return Ok(None),
+            Some(result) => result?,
         };
         if self.role == Role::Server {
             self.peer = Some(datagram.from);

@@ -19,6 +19,8 @@
 //!                index.html
 //! runner       scenarios on worker threads, each in its own namespace/user
 //! scenario     one scenario: the step loop, its bound, the clean-up
+//! program_time bounds counted in the time the programs could run (wall
+//!                time less their threads' run-queue delay)
 //! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
 //! process      a program under test (actor)     conn      a TCP peer (actor)
 //! datagram     a UDP endpoint of the harness (actor): client, server,
@@ -57,6 +59,7 @@ pub mod isolation;
 pub mod listing;
 pub(crate) mod matcher;
 pub(crate) mod process;
+pub(crate) mod program_time;
 pub(crate) mod relay;
 pub mod report;
 pub mod room;

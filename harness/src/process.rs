@@ -1,6 +1,7 @@
 //! A program under test, running: its output captured with a cap, its stdin
 //! fed from the spec, its end observed as soon as the kernel reports it.
 
+use crate::program_time::Deadline;
 use crate::sandbox::{self, Limits};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -200,8 +201,13 @@ impl Running {
 
     /// Waits for the end, at most `bound`.
     pub async fn wait(&mut self, bound: Duration) -> Option<ExitStatus> {
+        self.wait_until(&mut Deadline::after(bound)).await
+    }
+
+    /// Waits for the end, until `deadline` passes.
+    pub async fn wait_until(&mut self, deadline: &mut Deadline) -> Option<ExitStatus> {
         let mut rx = self.exit.clone();
-        let _ = tokio::time::timeout(bound, rx.wait_for(|s| s.is_some())).await;
+        let _ = deadline.within(rx.wait_for(|s| s.is_some())).await;
         self.exit_status()
     }
 

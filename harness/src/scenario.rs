@@ -6,6 +6,7 @@
 use crate::conn::{Conn, Listener};
 use crate::escape;
 use crate::process::{describe_exit, Running};
+use crate::program_time::Deadline;
 use crate::spec::values::{DEFAULT_SCENARIO_TIMEOUT, DEFAULT_WITHIN};
 use crate::spec::{Name, Scenario, Spec};
 use crate::steps::{self, StepError};
@@ -15,7 +16,6 @@ use crate::witness;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const STDERR_TAIL: usize = 1200;
 
@@ -77,6 +77,8 @@ pub(crate) struct Play<'a> {
 /// with a user of its own, `sandbox::end_all_of` waits until the rest
 /// (their children, zombies) is gone too.
 pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> ScenarioResult {
+    // Bounds from here on count the time this scenario's programs could run.
+    let _programs = crate::program_time::Scenario::enter();
     let transcript = Transcript::new(setting.port);
     let mut play = Play {
         spec,
@@ -98,7 +100,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;
     let mut error: Option<String> = None;
-    let deadline = Instant::now() + bound;
+    let mut deadline = Deadline::after(bound);
     if spec.uses_multicast() {
         match crate::isolation::prepare_multicast(play.setting.own_netns) {
             Ok(decoy) => play.decoy = decoy,
@@ -114,21 +116,24 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     for (i, step) in steps.iter().enumerate() {
         // Where this step's events begin, so that a failure can point at them.
         let first_event = transcript.len();
-        match tokio::time::timeout_at(deadline, steps::run(&mut play, step)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(StepError::CannotRun(why))) => {
+        match deadline.within(steps::run(&mut play, step)).await {
+            Some(Ok(())) => {}
+            Some(Err(StepError::CannotRun(why))) => {
                 error = Some(why);
                 break;
             }
-            Ok(Err(StepError::Failed(why))) => {
+            Some(Err(StepError::Failed(why))) => {
                 failed = Some((i, first_event, why));
                 break;
             }
-            Err(_) => {
+            None => {
                 failed = Some((
                     i,
                     first_event,
-                    format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
+                    crate::conn::with_busy_note(
+                        format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
+                        &deadline,
+                    ),
                 ));
                 break;
             }

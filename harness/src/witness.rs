@@ -718,7 +718,8 @@ fn igmp_users(text: &str, device: &str, group: std::net::Ipv4Addr) -> u32 {
 /// fraction of a millisecond away) and then every 20 ms.
 pub async fn poll_until<T>(bound: std::time::Duration, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
     use std::time::Duration;
-    let deadline = tokio::time::Instant::now() + bound;
+    // In the programs' time: what is looked for is often a program's work.
+    let mut deadline = crate::program_time::Deadline::after(bound);
     let mut pause = Duration::from_micros(100);
     let mut fine = FinePause::new();
     loop {
@@ -726,11 +727,10 @@ pub async fn poll_until<T>(bound: std::time::Duration, mut check: impl FnMut() -
         if done {
             return Ok(value);
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
+        if deadline.passed() {
             return Err(value);
         }
-        let pause_now = pause.min(deadline - now);
+        let pause_now = pause.min(deadline.left());
         match &mut fine {
             Some(fine) if pause_now < Duration::from_millis(2) => fine.sleep(pause_now).await,
             _ => tokio::time::sleep(pause_now).await,

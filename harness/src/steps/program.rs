@@ -2,9 +2,11 @@
 //! restart, signal, expect_running, expect_exit, expect_output.
 
 use super::{StepError, StepResult};
+use crate::conn::with_busy_note;
 use crate::escape;
 use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
+use crate::program_time::Deadline;
 use crate::sandbox;
 use crate::scenario::{record_output, Play};
 use crate::spec::multicast::Group;
@@ -77,6 +79,7 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
     )
     .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
     play.started.push(prog.pid);
+    crate::program_time::Scenario::started(prog.pid);
     match &s.stdin {
         Some(p) => play
             .transcript
@@ -163,7 +166,7 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
     /// listen within it.
     const SPIN: Duration = Duration::from_millis(3);
     let began = Instant::now();
-    let deadline = began + bound;
+    let mut deadline = Deadline::after(bound);
     let mut readiness = witness::Readiness::new();
     let mut fine = witness::FinePause::new();
     // A look costs about 20 us (sock_diag), so the first pauses are
@@ -187,11 +190,14 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
         if readiness.look(prog.pid, port, protocol, round % 4 == 3) {
             return Ok(());
         }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "expected {} to listen on port {port} within {}ms; it did not",
-                prog.name,
-                bound.as_millis()
+        if deadline.passed() {
+            return Err(with_busy_note(
+                format!(
+                    "expected {} to listen on port {port} within {}ms; it did not",
+                    prog.name,
+                    bound.as_millis()
+                ),
+                &deadline,
             ));
         }
         // A bounded poll: there is no event for "a socket started
@@ -209,7 +215,7 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
             continue;
         }
         // Woken early when the program ends.
-        let pause_now = pause.min(deadline.saturating_duration_since(Instant::now()));
+        let pause_now = pause.min(deadline.left());
         match &mut fine {
             Some(fine) => {
                 tokio::select! {
@@ -350,12 +356,16 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
         .programs
         .get_mut(name)
         .ok_or_else(|| format!("{name} was never started"))?;
-    let Some(status) = prog.wait(bound).await else {
+    let mut deadline = Deadline::after(bound);
+    let Some(status) = prog.wait_until(&mut deadline).await else {
         play.transcript
             .record(name, format!("still running after {}ms", bound.as_millis()));
-        return Err(format!(
-            "expected {name} to exit within {}ms; it is still running",
-            bound.as_millis()
+        return Err(with_busy_note(
+            format!(
+                "expected {name} to exit within {}ms; it is still running",
+                bound.as_millis()
+            ),
+            &deadline,
         ));
     };
     play.transcript.record(name, describe_exit(&status));
@@ -387,7 +397,7 @@ pub(super) async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> Step
     let prog = play.program(name)?;
     let stream = o.stream.as_str();
     let bound = within(o.within);
-    let deadline = Instant::now() + bound;
+    let mut deadline = Deadline::after(bound);
     let captured = prog.output(o.stream).clone();
     let changed = prog.changed.clone();
     // When the bound passes, one more look: output that arrived with the
@@ -451,15 +461,18 @@ pub(super) async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> Step
                 escape::quote(&text, 300)
             ));
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        if deadline.within(notified).await.is_none() {
             if !last_look {
                 last_look = true;
                 continue;
             }
-            return Err(format!(
-                "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
-                bound.as_millis(),
-                escape::quote(&text, 300)
+            return Err(with_busy_note(
+                format!(
+                    "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
+                    bound.as_millis(),
+                    escape::quote(&text, 300)
+                ),
+                &deadline,
             ));
         }
     }

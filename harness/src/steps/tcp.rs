@@ -4,8 +4,9 @@
 //! connection (`super::run_on`), at the top level or inside `each`.
 
 use super::StepResult;
-use crate::conn::{self, Conn, Listener, Outcome, PeerState};
+use crate::conn::{self, with_busy_note, Conn, Listener, Outcome, PeerState};
 use crate::escape;
+use crate::program_time::Deadline;
 use crate::scenario::Play;
 use crate::spec::tcp::{
     Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ReadSlowly, Send,
@@ -32,8 +33,11 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
         if let Some(pacing) = &mut pacing {
             pacing.before_connect().await;
         }
-        let outcome = match tokio::time::timeout(bound, conn::connect(addr, c.rcvbuf.map(|s| s.0))).await {
-            Ok(Ok(stream)) => {
+        let outcome = match Deadline::after(bound)
+            .within(conn::connect(addr, c.rcvbuf.map(|s| s.0)))
+            .await
+        {
+            Some(Ok(stream)) => {
                 let mut conn = Conn::new(name, stream, play.transcript.clone());
                 conn.outgoing = true;
                 conn.far_end = play
@@ -47,9 +51,9 @@ pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
                 play.conns.insert(name.clone(), conn);
                 ConnectOutcome::Established
             }
-            Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,
-            Ok(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
-            Err(_) => ConnectOutcome::Pending,
+            Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,
+            Some(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
+            None => ConnectOutcome::Pending,
         };
         outcomes.push(outcome);
         if outcome != c.expect {
@@ -124,7 +128,7 @@ impl Pacing {
     /// kernel lets them, and the scenario sees what that program does.
     async fn before_connect(&mut self) {
         const STALL: Duration = Duration::from_millis(250);
-        let deadline = tokio::time::Instant::now() + STALL;
+        let mut deadline = Deadline::after(STALL);
         while self.owed == 0 {
             let Some((waiting, backlog)) = self.queue.look() else {
                 // No sock_diag here: connect as the kernel lets us.
@@ -137,7 +141,7 @@ impl Pacing {
             if self.owed > 0 {
                 break;
             }
-            if tokio::time::Instant::now() >= deadline {
+            if deadline.passed() {
                 self.owed = u32::MAX;
                 return;
             }
@@ -180,8 +184,9 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
         .get(&a.on.value)
         .ok_or_else(|| format!("`{}` is not listening", a.on.value))?;
     let name = a.name.value.clone();
-    match tokio::time::timeout(bound, listener.accept()).await {
-        Ok(Ok((stream, _))) => {
+    let mut deadline = Deadline::after(bound);
+    match deadline.within(listener.accept()).await {
+        Some(Ok((stream, _))) => {
             // The client under test that connected: the program started
             // last among those that don't listen.
             let peer = play
@@ -195,11 +200,14 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
             play.conns.insert(name, conn);
             Ok(())
         }
-        Ok(Err(e)) => Err(format!("accept failed: {e}")),
-        Err(_) => Err(format!(
-            "expected the program to connect to port {} within {}ms; it did not",
-            play.setting.port,
-            bound.as_millis()
+        Some(Err(e)) => Err(format!("accept failed: {e}")),
+        None => Err(with_busy_note(
+            format!(
+                "expected the program to connect to port {} within {}ms; it did not",
+                play.setting.port,
+                bound.as_millis()
+            ),
+            &deadline,
         )),
     }
 }

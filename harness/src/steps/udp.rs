@@ -3,8 +3,10 @@
 //! expect_no_datagram act on one.
 
 use super::{StepError, StepResult};
+use crate::conn::with_busy_note;
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
+use crate::program_time::Deadline;
 use crate::scenario::Play;
 use crate::spec::udp::{
     ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen,
@@ -132,22 +134,28 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     let role = endpoint.role;
     let expected_from = endpoint.peer;
     let previous = endpoint.last_arrival;
+    let previous_mark = endpoint.last_mark.take();
     let echo = endpoint.last_sent.clone();
+    let mut deadline = Deadline::after(bound);
     let Some(d) = endpoint
-        .recv(bound)
+        .recv(&mut deadline)
         .await
         .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
     else {
         play.transcript
             .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
-        return Err(format!(
-            "expected {} on `{name}` within {}ms; nothing arrived{}",
-            describe_expected(&e.expected),
-            bound.as_millis(),
-            play.who_ended()
+        return Err(with_busy_note(
+            format!(
+                "expected {} on `{name}` within {}ms; nothing arrived{}",
+                describe_expected(&e.expected),
+                bound.as_millis(),
+                play.who_ended()
+            ),
+            &deadline,
         ));
     };
     endpoint.last_arrival = Some(d.arrived);
+    endpoint.last_mark = Some(crate::program_time::Mark::now());
     let whom = match role {
         Role::Server => "from the client".to_string(),
         // What a member sees of a sender: its address, the TTL and the
@@ -239,7 +247,11 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
                 "`interval` measures from the previous datagram on `{name}`, and this is the first"
             ));
         };
-        if gap < bounds.at_least.0 || gap > bounds.at_most.0 {
+        // Too late only in the programs' time: what a busy machine kept
+        // them waiting for a CPU in between is not the program's delay.
+        // (Too soon needs no such care: load never makes anything sooner.)
+        let stolen = || previous_mark.as_ref().map(|m| m.waited_since()).unwrap_or_default();
+        if gap < bounds.at_least.0 || (gap > bounds.at_most.0 && gap > bounds.at_most.0 + stolen()) {
             let how = if gap < bounds.at_least.0 {
                 "too soon"
             } else {
@@ -286,7 +298,7 @@ pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram
     let name = e.on.value.clone();
     let endpoint = play.endpoint(&e.on)?;
     let got = endpoint
-        .recv(e.duration.0)
+        .recv(&mut Deadline::after(e.duration.0))
         .await
         .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
     match got {

@@ -1,0 +1,316 @@
+//! Bounds counted in the time the programs could run, not in wall time.
+//!
+//! A step's `within: 2s` means "a correct program answers sooner". On a
+//! machine busy with other work (a class graded beside a build, a CI runner
+//! shared with other jobs) a program's threads wait for a CPU, and a bound
+//! counted on the wall clock charges that wait to the student. A `Deadline`
+//! moves its end by the time the scenario's programs (every thread of every
+//! process they started) and the grader's own thread were runnable but not
+//! running: the run-queue delay the kernel keeps per thread in
+//! `/proc/<pid>/task/<tid>/schedstat`. On a quiet machine that delay is a
+//! few microseconds and a deadline is its wall-clock bound; a program that
+//! sleeps, or waits in `read`, is never runnable, so its bound passes on
+//! time however busy the machine.
+//!
+//! The delays of all threads are added: two threads waiting at once count
+//! twice, which can only make a bound longer. So that a broken program that
+//! spins still fails in good time, a bound also passes once the programs
+//! have run on a CPU for as long as the bound (they had their time), and in
+//! any case at `STRETCH_MOST` times the bound on the wall clock. A kernel
+//! without schedstat (gVisor) counts nothing: the bound is wall time there.
+//!
+//! Deadlines find the scenario's programs on their thread: one scenario
+//! plays at a time on its own runtime's thread (`runner`), and `Scenario`
+//! marks the thread as the scenario's while it plays, so a bound deep in a
+//! step needs no handle passed down to it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// At most this many times its bound, on the wall clock, a deadline waits,
+/// however much time the kernel says was stolen.
+const STRETCH_MOST: u32 = 10;
+
+/// Past its wall-clock end, a stretched bound looks again at least this
+/// often (a quarter of the bound, if longer) whether the programs have had
+/// their time on a CPU.
+const LOOK_AGAIN: Duration = Duration::from_millis(5);
+
+/// Below this, stolen time is not worth a word in a failure.
+const WORTH_SAYING: Duration = Duration::from_millis(20);
+
+thread_local! {
+    /// The processes the playing scenario started (roots; their
+    /// descendants are found when counting).
+    static PROGRAMS: RefCell<Option<Vec<i32>>> = const { RefCell::new(None) };
+    /// The last count taken, and when: deadlines that start close together
+    /// share it (see `Waits::recent`).
+    static LAST: RefCell<Option<(Instant, Arc<Waits>)>> = const { RefCell::new(None) };
+}
+
+/// This thread plays a scenario until the value is dropped.
+pub struct Scenario(());
+
+impl Scenario {
+    pub fn enter() -> Scenario {
+        PROGRAMS.with(|p| *p.borrow_mut() = Some(Vec::new()));
+        LAST.with(|l| *l.borrow_mut() = None);
+        Scenario(())
+    }
+
+    /// A process the scenario started: its threads' waits count from now.
+    pub fn started(pid: i32) {
+        PROGRAMS.with(|p| {
+            if let Some(list) = p.borrow_mut().as_mut() {
+                list.push(pid);
+            }
+        });
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        PROGRAMS.with(|p| *p.borrow_mut() = None);
+        LAST.with(|l| *l.borrow_mut() = None);
+    }
+}
+
+/// The time on a CPU and the run-queue delay, in nanoseconds, of every
+/// thread of the scenario's processes and their descendants, and of this
+/// (the grader's) thread.
+#[derive(Default)]
+struct Waits(HashMap<i32, Sched>);
+
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    ran: u64,
+    waited: u64,
+}
+
+/// What the threads did between two counts.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    /// Waiting for a CPU, the programs' threads and the grader's.
+    waited: Duration,
+    /// On a CPU, the programs' threads.
+    ran: Duration,
+}
+
+impl Waits {
+    /// A count to measure a `bound` from: the last one taken, if it is
+    /// younger than a tenth of the bound, else a new one. Counting reads two
+    /// files per thread (a thousand for a thread-per-client server with 500
+    /// clients), and steps start bounds by the thousand; an older start only
+    /// adds what was stolen in that tenth, which a quiet machine never has.
+    fn recent(bound: Duration) -> Arc<Waits> {
+        let now = Instant::now();
+        if let Some(last) = LAST.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|(at, _)| now.duration_since(*at) <= bound / 10)
+                .map(|(_, w)| w.clone())
+        }) {
+            return last;
+        }
+        let waits = Arc::new(Waits::now());
+        LAST.with(|l| *l.borrow_mut() = Some((now, waits.clone())));
+        waits
+    }
+
+    fn now() -> Waits {
+        let mut waits = HashMap::new();
+        let roots = PROGRAMS.with(|p| p.borrow().clone()).unwrap_or_default();
+        let mut stack = roots;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(pid) = stack.pop() {
+            if !seen.insert(pid) {
+                continue;
+            }
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if let Some(sched) = schedstat(&task.path().join("schedstat")) {
+                    waits.insert(tid, sched);
+                }
+                if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+                    stack.extend(children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+                }
+            }
+        }
+        // The grader's own thread, under a key no thread id takes.
+        if let Some(sched) = schedstat(std::path::Path::new("/proc/thread-self/schedstat")) {
+            waits.insert(-gettid(), sched);
+        }
+        Waits(waits)
+    }
+
+    /// What the threads waited since `before`. A thread that ended in
+    /// between is not counted; one that began counts from its start.
+    fn since(&self, before: &Waits) -> Spent {
+        let (mut ran, mut waited) = (0, 0);
+        for (tid, now) in &self.0 {
+            let then = before.0.get(tid).copied().unwrap_or_default();
+            waited += now.waited.saturating_sub(then.waited);
+            if *tid > 0 {
+                ran += now.ran.saturating_sub(then.ran);
+            }
+        }
+        Spent {
+            waited: Duration::from_nanos(waited),
+            ran: Duration::from_nanos(ran),
+        }
+    }
+}
+
+fn gettid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// schedstat: time on the CPU, time waiting on a run queue, timeslices.
+fn schedstat(path: &std::path::Path) -> Option<Sched> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some(Sched {
+        ran: fields.next()??,
+        waited: fields.next()??,
+    })
+}
+
+/// A moment, with the threads' counts then: what a busy machine took from
+/// the time since, for a check that something came no later than it should
+/// (a datagram's interval from the previous one). Shares a count up to
+/// 100 ms old, as a deadline of a second would.
+#[derive(Clone)]
+pub struct Mark(Arc<Waits>);
+
+impl Mark {
+    pub fn now() -> Mark {
+        Mark(Waits::recent(Duration::from_secs(1)))
+    }
+
+    /// What the programs' threads and the grader's waited for a CPU since.
+    pub fn waited_since(&self) -> Duration {
+        Waits::now().since(&self.0).waited
+    }
+}
+
+/// A bound that started now.
+pub struct Deadline {
+    bound: Duration,
+    began: Instant,
+    before: Arc<Waits>,
+    /// What the threads did, as of the last look past the wall-clock end.
+    spent: Spent,
+    /// When to look again whether the bound passed.
+    look_at: Instant,
+}
+
+impl Deadline {
+    pub fn after(bound: Duration) -> Deadline {
+        let began = Instant::now();
+        Deadline {
+            bound,
+            began,
+            before: Waits::recent(bound),
+            spent: Spent::default(),
+            look_at: began + bound,
+        }
+    }
+
+    /// The wall-clock instant the bound ends at, as far as is known: a
+    /// waiter sleeps until then and asks `passed` again.
+    pub fn end(&self) -> Instant {
+        self.look_at
+    }
+
+    /// Whether the bound has passed in the programs' time. Reads the
+    /// kernel's counts only once the wall-clock end is reached.
+    pub fn passed(&mut self) -> bool {
+        let now = Instant::now();
+        if now < self.look_at {
+            return false;
+        }
+        self.spent = Waits::now().since(&self.before);
+        let most = self.began + self.bound * STRETCH_MOST;
+        let stretched = (self.began + self.bound + self.spent.waited).min(most);
+        if now >= stretched || self.spent.ran >= self.bound {
+            return true;
+        }
+        self.look_at = stretched.min(now + (self.bound / 4).max(LOOK_AGAIN));
+        false
+    }
+
+    /// What is left of the bound, on the wall clock, as far as is known.
+    pub fn left(&self) -> Duration {
+        self.end().saturating_duration_since(Instant::now())
+    }
+
+    /// Runs `work` until it ends or the bound passes (`None`).
+    pub async fn within<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            if let Ok(done) = tokio::time::timeout_at(self.end(), &mut work).await {
+                return Some(done);
+            }
+            if self.passed() {
+                return None;
+            }
+        }
+    }
+
+    /// For a failure at this bound: how much of the wall-clock time was
+    /// not counted, when the machine was busy enough for it to matter.
+    pub fn busy_note(&self) -> Option<String> {
+        (self.spent.waited >= WORTH_SAYING).then(|| {
+            format!(
+                "the machine was busy: in the {}ms this bound lasted on the wall clock, the programs ran {}ms on a \
+                 CPU, and their threads and the grader's, counted one by one, waited {}ms in all for one, which the bound does not count",
+                self.began.elapsed().as_millis(),
+                self.spent.ran.as_millis(),
+                self.spent.waited.as_millis(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedstat_has_a_run_delay_for_this_thread() {
+        // Every kernel courses grade on has schedstat; gVisor has none,
+        // and there a deadline is its wall-clock bound.
+        if std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            assert!(schedstat(std::path::Path::new("/proc/thread-self/schedstat")).is_some());
+        }
+    }
+
+    #[test]
+    fn a_child_and_its_threads_are_counted() {
+        let _scenario = Scenario::enter();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        Scenario::started(child.id() as i32);
+        let waits = Waits::now();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(waits.0.contains_key(&(child.id() as i32)), "{:?}", waits.0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_deadline_on_a_quiet_thread_ends_near_its_bound() {
+        let _scenario = Scenario::enter();
+        let mut deadline = Deadline::after(Duration::from_millis(30));
+        let got = deadline.within(std::future::pending::<()>()).await;
+        assert!(got.is_none());
+        assert!(deadline.began.elapsed() < Duration::from_millis(30) * STRETCH_MOST);
+    }
+}
