@@ -85,7 +85,7 @@ impl Drop for Scenario {
 #[derive(Default)]
 struct Waits(HashMap<i32, Sched>);
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Sched {
     ran: u64,
     waited: u64,
