@@ -4,14 +4,15 @@
 use crate::program_time::Deadline;
 use crate::sandbox::{self, Limits};
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 /// What a program wrote on one stream: the head and the tail are kept, the
 /// middle only counted, so a program printing forever costs nothing.
@@ -96,6 +97,9 @@ pub struct Running {
     /// a passed `expect_exit` waited for that end, so a report can tell an
     /// expected end from a crash.
     pub end_expected: bool,
+    /// Dropped with the program: its output thread stops (a grandchild may
+    /// hold the pipes open for ever).
+    _stop_draining: OwnedFd,
 }
 
 impl Running {
@@ -120,16 +124,11 @@ impl Running {
         let changed = Arc::new(Notify::new());
         let stdout = Arc::new(Mutex::new(Captured::default()));
         let stderr = Arc::new(Mutex::new(Captured::default()));
-        let out_done = capture(
-            pipe::Receiver::from_owned_fd(child.stdout)?,
-            stdout.clone(),
+        let (drained_all, stop_draining) = drain(
+            [child.stdout, child.stderr],
+            [stdout.clone(), stderr.clone()],
             changed.clone(),
-        );
-        let err_done = capture(
-            pipe::Receiver::from_owned_fd(child.stderr)?,
-            stderr.clone(),
-            changed.clone(),
-        );
+        )?;
         if let (Some(fd), Some(bytes)) = (child.stdin, stdin) {
             // A program that never reads its input must not block us: the
             // write goes on in its own task and is dropped with the program.
@@ -156,11 +155,7 @@ impl Running {
             // drained. Bounded: a grandchild may hold them open.
             let _ = tx.send(status);
             notify.notify_waiters();
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                let _ = out_done.await;
-                let _ = err_done.await;
-            })
-            .await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), drained_all).await;
             let _ = drained_tx.send(true);
             notify.notify_waiters();
         });
@@ -173,6 +168,7 @@ impl Running {
             exit: rx,
             drained,
             end_expected: false,
+            _stop_draining: stop_draining,
         })
     }
 
@@ -268,15 +264,63 @@ impl Drop for Reaped {
     }
 }
 
-fn capture(mut pipe: pipe::Receiver, into: Arc<Mutex<Captured>>, changed: Arc<Notify>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 << 10];
-        while let Ok(n) = pipe.read(&mut buf).await {
-            if n == 0 {
+/// Reads a program's stdout and stderr on a thread of its own until both
+/// end, or until the returned descriptor is dropped. A task on the
+/// scenario's runtime would read one pipeful per turn of the runtime, and a
+/// runtime busy with 64 connections turns slowly: a program that writes a
+/// lot would wait for us, blocked in `write`, and be late for the
+/// scenario's bounds. A thread reads at pipe speed whatever the scenario
+/// does. The pipes are made as large as an unprivileged program may make
+/// them (1 MiB), for fewer wake-ups.
+fn drain(
+    pipes: [OwnedFd; 2],
+    into: [Arc<Mutex<Captured>>; 2],
+    changed: Arc<Notify>,
+) -> std::io::Result<(oneshot::Receiver<()>, OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    for pipe in &pipes {
+        let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(1 << 20));
+    }
+    let (stop, stop_draining) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (done, drained_all) = oneshot::channel();
+    let helper = crate::program_time::Scenario::helper();
+    std::thread::Builder::new().name("output".into()).spawn(move || {
+        helper.runs();
+        let mut open: Vec<(OwnedFd, Arc<Mutex<Captured>>)> = pipes.into_iter().zip(into).collect();
+        let mut buf = vec![0u8; 256 << 10];
+        while !open.is_empty() {
+            let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+            fds.extend(open.iter().map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(true)).collect();
+            if ready[0] {
                 break;
             }
-            into.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
-            changed.notify_waiters();
+            let mut ended = Vec::new();
+            for (i, (fd, captured)) in open.iter().enumerate() {
+                if !ready[i + 1] {
+                    continue;
+                }
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) => ended.push(i),
+                    Ok(n) => {
+                        captured.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+                        changed.notify_waiters();
+                    }
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                    Err(_) => ended.push(i),
+                }
+            }
+            for i in ended.into_iter().rev() {
+                open.remove(i);
+            }
         }
-    })
+        let _ = done.send(());
+    })?;
+    Ok((drained_all, stop_draining))
 }

@@ -27,6 +27,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -47,6 +48,9 @@ thread_local! {
     /// The processes the playing scenario started (roots; their
     /// descendants are found when counting).
     static PROGRAMS: RefCell<Option<Vec<i32>>> = const { RefCell::new(None) };
+    /// The grader's helper threads for this scenario (each program's output
+    /// reader), by the id each writes once it runs (0 before).
+    static HELPERS: RefCell<Vec<Arc<AtomicI32>>> = const { RefCell::new(Vec::new()) };
     /// The last count taken, and when: deadlines that start close together
     /// share it (see `Waits::recent`).
     static LAST: RefCell<Option<(Instant, Arc<Waits>)>> = const { RefCell::new(None) };
@@ -58,11 +62,21 @@ pub struct Scenario(());
 impl Scenario {
     pub fn enter() -> Scenario {
         PROGRAMS.with(|p| *p.borrow_mut() = Some(Vec::new()));
+        HELPERS.with(|h| h.borrow_mut().clear());
         LAST.with(|l| *l.borrow_mut() = None);
         Scenario(())
     }
 
     /// A process the scenario started: its threads' waits count from now.
+    /// A thread of the grader's that works for the scenario: a program
+    /// that waits for it (blocked writing to a full pipe) waits for its
+    /// turn on a CPU too. The thread calls `Helper::runs` first thing.
+    pub fn helper() -> Helper {
+        let tid = Arc::new(AtomicI32::new(0));
+        HELPERS.with(|h| h.borrow_mut().push(tid.clone()));
+        Helper(tid)
+    }
+
     pub fn started(pid: i32) {
         PROGRAMS.with(|p| {
             if let Some(list) = p.borrow_mut().as_mut() {
@@ -75,7 +89,18 @@ impl Scenario {
 impl Drop for Scenario {
     fn drop(&mut self) {
         PROGRAMS.with(|p| *p.borrow_mut() = None);
+        HELPERS.with(|h| h.borrow_mut().clear());
         LAST.with(|l| *l.borrow_mut() = None);
+    }
+}
+
+/// A helper thread's place in the scenario's count (`Scenario::helper`).
+pub struct Helper(Arc<AtomicI32>);
+
+impl Helper {
+    /// Called on the helper thread: its waits count from now on.
+    pub fn runs(self) {
+        self.0.store(gettid(), Ordering::Relaxed);
     }
 }
 
@@ -145,9 +170,18 @@ impl Waits {
                 }
             }
         }
-        // The grader's own thread, under a key no thread id takes.
+        // The grader's own threads, under keys no program's thread takes.
         if let Some(sched) = schedstat(std::path::Path::new("/proc/thread-self/schedstat")) {
             waits.insert(-gettid(), sched);
+        }
+        for helper in HELPERS.with(|h| h.borrow().clone()) {
+            let tid = helper.load(Ordering::Relaxed);
+            if tid == 0 {
+                continue;
+            }
+            if let Some(sched) = schedstat(std::path::Path::new(&format!("/proc/self/task/{tid}/schedstat"))) {
+                waits.insert(-tid, sched);
+            }
         }
         Waits(waits)
     }

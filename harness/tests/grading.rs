@@ -238,6 +238,7 @@ fixtures! {
     sigterm_ignored => "tcp-echo-sigterm-ignored",
     spin_send => "tcp-echo-spin-send",
     small_backlog => "tcp-echo-small-backlog",
+    stderr_dump => "tcp-echo-stderr-dump",
     strlen => "tcp-echo-strlen",
     threads => "tcp-echo-threads",
     waits_newline => "tcp-echo-waits-newline",
