@@ -737,9 +737,7 @@ impl Conn {
 
     /// Nothing arrives for `span`: no byte, and no end of the stream.
     pub async fn expect_silence(&mut self, span: Duration) -> Result<(), String> {
-        // In the program's time too: on a busy machine, what it would have
-        // sent late in the span must not come after a wall-clock span.
-        let mut until = Deadline::after(span);
+        let mut until = Deadline::on_the_wall_clock(span);
         // Bytes already received and not consumed arrived too.
         if self.inbox.is_empty() && self.peer == PeerState::Open {
             self.fill_within(&mut until).await;

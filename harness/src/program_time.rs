@@ -119,8 +119,10 @@ struct Sched {
 /// What the threads did between two counts.
 #[derive(Clone, Copy, Default)]
 struct Spent {
-    /// Waiting for a CPU, the programs' threads and the grader's.
+    /// Waiting for a CPU, the programs' threads and the grader's helpers.
     waited: Duration,
+    /// Waiting for a CPU, the scenario's own thread (see `Deadline::passed`).
+    grader_waited: Duration,
     /// On a CPU, the programs' threads.
     ran: Duration,
 }
@@ -189,16 +191,22 @@ impl Waits {
     /// What the threads waited since `before`. A thread that ended in
     /// between is not counted; one that began counts from its start.
     fn since(&self, before: &Waits) -> Spent {
-        let (mut ran, mut waited) = (0, 0);
+        let (mut ran, mut waited, mut grader_waited) = (0, 0, 0);
         for (tid, now) in &self.0 {
             let then = before.0.get(tid).copied().unwrap_or_default();
-            waited += now.waited.saturating_sub(then.waited);
-            if *tid > 0 {
-                ran += now.ran.saturating_sub(then.ran);
+            let wait = now.waited.saturating_sub(then.waited);
+            match *tid {
+                t if t == -gettid() => grader_waited += wait,
+                t if t > 0 => {
+                    waited += wait;
+                    ran += now.ran.saturating_sub(then.ran);
+                }
+                _ => waited += wait,
             }
         }
         Spent {
             waited: Duration::from_nanos(waited),
+            grader_waited: Duration::from_nanos(grader_waited),
             ran: Duration::from_nanos(ran),
         }
     }
@@ -245,6 +253,8 @@ pub struct Deadline {
     spent: Spent,
     /// When to look again whether the bound passed.
     look_at: Instant,
+    /// Whether load moves the end (see `on_the_wall_clock`).
+    stretches: bool,
 }
 
 impl Deadline {
@@ -256,6 +266,25 @@ impl Deadline {
             before: Waits::recent(bound),
             spent: Spent::default(),
             look_at: began + bound,
+            stretches: true,
+        }
+    }
+
+    /// A span that load does not stretch: how long something must *not*
+    /// happen (`expect_silence`, `expect_no_datagram`). A program slowed
+    /// down by load does things later, never sooner, so the wall clock is
+    /// on the safe side here; stretched, a span would take in what a correct
+    /// program does on its own wall-clock timer (a resend due 500 ms after
+    /// its request).
+    pub fn on_the_wall_clock(span: Duration) -> Deadline {
+        let began = Instant::now();
+        Deadline {
+            bound: span,
+            began,
+            before: Arc::new(Waits::default()),
+            spent: Spent::default(),
+            look_at: began + span,
+            stretches: false,
         }
     }
 
@@ -272,14 +301,27 @@ impl Deadline {
         if now < self.look_at {
             return false;
         }
+        if !self.stretches {
+            return true;
+        }
         self.spent = Waits::now().since(&self.before);
         let most = self.began + self.bound * STRETCH_MOST;
-        let stretched = (self.began + self.bound + self.spent.waited).min(most);
+        let stretched = (self.began + self.bound + self.stolen()).min(most);
         if now >= stretched || self.spent.ran >= self.bound {
             return true;
         }
         self.look_at = stretched.min(now + (self.bound / 4).max(LOOK_AGAIN));
         false
+    }
+
+    /// What load took from the bound: every wait of the programs' threads
+    /// and the grader's helpers, and the scenario thread's own up to the
+    /// bound. The grader being late once (to send what the program is to
+    /// answer) is the program's loss; but a grader that polls is runnable
+    /// all along, and on a busy machine would stretch every bound it polls
+    /// for by as much as it lasted.
+    fn stolen(&self) -> Duration {
+        self.spent.waited + self.spent.grader_waited.min(self.bound)
     }
 
     /// What is left of the bound, on the wall clock, as far as is known.
@@ -303,13 +345,13 @@ impl Deadline {
     /// For a failure at this bound: how much of the wall-clock time was
     /// not counted, when the machine was busy enough for it to matter.
     pub fn busy_note(&self) -> Option<String> {
-        (self.spent.waited >= WORTH_SAYING).then(|| {
+        (self.stolen() >= WORTH_SAYING).then(|| {
             format!(
                 "the machine was busy: in the {}ms this bound lasted on the wall clock, the programs ran {}ms on a \
                  CPU, and their threads and the grader's, counted one by one, waited {}ms in all for one, which the bound does not count",
                 self.began.elapsed().as_millis(),
                 self.spent.ran.as_millis(),
-                self.spent.waited.as_millis(),
+                self.stolen().as_millis(),
             )
         })
     }

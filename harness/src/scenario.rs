@@ -70,6 +70,9 @@ pub(crate) struct Play<'a> {
     /// The address of the decoy interface that holds the namespace's
     /// multicast route, where there is one (see `isolation::decoy`).
     pub decoy: Option<std::net::Ipv4Addr>,
+    /// When the datagram the last step received arrived (the kernel's
+    /// stamp): where `expect_exit`'s `not_before` counts from.
+    pub datagram_arrived: Option<std::time::SystemTime>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started has
@@ -96,6 +99,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         precondition: None,
         observed: None,
         decoy: None,
+        datagram_arrived: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;
@@ -116,6 +120,9 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
     for (i, step) in steps.iter().enumerate() {
         // Where this step's events begin, so that a failure can point at them.
         let first_event = transcript.len();
+        // Only the step right after a datagram's arrival counts from it.
+        let arrived = play.datagram_arrived.take();
+        play.datagram_arrived = arrived.filter(|_| matches!(step.value, crate::spec::Step::ExpectExit(_)));
         match deadline.within(steps::run(&mut play, step)).await {
             Some(Ok(())) => {}
             Some(Err(StepError::CannotRun(why))) => {

@@ -325,17 +325,6 @@ impl Failure {
         let blamed = f
             .precondition
             .filter(|p| deaths.is_empty() || matches!(p, Precondition::Listening { .. } | Precondition::Joined { .. }))
-            // A step's own precondition is about what the program did while
-            // it ran: a program that failed by itself (a client that could
-            // not resolve its host, exit 1) failed the scenario's clauses,
-            // not that one. One that exited 0 early claimed it was done.
-            .filter(|p| {
-                !matches!(p, Precondition::Stated { .. })
-                    || !f
-                        .programs
-                        .iter()
-                        .any(|s| !s.end_expected && s.exit.is_some_and(|e| !e.success()))
-            })
             // A server the scenario stopped or killed ends its connections
             // as it was told to.
             .filter(|p| {

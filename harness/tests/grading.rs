@@ -264,6 +264,7 @@ fixtures! {
     udp_echo_client_no_timeout => "udp-echo-client-no-timeout",
     udp_echo_client_timeout_continue => "udp-echo-client-timeout-continue",
     udp_echo_client_timer_reset => "udp-echo-client-timer-reset",
+    udp_echo_client_usec => "udp-echo-client-usec",
     udp_echo_first_client => "udp-echo-first-client",
     udp_echo_loop => "udp-echo-loop",
     udp_echo_no_htons => "udp-echo-no-htons",

@@ -411,6 +411,7 @@ impl Step {
     pub fn precondition(&self) -> Option<&str> {
         match self {
             Step::ExpectDatagram(e) => e.precondition.as_deref(),
+            Step::ExpectNoDatagram(e) => e.precondition.as_deref(),
             Step::ExpectOutput(o) => o.precondition.as_deref(),
             Step::ExpectMessage(e) => e.precondition.as_deref(),
             Step::ExpectResponse(e) => e.precondition.as_deref(),

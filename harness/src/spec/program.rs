@@ -102,7 +102,11 @@ impl<'de> Deserialize<'de> for SignalName {
 /// `expect_exit: { program: client, status: 1, within: 6s, not_before: 4s }`:
 /// the program ends within the bound (5 s), with this status or by this
 /// signal (any end when neither is given), and not before `not_before`
-/// (a client's own timeout).
+/// (a client's own timeout). `not_before` counts from this step's start, or,
+/// when the step before it received a datagram, from that datagram's
+/// arrival as the kernel stamped it: a client that must wait 500 ms after
+/// its last request is measured from that request, however late the grader
+/// got to the next step on a busy machine.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectExit")]
 #[schemars(with = "RawExpectExit")]

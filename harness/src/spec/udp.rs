@@ -260,13 +260,18 @@ impl TryFrom<RawExpectDatagram> for ExpectDatagram {
 
 /// `expect_no_datagram: { on: a, for: 600ms }`: nothing arrives on the
 /// endpoint for that long. The one place where waiting is the point: a
-/// client that must not resend yet, a server that must not answer.
+/// client that must not resend yet, a server that must not answer. The span
+/// is wall time (load makes a program later, never sooner), and a datagram
+/// counts by the kernel's stamp of its arrival. Option:
+/// - `precondition: <clause>`: a failure of this step means the scenario's
+///   own check was never reached, and is that clause's.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawExpectNoDatagram")]
 #[schemars(with = "RawExpectNoDatagram")]
 pub struct ExpectNoDatagram {
     pub on: Name,
     pub duration: TimeSpan,
+    pub precondition: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -276,6 +281,8 @@ struct RawExpectNoDatagram {
     on: Name,
     #[serde(rename = "for")]
     duration: TimeSpan,
+    #[serde(default)]
+    precondition: Option<String>,
 }
 
 impl TryFrom<RawExpectNoDatagram> for ExpectNoDatagram {
@@ -284,6 +291,7 @@ impl TryFrom<RawExpectNoDatagram> for ExpectNoDatagram {
         Ok(ExpectNoDatagram {
             on: raw.on,
             duration: raw.duration,
+            precondition: raw.precondition,
         })
     }
 }

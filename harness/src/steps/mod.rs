@@ -53,7 +53,19 @@ pub(crate) fn run<'p>(
 ) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + 'p>> {
     Box::pin(async move {
         let result = run_step(play, step).await;
-        if let (Err(StepError::Failed(_)), Some(clause)) = (&result, step.value.precondition()) {
+        // A step's own precondition is about what the program did while it
+        // ran: a program that had already failed by itself when the step
+        // failed (a client that could not resolve its host, exit 1) failed
+        // the scenario's clauses, not that one. One that fails after the
+        // step saw what it did (a client that resent at once, then gave up)
+        // failed the precondition first. One that exited 0 early claimed it
+        // was done.
+        let failed_by_itself = play
+            .programs
+            .values()
+            .any(|p| !p.end_expected && p.exit_status().is_some_and(|s| !s.success()));
+        if let (Err(StepError::Failed(_)), Some(clause), false) = (&result, step.value.precondition(), failed_by_itself)
+        {
             // The step's own word on what its failure means outranks a
             // connection the program ended (a server that closes on a bad
             // frame fails the bad-frame clause, not persistence), but not

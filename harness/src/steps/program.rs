@@ -350,7 +350,9 @@ pub(super) fn expect_running(play: &mut Play<'_>, p: &ProgramRef) -> StepResult 
 pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResult {
     use std::os::unix::process::ExitStatusExt;
     let name = &e.program.value;
-    let began = Instant::now();
+    // Where `not_before` counts from (see `ExpectExit`).
+    let began = std::time::SystemTime::now();
+    let origin = play.datagram_arrived.filter(|at| *at < began).unwrap_or(began);
     let bound = e.within.map(|w| w.0).unwrap_or(DEFAULT_EXIT);
     let prog = play
         .programs
@@ -371,10 +373,16 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
     play.transcript.record(name, describe_exit(&status));
     let how = ended(&status);
     if let Some(min) = e.not_before {
-        if began.elapsed() < min.0 {
+        let ran = origin.elapsed().unwrap_or_default();
+        if ran < min.0 {
+            let since = if origin < began {
+                "after the last datagram arrived"
+            } else {
+                "after this step began"
+            };
             return Err(format!(
-                "expected {name} to keep going for at least {min}; it {how} after {}ms",
-                began.elapsed().as_millis()
+                "expected {name} to keep going for at least {min}; it {how} {}ms {since}",
+                ran.as_millis()
             ));
         }
     }
