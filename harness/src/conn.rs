@@ -373,6 +373,11 @@ impl Conn {
         result
     }
 
+    /// Bytes arrived that no step has taken yet (a part of an answer).
+    pub fn holds_unread(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
     /// A write that failed in the background since the last look.
     pub fn take_write_error(&self) -> Option<String> {
         self.write_error.lock().unwrap_or_else(|e| e.into_inner()).take()

@@ -73,6 +73,13 @@ pub(crate) struct Play<'a> {
     /// When the datagram the last step received arrived (the kernel's
     /// stamp): where `expect_exit`'s `not_before` counts from.
     pub datagram_arrived: Option<std::time::SystemTime>,
+    /// A client's last request (to a `udp_bind` endpoint), and what the
+    /// grader sent the client since: what it may have taken for its reply.
+    pub request: Option<Vec<u8>>,
+    pub offered: Vec<crate::steps::udp::Offered>,
+    /// What a relay's plan does to replies other than passing them on, in
+    /// words ("reply 2: duplicated"), for a client that printed one twice.
+    pub relay_replies: Vec<String>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started has
@@ -100,6 +107,9 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         observed: None,
         decoy: None,
         datagram_arrived: None,
+        request: None,
+        offered: Vec::new(),
+        relay_replies: Vec::new(),
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;

@@ -268,7 +268,7 @@ impl ScenarioResult {
                 out.push_str(&format!("  {line}\n"));
             }
             if let Some(o) = &f.observed {
-                out.push_str(&format!("  The kernel shows why: {}\n", o.seen));
+                out.push_str(&format!("  What was seen: {}\n", o.seen));
             }
             for p in &f.programs {
                 let how = if p.end_expected || p.state == "running" {

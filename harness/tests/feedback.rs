@@ -54,7 +54,7 @@ fn a_parent_that_keeps_its_copy_is_one_cause_with_its_own_hint() {
         ],
     );
     assert_eq!(
-        text.matches("The kernel shows why: server's main process, which forks")
+        text.matches("What was seen: server's main process, which forks")
             .count(),
         1,
         "{text}"
@@ -86,4 +86,40 @@ fn steps_are_described_in_words_and_the_grader_says_which_side_it_plays() {
         "{text}"
     );
     assert!(!text.contains("spec line"), "{text}");
+}
+
+/// A udp client that takes what is not its reply is told which datagram it
+/// took, by its bytes and where it came from, not only the scenario's hint.
+#[test]
+fn a_client_that_takes_a_stale_reply_is_told_which() {
+    let (report, _) = run_json(&[
+        "specs/udp-echo.yaml",
+        "--submission",
+        "fixtures/submissions/udp-echo-client-any-reply",
+        "--only",
+        "the client ignores stale, duplicated and foreign replies",
+    ]);
+    let failure = &report["scenarios"][0]["failure"];
+    let seen = failure["observed"]["seen"].as_str().unwrap_or_default();
+    assert!(
+        seen.contains("printed \"one\"") && seen.contains("a late copy of an earlier reply"),
+        "{failure}"
+    );
+}
+
+/// A client that resends at once (a timeout in microseconds) is blamed on
+/// retransmission in the echo scenario, where the reply comes 300 ms late,
+/// however fast the grader answers.
+#[test]
+fn a_client_that_resends_at_once_fails_retransmission_not_echo() {
+    let (report, _) = run_json(&[
+        "specs/udp-echo.yaml",
+        "--submission",
+        "fixtures/submissions/udp-echo-client-usec",
+        "--only",
+        "the client sends each line as a datagram, prints each reply and exits 0",
+    ]);
+    let s = &report["scenarios"][0];
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["failure"]["clauses"], serde_json::json!(["udp-echo.client.retransmit"]), "{s}");
 }

@@ -17,7 +17,7 @@ mod multicast;
 mod program;
 mod rpc;
 mod tcp;
-mod udp;
+pub(crate) mod udp;
 mod witness;
 
 use crate::conn::Conn;
@@ -93,7 +93,13 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::Signal(s) => Ok(program::signal(play, s).await?),
             Step::ExpectRunning(p) => Ok(program::expect_running(play, p)?),
             Step::ExpectExit(e) => Ok(program::expect_exit(play, e).await?),
-            Step::ExpectOutput(o) => Ok(program::expect_output(play, o).await?),
+            Step::ExpectOutput(o) => {
+                let result = program::expect_output(play, o).await;
+                if result.is_err() && o.stream == crate::spec::program::Stream::Stdout {
+                    play.observed = udp::printed_twice(play, &o.program.value);
+                }
+                Ok(result?)
+            }
             Step::Connect(c) => Ok(tcp::connect(play, c).await?),
             Step::Listen(l) => tcp::listen(play, l),
             Step::Accept(a) => Ok(tcp::accept(play, a).await?),
@@ -130,6 +136,10 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
                     play.precondition = closed_early(spec, conn);
                     if let Step::ExpectEof(_) | Step::ExpectClosed(_) = step.value {
                         play.observed = tcp::copy_kept(play, step.value.on().flatten());
+                    }
+                    if play.observed.is_none() {
+                        let wanted_end = matches!(step.value, Step::ExpectEof(_));
+                        play.observed = tcp::reset_by_close(play, step.value.on().flatten(), wanted_end);
                     }
                 }
                 result?;

@@ -454,6 +454,52 @@ pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::spec::Name>) -> 
     })
 }
 
+/// Why the program reset a connection although it runs on (or ended
+/// well): a socket closed with bytes it had not read makes the kernel send
+/// a reset in place of the end of the stream, and the reset may cut the
+/// answer still on its way to the peer. Asked when a step on the
+/// connection failed; said when the step wanted the end (`wanted_end`) or
+/// part of an answer had come: a step that got no answer at all failed for
+/// the answer's sake, not the reset's. A program that died has its death
+/// said instead.
+pub(super) fn reset_by_close(
+    play: &mut Play<'_>,
+    on: Option<&crate::spec::Name>,
+    wanted_end: bool,
+) -> Option<Observed> {
+    let conn = play.conn(on).ok()?;
+    if conn.peer != PeerState::Reset || conn.aborted || !(wanted_end || conn.holds_unread()) {
+        return None;
+    }
+    let incoming = !conn.outgoing;
+    let name = if incoming {
+        play.order
+            .iter()
+            .rev()
+            .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))?
+            .clone()
+    } else {
+        play.spec.server()?.to_string()
+    };
+    let prog = play.programs.get(&name)?;
+    if prog.exit_status().is_some_and(|s| !s.success()) {
+        return None;
+    }
+    Some(Observed {
+        seen: format!(
+            "{name} reset the connection while it {}: it closed its socket with bytes on it that it had not read",
+            if prog.is_running() { "runs on" } else { "ended normally" }
+        ),
+        advice: UNREAD_RESET_ADVICE.into(),
+    })
+}
+
+/// The advice for a connection the program reset by closing it unread.
+pub(crate) const UNREAD_RESET_ADVICE: &str = "Closing a socket that still holds bytes you have not read \
+    makes the kernel reset the connection, and the reset can destroy your last answer before the peer \
+    reads it. To end a connection gracefully: shutdown(fd, SHUT_WR), read until read() returns 0 (or for \
+    a moment), then close(fd).";
+
 /// The advice for a connection whose copy the parent kept.
 pub(crate) const KEPT_COPY_ADVICE: &str = "After fork(), the parent must close() its copy of the accepted \
     connection at once: the client sees EOF only when every descriptor of the connection is closed, so \

@@ -13,7 +13,7 @@ use crate::spec::udp::{
 };
 use crate::spec::values::within;
 use crate::transcript::{Mismatch, Wire};
-use crate::verdict::Precondition;
+use crate::verdict::{Observed, Precondition};
 use std::net::SocketAddr;
 
 pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> Result<(), StepError> {
@@ -62,6 +62,16 @@ pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> Result<(), StepError> {
             Fate::Delay(d) => format!("{nth}: {}ms late", d.as_millis()),
         })
         .collect();
+    play.relay_replies = r
+        .plan
+        .iter()
+        .filter(|(nth, fate)| nth.reply && matches!(fate, Fate::Duplicate | Fate::Delay(_)))
+        .map(|(nth, fate)| match fate {
+            Fate::Duplicate => format!("{nth} was duplicated"),
+            Fate::Delay(d) => format!("{nth} was held back {}ms", d.as_millis()),
+            Fate::Deliver | Fate::Drop => String::new(),
+        })
+        .collect();
     if let Some((seed, loss)) = r.random {
         plan.push(format!("the others: {loss}% lost (seed {seed})"));
     }
@@ -90,6 +100,13 @@ pub(super) async fn send_datagram(play: &mut Play<'_>, s: &SendDatagram) -> Step
     };
     let whom = play.describe_addr(to);
     let bytes = s.payload.bytes();
+    if play.endpoint(s.to.as_ref().unwrap_or(&s.on))?.role == Role::Server {
+        play.offered.extend((0..s.copies).map(|_| Offered {
+            from: s.on.value.clone(),
+            bytes: bytes.clone(),
+            foreign: s.to.is_some(),
+        }));
+    }
     let transcript = play.transcript.clone();
     let endpoint = play.endpoint(&s.on)?;
     if let Some(gap) = s.gap {
@@ -157,6 +174,10 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     endpoint.last_arrival = Some(d.arrived);
     endpoint.last_mark = Some(crate::program_time::Mark::now());
     play.datagram_arrived = Some(d.arrived);
+    if role == Role::Server {
+        play.request = Some(d.bytes.clone());
+        play.offered.clear();
+    }
     let whom = match role {
         Role::Server => "from the client".to_string(),
         // What a member sees of a sender: its address, the TTL and the
@@ -330,6 +351,7 @@ pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram
                     fate: None,
                 },
             );
+            play.observed = reply_taken(play);
             Err(format!(
                 "expected no datagram on `{name}` for {}; {} arrived",
                 e.duration,
@@ -337,6 +359,101 @@ pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram
             ))
         }
     }
+}
+
+/// A datagram the grader sent a client under test since its last request.
+#[derive(Clone, Debug)]
+pub struct Offered {
+    /// The grader's endpoint it came from.
+    pub from: String,
+    pub bytes: Vec<u8>,
+    /// Sent from another endpoint than the one the client writes to: from
+    /// another port than the server's.
+    pub foreign: bool,
+}
+
+/// The client under test: the program started last among those that do
+/// not listen.
+fn client_program<'a>(play: &'a Play<'_>) -> Option<(&'a str, &'a crate::process::Running)> {
+    let name = play
+        .order
+        .iter()
+        .rev()
+        .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))?;
+    Some((name.as_str(), play.programs.get(name)?))
+}
+
+/// The last line a program wrote on stdout, and all its lines.
+fn stdout_lines(prog: &crate::process::Running) -> Vec<Vec<u8>> {
+    let text = prog
+        .stdout
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .whole()
+        .unwrap_or_default();
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+const NOT_THE_REPLY_ADVICE: &str = "The reply is the datagram whose sender (the address recvfrom() fills \
+    in) is the server's address and port and whose bytes are exactly those of the request outstanding. \
+    Check both for every datagram; drop anything else without printing it, and keep waiting on the same \
+    deadline.";
+
+/// Why a client went on (sent again) when it should still have waited: the
+/// last line it printed is a datagram the grader sent it that was not the
+/// reply to its request. Which one, by its bytes and where it came from.
+fn reply_taken(play: &Play<'_>) -> Option<Observed> {
+    let request = play.request.as_ref()?;
+    let (name, prog) = client_program(play)?;
+    let printed = stdout_lines(prog).pop()?;
+    let taken = play
+        .offered
+        .iter()
+        .find(|o| o.bytes == printed && (o.foreign || o.bytes != *request))?;
+    let what = if taken.foreign {
+        format!(
+            "{}, which came from another port than the server's (the grader's `{}`)",
+            escape::quote(&taken.bytes, 60),
+            taken.from
+        )
+    } else {
+        format!(
+            "{}, a late copy of an earlier reply from the server's port",
+            escape::quote(&taken.bytes, 60)
+        )
+    };
+    Some(Observed {
+        seen: format!(
+            "{name} printed {} and went on while its request {} was outstanding: it took {what} for its reply",
+            escape::quote(&printed, 60),
+            escape::quote(request, 60)
+        ),
+        advice: NOT_THE_REPLY_ADVICE.into(),
+    })
+}
+
+/// Why a client printed a line twice: a relay duplicated or held back a
+/// reply, and the client printed the copy as if it answered the request
+/// after. Asked when an `expect_output` on its stdout failed.
+pub(super) fn printed_twice(play: &Play<'_>, program: &str) -> Option<Observed> {
+    if play.relay_replies.is_empty() {
+        return None;
+    }
+    let prog = play.programs.get(program)?;
+    let lines = stdout_lines(prog);
+    let twice = lines.windows(2).find(|w| w[0] == w[1])?;
+    Some(Observed {
+        seen: format!(
+            "{program} printed {} twice in a row; on the way, {}: it took a copy of a reply it had already \
+             printed for the reply to its next request",
+            escape::quote(&twice[0], 60),
+            play.relay_replies.join(", ")
+        ),
+        advice: NOT_THE_REPLY_ADVICE.into(),
+    })
 }
 
 fn describe_expected(e: &ExpectedDatagram) -> String {
