@@ -246,6 +246,15 @@ impl Play<'_> {
         if let Some(e) = &mut result.error {
             fill(e);
         }
+        // What a report shows of the transcript (the text, the diagram's
+        // marks); the normalised transcript, for snapshots, keeps them.
+        fill(&mut result.transcript);
+        for event in &mut result.events {
+            fill(&mut event.text);
+            if let Some(d) = &mut event.detail {
+                fill(d);
+            }
+        }
     }
 
     /// `{docroot}`: the scenario's own copy of the spec's document tree.
