@@ -121,5 +121,9 @@ fn a_client_that_resends_at_once_fails_retransmission_not_echo() {
     ]);
     let s = &report["scenarios"][0];
     assert_eq!(s["status"], "failed");
-    assert_eq!(s["failure"]["clauses"], serde_json::json!(["udp-echo.client.retransmit"]), "{s}");
+    assert_eq!(
+        s["failure"]["clauses"],
+        serde_json::json!(["udp-echo.client.retransmit"]),
+        "{s}"
+    );
 }
