@@ -826,13 +826,19 @@ fn differs(matcher: &Matcher, got: &[u8]) -> String {
 pub struct Listener {
     v4: TcpListener,
     v6: Option<TcpListener>,
+    /// A port of its own, chosen by the kernel (`listen: { port: own }`),
+    /// which a spec names `{port:NAME}`.
+    pub own_port: bool,
 }
 
 impl Listener {
+    /// Listens on `port`; on a port the kernel chooses when it is 0 (the
+    /// same number on ::1, where it is free).
     pub fn bind(port: u16) -> io::Result<Listener> {
         let v4 = TcpSocket::new_v4()?;
         v4.set_reuseaddr(true)?;
         v4.bind(([127, 0, 0, 1], port).into())?;
+        let port = v4.local_addr()?.port();
         let v6 = TcpSocket::new_v6().and_then(|s| {
             s.set_reuseaddr(true)?;
             s.bind(std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))?;
@@ -841,7 +847,12 @@ impl Listener {
         Ok(Listener {
             v4: v4.listen(128)?,
             v6: v6.ok(),
+            own_port: false,
         })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.v4.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
     pub async fn accept(&self) -> io::Result<(TcpStream, std::net::SocketAddr)> {

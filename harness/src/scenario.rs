@@ -224,18 +224,31 @@ impl Play<'_> {
     /// were given, never `{port}` or `{group}`: the placeholders in the
     /// failure's words (steps write them so that the normalised transcript
     /// stays the same from run to run) filled in.
+    /// What the spec's text may name, and its value in this scenario.
+    pub fn placeholders(&self) -> crate::spec::Placeholders {
+        let mut others = vec![
+            ("{port2}".to_string(), self.setting.port2.to_string()),
+            (
+                "{group}".to_string(),
+                self.group_of(crate::spec::multicast::Group::Scenario).to_string(),
+            ),
+            ("{docroot}".to_string(), self.docroot().display().to_string()),
+        ];
+        others.extend(
+            self.listeners
+                .iter()
+                .filter(|(_, l)| l.own_port)
+                .map(|(name, l)| (format!("{{port:{name}}}"), l.port().to_string())),
+        );
+        crate::spec::Placeholders {
+            port: self.setting.port,
+            others,
+        }
+    }
+
     fn fill_placeholders(&self, result: &mut ScenarioResult) {
-        let fill = |text: &mut String| {
-            if text.contains('{') {
-                *text = crate::spec::fill_port_and_host(text, self.setting.port)
-                    .replace("{port2}", &self.setting.port2.to_string())
-                    .replace(
-                        "{group}",
-                        &self.group_of(crate::spec::multicast::Group::Scenario).to_string(),
-                    )
-                    .replace("{docroot}", &self.docroot().display().to_string());
-            }
-        };
+        let placeholders = self.placeholders();
+        let fill = |text: &mut String| *text = placeholders.fill(text);
         if let Some(f) = &mut result.failure {
             fill(&mut f.description);
             fill(&mut f.detail);

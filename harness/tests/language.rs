@@ -44,3 +44,30 @@ fn the_language_steps_pass_and_fail_where_they_should() {
     let detail = stopped["failure"]["detail"].as_str().unwrap();
     assert!(detail.contains("still waiting in its listen queue"), "{detail}");
 }
+
+/// The grader's listeners on ports of their own, named `{port:NAME}` in a
+/// program's arguments and in what a request must hold; with `--isolation
+/// none`, as on a platform without namespaces.
+#[test]
+fn listeners_on_ports_of_their_own() {
+    let dir = reference_dir();
+    let (report, _) = run_json(&[
+        "fixtures/specs/own-ports.yaml",
+        "--reference",
+        "--reference-dir",
+        dir.to_str().unwrap(),
+        "--isolation",
+        "none",
+    ]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["status"], "passed", "{}", scenarios[0]["message"]);
+    // A request to `{port:other}` never reaches `origin`, and the failure
+    // names the listener and its port, not the program's.
+    let unasked = &scenarios[1];
+    assert_eq!(unasked["status"], "failed", "{unasked}");
+    let detail = unasked["failure"]["detail"].as_str().unwrap();
+    assert!(detail.contains("to connect to `origin` (port "), "{detail}");
+    assert!(!detail.contains('{'), "{detail}");
+    let transcript = unasked["transcript"].as_str().unwrap();
+    assert!(!transcript.contains("{port:"), "{transcript}");
+}

@@ -76,13 +76,13 @@ fn yes() -> bool {
 }
 
 impl Request {
-    /// The request's bytes, with `{host}` and `{port}` filled in.
-    pub fn bytes(&self, port: u16) -> Vec<u8> {
-        let fill = |s: &str| super::fill_port_and_host(s, port);
+    /// The request's bytes, with the placeholders filled in.
+    pub fn bytes(&self, placeholders: &super::Placeholders) -> Vec<u8> {
+        let fill = |s: &str| placeholders.fill(s);
         let mut out = format!("{} {} {}\r\n", self.method, fill(&self.target), self.version).into_bytes();
         let has_host = self.headers.keys().any(|k| k.eq_ignore_ascii_case("host"));
         if self.host && !has_host {
-            out.extend_from_slice(format!("Host: {}:{port}\r\n", super::HOST).as_bytes());
+            out.extend_from_slice(format!("Host: {}:{}\r\n", super::HOST, placeholders.port).as_bytes());
         }
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {}\r\n", fill(value)).as_bytes());

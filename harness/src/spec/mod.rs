@@ -100,6 +100,40 @@ pub fn fill_port_and_host(text: &str, port: u16) -> String {
     text.replace("{port}", &port.to_string()).replace("{host}", HOST)
 }
 
+/// What a spec's text may name, with its value in one scenario: `{port}`
+/// and `{host}`, and the scenario's others (`{port2}`, `{group}`,
+/// `{docroot}`, and `{port:NAME}` for each of the grader's listeners with
+/// a port of its own: `listen: { as: NAME, port: own }`).
+#[derive(Clone, Debug, Default)]
+pub struct Placeholders {
+    /// The program's port, `{port}`.
+    pub port: u16,
+    /// The others, as (placeholder, value).
+    pub others: Vec<(String, String)>,
+}
+
+impl Placeholders {
+    pub fn fill(&self, text: &str) -> String {
+        if !text.contains('{') {
+            return text.to_string();
+        }
+        let mut out = fill_port_and_host(text, self.port);
+        for (name, value) in &self.others {
+            out = out.replace(name.as_str(), value);
+        }
+        out
+    }
+
+    /// A listener's own port (`{port:NAME}`) as a number, if the scenario
+    /// has one by that name.
+    pub fn listener_ports(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.others
+            .iter()
+            .filter(|(n, _)| n.starts_with("{port:"))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
 impl Spec {
     /// The spec plays with multicast: a program joins a group or is given
     /// `{group}`, or a step joins or sends to one. Its scenarios need

@@ -103,10 +103,14 @@ impl TryFrom<RawConnect> for Connect {
 }
 
 /// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
-/// there is IPv6) for a client under test. `port: 80` listens on that port
-/// instead (a client that uses a default port): only in a network
-/// namespace of the scenario's own, where it is free; without one the
-/// scenario is an error that says so, never a failure.
+/// there is IPv6) for a client under test. `port: own` listens on a port of
+/// its own, which the kernel chooses and the spec's text names
+/// `{port:l}` (a program's arguments, request targets and headers, bodies):
+/// the origin server behind a proxy under test, which listens on `{port}`
+/// itself. `port: 80` listens on that port (a client that uses a default
+/// port): only in a network namespace of the scenario's own, where it is
+/// free; without one the scenario is an error that says so, never a
+/// failure.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
@@ -114,7 +118,24 @@ pub struct Listen {
     #[schemars(with = "String")]
     pub name: Name,
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<ListenPort>,
+}
+
+/// Where a `listen` listens, when not on `{port}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ListenPort {
+    /// A fixed port (80): only in a network namespace of the scenario's own.
+    Number(u16),
+    /// `own`: a port the kernel chooses, `{port:NAME}` in the spec's text.
+    Own(Own),
+}
+
+/// The word `own`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Own {
+    Own,
 }
 impl FromName for Listen {
     fn from_name(name: Name) -> Self {

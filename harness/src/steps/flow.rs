@@ -23,11 +23,11 @@ pub(super) async fn each(play: &mut Play<'_>, e: &Each) -> StepResult {
     }
     let steps = &e.steps;
     let spec = play.spec;
-    let port = play.setting.port;
+    let placeholders = &play.placeholders();
     let futures = conns.into_iter().map(|mut conn| async move {
         let mut result = Ok(());
         for step in steps {
-            if let Err(why) = run_on(&mut conn, &step.value, spec, port).await {
+            if let Err(why) = run_on(&mut conn, &step.value, spec, placeholders).await {
                 result = Err(why);
                 break;
             }

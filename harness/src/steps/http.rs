@@ -11,12 +11,12 @@ use crate::escape;
 use crate::http::{Framing, Message, Start};
 use crate::spec::http::{BodyCheck, ExpectRequest, ExpectResponse, FramingCheck, SendRequest, SendResponse};
 use crate::spec::values::within;
-use crate::spec::Spec;
+use crate::spec::{Placeholders, Spec};
 use crate::transcript::{Mismatch, Wire};
 use std::time::Duration;
 
-pub(super) async fn send_request(conn: &mut Conn, port: u16, s: &SendRequest) -> StepResult {
-    let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(port)).collect();
+pub(super) async fn send_request(conn: &mut Conn, ph: &Placeholders, s: &SendRequest) -> StepResult {
+    let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
     let what: Vec<String> = s.requests.iter().map(|r| r.describe()).collect();
     super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
 }
@@ -41,7 +41,7 @@ pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResu
     Ok(())
 }
 
-pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, port: u16, e: &ExpectResponse) -> StepResult {
+pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, ph: &Placeholders, e: &ExpectResponse) -> StepResult {
     let message = read(conn, false, e.to_head, within(e.within)).await?;
     let Start::Status { code, .. } = &message.head.start else {
         return Err("the parser read a request where a response was due".into());
@@ -56,7 +56,7 @@ pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, port: u16, e: 
             ));
         }
     }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, port));
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph));
     if let Some(f) = e.framing {
         let ok = match f {
             FramingCheck::Length => {
@@ -84,10 +84,10 @@ pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, port: u16, e: 
             wrong.push(why);
         }
     }
-    finish(conn, &message, wrong, port)
+    finish(conn, &message, wrong, ph)
 }
 
-pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest) -> StepResult {
+pub(super) async fn expect_request(conn: &mut Conn, ph: &Placeholders, e: &ExpectRequest) -> StepResult {
     let message = read(conn, true, false, within(e.within)).await?;
     let Start::Request {
         method,
@@ -97,7 +97,7 @@ pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest
     else {
         return Err("the parser read a response where a request was due".into());
     };
-    let fill = |s: &str| crate::spec::fill_port_and_host(s, port);
+    let fill = |s: &str| ph.fill(s);
     let mut wrong = Vec::new();
     for (part, want, got) in [
         ("method", &e.method, method),
@@ -110,8 +110,8 @@ pub(super) async fn expect_request(conn: &mut Conn, port: u16, e: &ExpectRequest
             }
         }
     }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &[], port));
-    finish(conn, &message, wrong, port)
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &[], ph));
+    finish(conn, &message, wrong, ph)
 }
 
 /// Reads a message, recording what ended a failed wait.
@@ -145,11 +145,11 @@ fn check_fields(
     headers: &std::collections::BTreeMap<String, String>,
     present: &[String],
     absent: &[String],
-    port: u16,
+    ph: &Placeholders,
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, want) in headers {
-        let want = crate::spec::fill_port_and_host(want, port);
+        let want = ph.fill(want);
         match m.head.value(name) {
             None => wrong.push(format!("expected a `{name}` header field, there is none")),
             Some(got) => {
@@ -240,8 +240,8 @@ fn check_body(got: &[u8], want: &BodyCheck, spec: &Spec) -> Option<String> {
 }
 
 /// Records the message and turns what was wrong into the step's failure.
-fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>, port: u16) -> StepResult {
-    let shown = describe(m, port);
+fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>, ph: &Placeholders) -> StepResult {
+    let shown = describe(m, ph);
     let mismatch = (!wrong.is_empty()).then(|| Mismatch {
         expected: "(see the failure)".into(),
         got: shown.clone(),
@@ -264,8 +264,16 @@ fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>, port: u16) -> StepRe
 
 /// A message as the transcript shows it: its first line, its fields, and
 /// its body summarised. What changes from run to run is left out, as the
-/// transcript leaves out times: the port (as `{port}`) and a `Date`.
-fn describe(m: &Message, port: u16) -> String {
+/// transcript leaves out times: the ports (as `{port}`, `{port:NAME}`) and
+/// a `Date`.
+fn describe(m: &Message, ph: &Placeholders) -> String {
+    let ports = |v: &str| {
+        let mut v = v.replace(&format!(":{}", ph.port), ":{port}");
+        for (name, number) in ph.listener_ports() {
+            v = v.replace(&format!(":{number}"), &format!(":{name}"));
+        }
+        v
+    };
     let fields: Vec<String> = m
         .head
         .fields
@@ -274,7 +282,7 @@ fn describe(m: &Message, port: u16) -> String {
             let v = String::from_utf8_lossy(v);
             match n.to_ascii_lowercase().as_str() {
                 "date" => format!("{n}: (a date)"),
-                "host" | "location" => format!("{n}: {}", v.replace(&format!(":{port}"), ":{port}")),
+                "host" | "location" => format!("{n}: {}", ports(&v)),
                 _ => format!("{n}: {v}"),
             }
         })
@@ -284,7 +292,7 @@ fn describe(m: &Message, port: u16) -> String {
         Framing::Chunked => format!("body {} in {} chunks", summary(&m.body.bytes), m.body.chunks.len()),
         _ => format!("body {}", summary(&m.body.bytes)),
     };
-    format!("{} | {} | {body}", m.head.start_line(), fields.join(" | "))
+    format!("{} | {} | {body}", ports(&m.head.start_line()), fields.join(" | "))
 }
 
 /// The head as sent, one field a line, for a failure.

@@ -129,9 +129,9 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             | Step::ExpectRequest(_)
             | Step::SendResponse(_) => {
                 let spec = play.spec;
-                let port = play.setting.port;
+                let placeholders = play.placeholders();
                 let conn = play.conn(step.value.on().flatten())?;
-                let result = run_on(conn, &step.value, spec, port).await;
+                let result = run_on(conn, &step.value, spec, &placeholders).await;
                 if result.is_err() {
                     play.precondition = closed_early(spec, conn);
                     if let Step::ExpectEof(_) | Step::ExpectClosed(_) = step.value {
@@ -188,7 +188,7 @@ pub(crate) fn closed_early(spec: &Spec, conn: &Conn) -> Option<Precondition> {
 /// an `each` (where the members run at once, apart from the scenario).
 /// Only steps for which `Step::on` is `Some` come here; the checker keeps
 /// every other step out of `each`.
-pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, port: u16) -> StepResult {
+pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, ph: &crate::spec::Placeholders) -> StepResult {
     // A write that failed in the background since the last step is told
     // where it is noticed, in this step's transcript.
     let t = conn.transcript.clone();
@@ -207,9 +207,9 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, port: u16)
         Step::Abort(c) => tcp::abort(conn, c).await,
         Step::ReadSlowly(r) => tcp::read_slowly(conn, r),
         Step::ExpectSilence(s) => tcp::expect_silence(conn, s).await,
-        Step::SendRequest(s) => http::send_request(conn, port, s).await,
-        Step::ExpectResponse(e) => http::expect_response(conn, spec, port, e).await,
-        Step::ExpectRequest(e) => http::expect_request(conn, port, e).await,
+        Step::SendRequest(s) => http::send_request(conn, ph, s).await,
+        Step::ExpectResponse(e) => http::expect_response(conn, spec, ph, e).await,
+        Step::ExpectRequest(e) => http::expect_request(conn, ph, e).await,
         Step::SendResponse(s) => http::send_response(conn, s).await,
         // The checker keeps these out of a spec without `frames`.
         Step::SendMessage(s) => match &spec.frames {

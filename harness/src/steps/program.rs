@@ -9,7 +9,6 @@ use crate::process::{describe_exit, ended, Running};
 use crate::program_time::Deadline;
 use crate::sandbox;
 use crate::scenario::{record_output, Play};
-use crate::spec::multicast::Group;
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
 use crate::spec::Protocol;
@@ -146,16 +145,8 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
         template.extend(args.iter().cloned());
     }
     let shown = template.join(" ");
-    let argv = template
-        .iter()
-        .map(|a| {
-            let a = a
-                .replace("{port2}", &play.setting.port2.to_string())
-                .replace("{group}", &play.group_of(Group::Scenario).to_string())
-                .replace("{docroot}", &play.docroot().display().to_string());
-            crate::spec::fill_port_and_host(&a, play.setting.port)
-        })
-        .collect();
+    let placeholders = play.placeholders();
+    let argv = template.iter().map(|a| placeholders.fill(a)).collect();
     (argv, shown)
 }
 

@@ -9,7 +9,8 @@ use crate::escape;
 use crate::program_time::Deadline;
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ListenPort,
+    ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::transcript::{Ended, Mismatch, Wire};
@@ -158,19 +159,24 @@ impl Pacing {
 pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> Result<(), super::StepError> {
     let name = &l.name.value;
     let port = match l.port {
-        Some(port) if !play.setting.own_netns => {
+        Some(ListenPort::Number(port)) if !play.setting.own_netns => {
             return Err(super::StepError::CannotRun(format!(
                 "this scenario needs port {port} of its own, which only a network namespace gives \
                  (run as root, `--isolation netns`)"
             )))
         }
-        Some(port) => port,
+        Some(ListenPort::Number(port)) => port,
+        Some(ListenPort::Own(_)) => 0,
         None => play.setting.port,
     };
-    let listener = Listener::bind(port)
+    let mut listener = Listener::bind(port)
         .map_err(|e| super::StepError::CannotRun(format!("the grader could not listen on port {port}: {e}")))?;
     match l.port {
-        Some(port) => play.transcript.record(name, format!("listening on port {port}")),
+        Some(ListenPort::Number(port)) => play.transcript.record(name, format!("listening on port {port}")),
+        Some(ListenPort::Own(_)) => {
+            listener.own_port = true;
+            play.transcript.record(name, format!("listening on {{port:{name}}}"));
+        }
         None => play.transcript.record_wire(name, Wire::Listen),
     }
     play.listeners.insert(name.clone(), listener);
@@ -201,14 +207,21 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
             Ok(())
         }
         Some(Err(e)) => Err(format!("accept failed: {e}")),
-        None => Err(with_busy_note(
-            format!(
-                "expected the program to connect to port {} within {}ms; it did not",
-                play.setting.port,
-                bound.as_millis()
-            ),
-            &deadline,
-        )),
+        None => {
+            let port = if listener.own_port {
+                format!("{{port:{}}}", a.on.value)
+            } else {
+                listener.port().to_string()
+            };
+            Err(with_busy_note(
+                format!(
+                    "expected a program to connect to `{}` (port {port}) within {}ms; none did",
+                    a.on.value,
+                    bound.as_millis()
+                ),
+                &deadline,
+            ))
+        }
     }
 }
 
