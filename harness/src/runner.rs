@@ -162,6 +162,7 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
             Step::ExpectExit(e) => total += e.not_before.map(|t| t.0).unwrap_or_default(),
             Step::ExpectIdle(i) => total += i.duration.0,
             Step::ExpectNoDatagram(e) => total += e.duration.0,
+            Step::ExpectNoConnection(e) => total += e.duration.0,
             Step::ExpectDatagram(e) => total += e.interval.map(|i| i.at_least.0).unwrap_or_default(),
             Step::Send(send) => {
                 let size = send.payload.size();
@@ -211,7 +212,7 @@ fn connections(steps: &[Spanned<Step>]) -> usize {
             Step::Connect(c) => c.count.unwrap_or(1),
             // Two listeners (IPv4 and IPv6), and what they accept.
             Step::Listen(_) => 2,
-            Step::Accept(_) => 1,
+            Step::Accept(_) | Step::ExpectNoConnection(_) => 1,
             Step::Each(e) => connections(&e.steps),
             Step::Repeat(r) => connections(&r.steps).saturating_mul(r.times),
             _ => 0,

@@ -70,4 +70,16 @@ fn listeners_on_ports_of_their_own() {
     assert!(!detail.contains('{'), "{detail}");
     let transcript = unasked["transcript"].as_str().unwrap();
     assert!(!transcript.contains("{port:"), "{transcript}");
+
+    // Nothing connecting is a step of its own, on a listener.
+    assert_eq!(scenarios[2]["status"], "passed", "{}", scenarios[2]["message"]);
+    let connected = &scenarios[3];
+    assert_eq!(connected["failure"]["keyword"], "expect_no_connection", "{connected}");
+    let detail = connected["failure"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("expected nothing to connect to `origin` for 2s"),
+        "{detail}"
+    );
+    // It failed as the connection came, not at the end of its 2 s.
+    assert!(connected["duration_ms"].as_u64().unwrap() < 2000, "{connected}");
 }

@@ -476,6 +476,17 @@ impl Checker<'_> {
                 }
                 self.declare(scope, &a.name, Kind::Connection, at);
             }
+            Step::ExpectNoConnection(e) => {
+                if scope.names.get(&e.on.value) != Some(&Kind::Listener) {
+                    self.fail(
+                        loc_of(&e.on, at),
+                        format!(
+                            "expected a listener opened by an earlier `listen`, found `{}`",
+                            e.on.value
+                        ),
+                    );
+                }
+            }
             Step::UdpOpen(o) => {
                 self.declare(scope, &o.name, Kind::Endpoint, at);
                 for i in 1..=o.count.unwrap_or(0) {

@@ -42,6 +42,9 @@ impl Step {
             }
             Step::Listen(_) => "listen for your client's connection".into(),
             Step::Accept(a) => format!("accept your client's connection (as `{}`)", a.name.value),
+            Step::ExpectNoConnection(e) => {
+                format!("check that nothing connects to `{}` for {}", e.on.value, e.duration)
+            }
             Step::Send(s) => {
                 let end = if s.shutdown { ", then half-close" } else { "" };
                 format!("send {}{}{end}", s.payload.describe(), on(&s.on))

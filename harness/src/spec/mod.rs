@@ -307,6 +307,7 @@ pub enum Step {
     #[schemars(with = "schema::Short<tcp::Listen>")]
     Listen(tcp::Listen),
     Accept(tcp::Accept),
+    ExpectNoConnection(tcp::ExpectNoConnection),
     Send(tcp::Send),
     Expect(tcp::Expect),
     Echo(tcp::EchoBack),
@@ -399,6 +400,7 @@ impl Step {
             Step::Connect(_) => "connect",
             Step::Listen(_) => "listen",
             Step::Accept(_) => "accept",
+            Step::ExpectNoConnection(_) => "expect_no_connection",
             Step::Send(_) => "send",
             Step::Expect(_) => "expect",
             Step::Echo(_) => "echo",
@@ -490,6 +492,7 @@ impl Step {
             | Step::Connect(_)
             | Step::Listen(_)
             | Step::Accept(_)
+            | Step::ExpectNoConnection(_)
             | Step::Fill(_)
             | Step::UdpOpen(_)
             | Step::UdpBind(_)

@@ -143,6 +143,19 @@ impl FromName for Listen {
     }
 }
 
+/// `expect_no_connection: { on: origin, for: 500ms }`: no program connects
+/// to the grader's listener for that long (a proxy serves a cached object
+/// without fetching it again). On the wall clock, as `expect_silence`: load
+/// makes a program later, never sooner.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectNoConnection {
+    #[schemars(with = "String")]
+    pub on: Name,
+    #[serde(rename = "for")]
+    pub duration: TimeSpan,
+}
+
 /// `accept: { on: l, as: c }`: the program connects within the bound.
 /// `precondition: <clause>` (as on `expect_request`): a program that never
 /// connects fails that clause (its first connection, say), not the

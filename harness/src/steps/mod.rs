@@ -103,6 +103,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::Connect(c) => Ok(tcp::connect(play, c).await?),
             Step::Listen(l) => tcp::listen(play, l),
             Step::Accept(a) => Ok(tcp::accept(play, a).await?),
+            Step::ExpectNoConnection(e) => Ok(tcp::expect_no_connection(play, e).await?),
             Step::Fill(f) => Ok(tcp::fill(play, f).await?),
             // The one connection step that reads another connection.
             Step::Expect(
@@ -231,6 +232,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, ph: &crate
         | Step::Connect(_)
         | Step::Listen(_)
         | Step::Accept(_)
+        | Step::ExpectNoConnection(_)
         | Step::Fill(_)
         | Step::UdpOpen(_)
         | Step::UdpBind(_)

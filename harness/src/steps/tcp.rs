@@ -9,8 +9,8 @@ use crate::escape;
 use crate::program_time::Deadline;
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectSilence, Expected, Fill, Listen, ListenPort,
-    ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectNoConnection, ExpectSilence, Expected, Fill,
+    Listen, ListenPort, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::transcript::{Ended, Mismatch, Wire};
@@ -220,6 +220,37 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
                     bound.as_millis()
                 ),
                 &deadline,
+            ))
+        }
+    }
+}
+
+pub(super) async fn expect_no_connection(play: &mut Play<'_>, e: &ExpectNoConnection) -> StepResult {
+    let on = &e.on.value;
+    let listener = play
+        .listeners
+        .get(on)
+        .ok_or_else(|| format!("`{on}` is not listening"))?;
+    match Deadline::on_the_wall_clock(e.duration.0)
+        .within(listener.accept())
+        .await
+    {
+        None => {
+            play.transcript.record(on, format!("no connection for {}", e.duration));
+            Ok(())
+        }
+        Some(Err(e)) => Err(format!("accept failed: {e}")),
+        Some(Ok((stream, from))) => {
+            // Kept open, as `accept` would keep it, until the scenario ends:
+            // the program sees the connection it made, not a reset.
+            let name = format!("{on}: unexpected");
+            play.transcript.record_wire(&name, Wire::Accepted { peer: None });
+            let conn = Conn::new(&name, stream, play.transcript.clone());
+            play.conns.insert(name, conn);
+            Err(format!(
+                "expected nothing to connect to `{on}` for {}; a connection came from port {}",
+                e.duration,
+                from.port()
             ))
         }
     }
