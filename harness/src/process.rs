@@ -91,15 +91,17 @@ pub struct Running {
     /// Woken whenever output arrives or the program ends.
     pub changed: Arc<Notify>,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// When the grader learnt of its end (a little after it came).
+    ended_at: Arc<std::sync::OnceLock<std::time::SystemTime>>,
     /// True once the program ended and its output pipes are drained.
     drained: watch::Receiver<bool>,
     /// Set when the harness itself asked it to end (stop, kill, restart) or
     /// a passed `expect_exit` waited for that end, so a report can tell an
     /// expected end from a crash.
     pub end_expected: bool,
-    /// Dropped with the program: its output thread stops (a grandchild may
-    /// hold the pipes open for ever).
-    _stop_draining: OwnedFd,
+    /// Its output thread: dropped with the program, the thread stops (a
+    /// grandchild may hold the pipes open for ever).
+    output: Output,
 }
 
 impl Running {
@@ -124,7 +126,7 @@ impl Running {
         let changed = Arc::new(Notify::new());
         let stdout = Arc::new(Mutex::new(Captured::default()));
         let stderr = Arc::new(Mutex::new(Captured::default()));
-        let (drained_all, stop_draining) = drain(
+        let (drained_all, output) = drain(
             [child.stdout, child.stderr],
             [stdout.clone(), stderr.clone()],
             changed.clone(),
@@ -141,6 +143,8 @@ impl Running {
         let (tx, rx) = watch::channel(None);
         let (drained_tx, drained) = watch::channel(false);
         let notify = changed.clone();
+        let ended_at = Arc::new(std::sync::OnceLock::new());
+        let end_seen = ended_at.clone();
         tokio::spawn(async move {
             let status = loop {
                 if let Some(status) = reaped.look() {
@@ -153,6 +157,7 @@ impl Running {
             // The end is known at once (a dead program must never read as
             // running); its output is complete only once the pipes are
             // drained. Bounded: a grandchild may hold them open.
+            let _ = end_seen.set(std::time::SystemTime::now());
             let _ = tx.send(status);
             notify.notify_waiters();
             let _ = tokio::time::timeout(Duration::from_millis(500), drained_all).await;
@@ -166,14 +171,22 @@ impl Running {
             stderr,
             changed,
             exit: rx,
+            ended_at,
             drained,
             end_expected: false,
-            _stop_draining: stop_draining,
+            output,
         })
     }
 
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
+    }
+
+    /// Whether it ended before `at`, as far as the grader knows: it learns
+    /// of an end a little after it came, so an end it saw before `at` came
+    /// before `at`.
+    pub fn ended_before(&self, at: std::time::SystemTime) -> bool {
+        self.ended_at.get().is_some_and(|t| *t < at)
     }
 
     /// Ended, and everything it wrote has been read.
@@ -211,6 +224,28 @@ impl Running {
         match stream {
             crate::spec::program::Stream::Stdout => &self.stdout,
             crate::spec::program::Stream::Stderr => &self.stderr,
+        }
+    }
+
+    /// Returns once everything the program wrote until now is in `stdout`
+    /// and `stderr`: its pipes hold nothing unread and the output thread is
+    /// not between a read and its record. For an observation that pairs
+    /// what the program printed with what it did on the wire just after
+    /// (a line printed, then a datagram sent). Bounded: a program that
+    /// writes on and on is looked at as it is.
+    pub async fn output_caught_up(&self) {
+        let pending = |fd: &OwnedFd| {
+            let mut n: nix::libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the bytes a pipe holds.
+            let rc = unsafe { nix::libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), nix::libc::FIONREAD, &mut n) };
+            rc == 0 && n > 0
+        };
+        for _ in 0..100 {
+            let unread = self.output.watch.iter().any(pending);
+            if !unread && !self.output.reading.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -276,13 +311,16 @@ fn drain(
     pipes: [OwnedFd; 2],
     into: [Arc<Mutex<Captured>>; 2],
     changed: Arc<Notify>,
-) -> std::io::Result<(oneshot::Receiver<()>, OwnedFd)> {
+) -> std::io::Result<(oneshot::Receiver<()>, Output)> {
     use nix::fcntl::{fcntl, FcntlArg};
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     for pipe in &pipes {
         let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
     let (stop, stop_draining) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let watch = [pipes[0].try_clone()?, pipes[1].try_clone()?];
+    let reading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = reading.clone();
     let (done, drained_all) = oneshot::channel();
     let helper = crate::program_time::Scenario::helper();
     std::thread::Builder::new().name("output".into()).spawn(move || {
@@ -306,6 +344,7 @@ fn drain(
                 if !ready[i + 1] {
                     continue;
                 }
+                busy.store(true, std::sync::atomic::Ordering::SeqCst);
                 match nix::unistd::read(fd, &mut buf) {
                     Ok(0) => ended.push(i),
                     Ok(n) => {
@@ -315,6 +354,7 @@ fn drain(
                     Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
                     Err(_) => ended.push(i),
                 }
+                busy.store(false, std::sync::atomic::Ordering::SeqCst);
             }
             for i in ended.into_iter().rev() {
                 open.remove(i);
@@ -322,5 +362,22 @@ fn drain(
         }
         let _ = done.send(());
     })?;
-    Ok((drained_all, stop_draining))
+    Ok((
+        drained_all,
+        Output {
+            _stop: stop_draining,
+            watch,
+            reading,
+        },
+    ))
+}
+
+/// A program's output thread, as its `Running` holds it.
+struct Output {
+    /// Dropped, the thread's poll wakes and it ends.
+    _stop: OwnedFd,
+    /// The read ends of stdout and stderr, to ask what they hold.
+    watch: [OwnedFd; 2],
+    /// Between a read and its record.
+    reading: Arc<std::sync::atomic::AtomicBool>,
 }

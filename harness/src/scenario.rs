@@ -80,6 +80,9 @@ pub(crate) struct Play<'a> {
     /// What a relay's plan does to replies other than passing them on, in
     /// words ("reply 2: duplicated"), for a client that printed one twice.
     pub relay_replies: Vec<String>,
+    /// When a failing step saw what failed it, where the kernel stamped it
+    /// (a datagram's arrival); else the step's end. See `steps::run`.
+    pub failure_seen_at: Option<std::time::SystemTime>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started has
@@ -110,6 +113,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         request: None,
         offered: Vec::new(),
         relay_replies: Vec::new(),
+        failure_seen_at: None,
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;

@@ -54,16 +54,16 @@ pub(crate) fn run<'p>(
     Box::pin(async move {
         let result = run_step(play, step).await;
         // A step's own precondition is about what the program did while it
-        // ran: a program that had already failed by itself when the step
-        // failed (a client that could not resolve its host, exit 1) failed
-        // the scenario's clauses, not that one. One that fails after the
-        // step saw what it did (a client that resent at once, then gave up)
-        // failed the precondition first. One that exited 0 early claimed it
-        // was done.
+        // ran: a program that had already failed by itself when the step saw
+        // what failed it (a client that could not resolve its host, exit 1)
+        // failed the scenario's clauses, not that one. One that failed after
+        // (a client that resent at once, then gave up) failed the
+        // precondition first. One that exited 0 early claimed it was done.
+        let seen_at = play.failure_seen_at.take().unwrap_or_else(std::time::SystemTime::now);
         let failed_by_itself = play
             .programs
             .values()
-            .any(|p| !p.end_expected && p.exit_status().is_some_and(|s| !s.success()));
+            .any(|p| !p.end_expected && p.exit_status().is_some_and(|s| !s.success()) && p.ended_before(seen_at));
         if let (Err(StepError::Failed(_)), Some(clause), false) = (&result, step.value.precondition(), failed_by_itself)
         {
             // The step's own word on what its failure means outranks a

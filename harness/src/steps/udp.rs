@@ -351,6 +351,10 @@ pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram
                     fate: None,
                 },
             );
+            play.failure_seen_at = Some(d.arrived);
+            if let Some((_, prog)) = client_program(play) {
+                prog.output_caught_up().await;
+            }
             play.observed = reply_taken(play);
             Err(format!(
                 "expected no datagram on `{name}` for {}; {} arrived",
