@@ -107,7 +107,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(room)) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        run_one(spec, i, &dir, work, room, uid, options.isolation, namespaces)
+                        run_one(spec, i, work, room, uid, options.isolation, namespaces)
                     }
                 };
                 let played = began.elapsed();
@@ -397,13 +397,13 @@ fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
 fn run_one(
     spec: &Spec,
     i: usize,
-    dir: &Path,
     work: &Path,
     room: Room,
     uid: Option<u32>,
     isolation: Isolation,
     namespaces: &Namespaces,
 ) -> ScenarioResult {
+    let dir = &scenario_dir(work, i);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
         if isolation == Isolation::Netns {
             namespaces
