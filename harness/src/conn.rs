@@ -373,6 +373,11 @@ impl Conn {
         result
     }
 
+    /// Everything the steps queued has been written to the kernel.
+    pub fn written(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) == 0
+    }
+
     /// Bytes arrived that no step has taken yet (a part of an answer).
     pub fn holds_unread(&self) -> bool {
         !self.inbox.is_empty()

@@ -160,7 +160,8 @@ impl Running {
             let _ = end_seen.set(std::time::SystemTime::now());
             let _ = tx.send(status);
             notify.notify_waiters();
-            let _ = tokio::time::timeout(Duration::from_millis(500), drained_all).await;
+            // In the programs' time: the output thread waits for a CPU too.
+            let _ = Deadline::after(Duration::from_millis(500)).within(drained_all).await;
             let _ = drained_tx.send(true);
             notify.notify_waiters();
         });
@@ -305,8 +306,8 @@ impl Drop for Reaped {
 /// runtime busy with 64 connections turns slowly: a program that writes a
 /// lot would wait for us, blocked in `write`, and be late for the
 /// scenario's bounds. A thread reads at pipe speed whatever the scenario
-/// does. The pipes are made as large as an unprivileged program may make
-/// them (1 MiB), for fewer wake-ups.
+/// does. The pipes are made larger than the 64 KiB default, for fewer
+/// wake-ups (`PIPE_SIZE`).
 fn drain(
     pipes: [OwnedFd; 2],
     into: [Arc<Mutex<Captured>>; 2],
@@ -315,7 +316,7 @@ fn drain(
     use nix::fcntl::{fcntl, FcntlArg};
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     for pipe in &pipes {
-        let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(1 << 20));
+        let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }
     let (stop, stop_draining) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let watch = [pipes[0].try_clone()?, pipes[1].try_clone()?];
@@ -323,6 +324,7 @@ fn drain(
     let busy = reading.clone();
     let (done, drained_all) = oneshot::channel();
     let helper = crate::program_time::Scenario::helper();
+    let helper_done = helper.clone();
     std::thread::Builder::new().name("output".into()).spawn(move || {
         helper.runs();
         let mut open: Vec<(OwnedFd, Arc<Mutex<Captured>>)> = pipes.into_iter().zip(into).collect();
@@ -361,6 +363,7 @@ fn drain(
             }
         }
         let _ = done.send(());
+        helper_done.ended();
     })?;
     Ok((
         drained_all,
@@ -371,6 +374,12 @@ fn drain(
         },
     ))
 }
+
+/// The size of a program's stdout and stderr pipes: four times the default.
+/// Pipes count against their user's limit (`pipe-user-pages-soft`, 64 MiB);
+/// 1 MiB ones would reach it with some thirty programs alive at once under
+/// `--isolation none`, where the grader and the programs are one user.
+const PIPE_SIZE: i32 = 256 << 10;
 
 /// A program's output thread, as its `Running` holds it.
 struct Output {

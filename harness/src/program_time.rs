@@ -95,12 +95,18 @@ impl Drop for Scenario {
 }
 
 /// A helper thread's place in the scenario's count (`Scenario::helper`).
+#[derive(Clone)]
 pub struct Helper(Arc<AtomicI32>);
 
 impl Helper {
     /// Called on the helper thread: its waits count from now on.
-    pub fn runs(self) {
+    pub fn runs(&self) {
         self.0.store(gettid(), Ordering::Relaxed);
+    }
+
+    /// Called on the helper thread as it ends: its id may be reused.
+    pub fn ended(&self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -134,11 +140,16 @@ impl Waits {
     /// clients), and steps start bounds by the thousand; an older start only
     /// adds what was stolen in that tenth, which a quiet machine never has.
     fn recent(bound: Duration) -> Arc<Waits> {
+        Waits::fresh(bound / 10)
+    }
+
+    /// The last count taken if it is at most `age` old, else a new one.
+    fn fresh(age: Duration) -> Arc<Waits> {
         let now = Instant::now();
         if let Some(last) = LAST.with(|l| {
             l.borrow()
                 .as_ref()
-                .filter(|(at, _)| now.duration_since(*at) <= bound / 10)
+                .filter(|(at, _)| now.duration_since(*at) <= age)
                 .map(|(_, w)| w.clone())
         }) {
             return last;
@@ -255,6 +266,8 @@ pub struct Deadline {
     look_at: Instant,
     /// Whether load moves the end (see `on_the_wall_clock`).
     stretches: bool,
+    /// The latest end on the wall clock, from the start.
+    most: Duration,
 }
 
 impl Deadline {
@@ -267,7 +280,16 @@ impl Deadline {
             spent: Spent::default(),
             look_at: began + bound,
             stretches: true,
+            most: bound * STRETCH_MOST,
         }
+    }
+
+    /// The same bound, stretched at most to `most` on the wall clock: for a
+    /// guard over many steps (a scenario's bound), each of which has its
+    /// own, so that a broken program is not kept ten times as long.
+    pub fn at_most(mut self, most: Duration) -> Deadline {
+        self.most = most.max(self.bound);
+        self
     }
 
     /// A span that load does not stretch: how long something must *not*
@@ -285,6 +307,7 @@ impl Deadline {
             spent: Spent::default(),
             look_at: began + span,
             stretches: false,
+            most: span,
         }
     }
 
@@ -304,8 +327,10 @@ impl Deadline {
         if !self.stretches {
             return true;
         }
-        self.spent = Waits::now().since(&self.before);
-        let most = self.began + self.bound * STRETCH_MOST;
+        // Counts up to 5 ms old are shared: a thousand deadlines that end
+        // together read the kernel's counts once, not a thousand times.
+        self.spent = Waits::fresh(Duration::from_millis(5)).since(&self.before);
+        let most = self.began + self.most;
         let stretched = (self.began + self.bound + self.stolen()).min(most);
         if now >= stretched || self.spent.ran >= self.bound {
             return true;

@@ -145,7 +145,11 @@ fn make_in(dir: &Path, uid: Option<u32>, room: &Room) -> std::io::Result<Build> 
                 }
             }
         };
-        let status = make.wait(BUILD_TIMEOUT).await;
+        // On the wall clock: a build has no scenario whose programs' time
+        // could be counted, and its bound is a guard, not a verdict's.
+        let status = make
+            .wait_until(&mut crate::program_time::Deadline::on_the_wall_clock(BUILD_TIMEOUT))
+            .await;
         let status = match status {
             Some(s) if s.success() => BuildStatus::Ok,
             Some(_) => BuildStatus::Failed,

@@ -455,6 +455,25 @@ pub fn tree_at_rest(pid: i32) -> bool {
     })
 }
 
+/// The program's tree is at rest (`tree_at_rest`) and nothing is in flight
+/// on its TCP sockets: none holds bytes unread or unacknowledged.
+pub fn tree_settled(pid: i32) -> bool {
+    if !tree_at_rest(pid) {
+        return false;
+    }
+    let Ok(process) = Process::new(pid) else {
+        return true;
+    };
+    let mut inodes = HashSet::new();
+    for p in tree(pid, &processes()) {
+        inodes.extend(socket_inodes(p));
+    }
+    tcp_table(&process)
+        .iter()
+        .filter(|e| inodes.contains(&e.inode))
+        .all(|e| e.rx_queue == 0 && (e.tx_queue == 0 || e.state == procfs::net::TcpState::Listen))
+}
+
 /// Has the process waited for children of its own (their page faults are
 /// added to its `cminflt` when it reaps them)? A forking server that reaps
 /// its children leaves no other trace once they are gone.

@@ -83,3 +83,16 @@ fn listeners_on_ports_of_their_own() {
     // It failed as the connection came, not at the end of its 2 s.
     assert!(connected["duration_ms"].as_u64().unwrap() < 2000, "{connected}");
 }
+
+/// `expect_at_rest`, the barrier: it returns once the program's work is
+/// done, and fails on a program that works on past its bound.
+#[test]
+fn the_barrier_waits_for_the_work_and_fails_a_program_that_never_rests() {
+    let (report, _) = run_json(&["fixtures/specs/at-rest.yaml", "--submission", "fixtures/load/worker"]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["status"], "passed", "{}", scenarios[0]["message"]);
+    let busy = &scenarios[1];
+    assert_eq!(busy["failure"]["keyword"], "expect_at_rest", "{busy}");
+    let detail = busy["failure"]["detail"].as_str().unwrap();
+    assert!(detail.contains("to come to rest"), "{detail}");
+}

@@ -539,6 +539,7 @@ impl Checker<'_> {
             Step::ExpectRead(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
             Step::ExpectReleased(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
             Step::ExpectZombies(z) => self.program(&z.program, at),
+            Step::ExpectAtRest(r) => self.program(&r.program, at),
             Step::ExpectIdle(i) => self.program(&i.program, at),
             Step::Each(e) => {
                 if !matches!(scope.names.get(&e.connections.value), Some(Kind::Group(_))) {

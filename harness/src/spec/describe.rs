@@ -127,6 +127,7 @@ impl Step {
                 z.program.value, z.at_most
             ),
             Step::ExpectIdle(i) => format!("watch {} while idle for {}", i.program.value, i.duration),
+            Step::ExpectAtRest(r) => format!("wait until {} is at rest", r.program.value),
             Step::Each(e) => format!("on every connection of `{}` at once", e.connections.value),
             Step::Repeat(r) => format!("repeat {} times", r.times),
         }

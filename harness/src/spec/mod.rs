@@ -382,6 +382,7 @@ pub enum Step {
     ExpectRead(witness::ExpectRead),
     ExpectReleased(witness::ExpectReleased),
     ExpectZombies(witness::ExpectZombies),
+    ExpectAtRest(witness::ExpectAtRest),
     ExpectIdle(witness::ExpectIdle),
 }
 
@@ -436,6 +437,7 @@ impl Step {
             Step::ExpectRead(_) => "expect_read",
             Step::ExpectReleased(_) => "expect_released",
             Step::ExpectZombies(_) => "expect_zombies",
+            Step::ExpectAtRest(_) => "expect_at_rest",
             Step::ExpectIdle(_) => "expect_idle",
             Step::Each(_) => "each",
             Step::Repeat(_) => "repeat",
@@ -511,6 +513,7 @@ impl Step {
             | Step::ExpectRead(_)
             | Step::ExpectReleased(_)
             | Step::ExpectZombies(_)
+            | Step::ExpectAtRest(_)
             | Step::ExpectIdle(_)
             | Step::Each(_)
             | Step::Repeat(_) => None,

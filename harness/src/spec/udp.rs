@@ -261,8 +261,10 @@ impl TryFrom<RawExpectDatagram> for ExpectDatagram {
 /// `expect_no_datagram: { on: a, for: 600ms }`: nothing arrives on the
 /// endpoint for that long. The one place where waiting is the point: a
 /// client that must not resend yet, a server that must not answer. The span
-/// is wall time (load makes a program later, never sooner), and a datagram
-/// counts by the kernel's stamp of its arrival. Option:
+/// is wall time (load makes a program later, never sooner), counted from the
+/// arrival of the datagram the step before received on this endpoint, if it
+/// did (else from the step's start); a datagram counts by the kernel's stamp
+/// of its arrival. Option:
 /// - `precondition: <clause>`: a failure of this step means the scenario's
 ///   own check was never reached, and is that clause's.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

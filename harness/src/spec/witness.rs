@@ -88,6 +88,21 @@ pub struct ExpectReleased {
     pub within: Option<TimeSpan>,
 }
 
+/// `expect_at_rest: { program: proxy, within: 2s }`: a barrier. Returns once
+/// every thread of the program's processes waits in the kernel and nothing
+/// is in flight toward it or from it (its sockets' queues are empty), seen
+/// twice in a row: whatever the last request set off (a proxy storing the
+/// object it fetched) is done before the next step. Fails if the program
+/// never comes to rest within the bound (a thread that spins).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAtRest {
+    #[schemars(with = "String")]
+    pub program: Name,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+}
+
 /// `expect_zombies: { program: server, at_most: 1 }`: children that exited
 /// and were never waited for.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -52,6 +52,11 @@ pub(crate) fn run<'p>(
     step: &'p Spanned<Step>,
 ) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + 'p>> {
     Box::pin(async move {
+        // Only the step right after a datagram's arrival counts from it
+        // (`not_before`, `expect_no_datagram`'s span).
+        let arrived = play.datagram_arrived.take();
+        play.datagram_arrived =
+            arrived.filter(|_| matches!(step.value, Step::ExpectExit(_) | Step::ExpectNoDatagram(_)));
         let result = run_step(play, step).await;
         // A step's own precondition is about what the program did while it
         // ran: a program that had already failed by itself when the step saw
@@ -96,7 +101,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::ExpectOutput(o) => {
                 let result = program::expect_output(play, o).await;
                 if result.is_err() && o.stream == crate::spec::program::Stream::Stdout {
-                    play.observed = udp::printed_twice(play, &o.program.value);
+                    play.observed = udp::printed_twice(play, &o.program.value, o.matcher.as_ref());
                 }
                 Ok(result?)
             }
@@ -166,6 +171,7 @@ async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepE
             Step::ExpectRead(r) => Ok(witness::expect_read(play, r).await?),
             Step::ExpectReleased(r) => Ok(witness::expect_released(play, r).await?),
             Step::ExpectZombies(z) => Ok(witness::expect_zombies(play, z).await?),
+            Step::ExpectAtRest(r) => Ok(witness::expect_at_rest(play, r).await?),
             Step::ExpectIdle(i) => Ok(witness::expect_idle(play, i).await?),
             Step::Each(e) => Ok(flow::each(play, e).await?),
             Step::Repeat(r) => flow::repeat(play, r).await,
@@ -251,6 +257,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, ph: &crate
         | Step::ExpectRead(_)
         | Step::ExpectReleased(_)
         | Step::ExpectZombies(_)
+        | Step::ExpectAtRest(_)
         | Step::ExpectIdle(_)
         | Step::Each(_)
         | Step::Repeat(_) => unreachable!("`{}` is not a connection step (checked at load)", step.keyword()),

@@ -12,7 +12,7 @@ use crate::scenario::Play;
 use crate::spec::program::ProgramRef;
 use crate::spec::values::within;
 use crate::spec::witness::{
-    ExpectAccepted, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
+    ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
 };
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
@@ -282,6 +282,33 @@ pub(super) async fn expect_released(play: &mut Play<'_>, r: &ExpectReleased) -> 
                 within(r.within).as_millis()
             ))
         }
+    }
+}
+
+pub(super) async fn expect_at_rest(play: &mut Play<'_>, r: &ExpectAtRest) -> StepResult {
+    let name = &r.program.value;
+    let pid = play.running(name)?.pid;
+    // Twice in a row: a thread between two system calls may look asleep
+    // for a moment (waiting on a lock another thread holds while it works).
+    // The grader's own bytes still queued are in flight toward it too.
+    let conns = &play.conns;
+    let mut calm = 0;
+    let settled = poll_until(within(r.within), || {
+        let quiet = conns.values().all(|c| c.written()) && witness::tree_settled(pid);
+        calm = if quiet { calm + 1 } else { 0 };
+        (calm >= 2, ())
+    })
+    .await;
+    match settled {
+        Ok(()) => {
+            play.transcript.record(name, "at rest");
+            Ok(())
+        }
+        Err(()) => Err(format!(
+            "expected {name} to come to rest (every thread waiting in the kernel, nothing in flight) within {}ms; \
+             it did not: a thread kept running, or bytes kept waiting in its sockets",
+            within(r.within).as_millis()
+        )),
     }
 }
 
