@@ -96,3 +96,29 @@ fn the_barrier_waits_for_the_work_and_fails_a_program_that_never_rests() {
     let detail = busy["failure"]["detail"].as_str().unwrap();
     assert!(detail.contains("to come to rest"), "{detail}");
 }
+
+/// A request's fields as `expect_request` checks them, the grader playing
+/// both ends: a field given is sent once with that value, as a whole token
+/// list; `absent` is not sent.
+#[test]
+fn a_request_field_is_sent_once_with_its_value() {
+    let (report, _) = run_json(&[
+        "fixtures/specs/request-headers.yaml",
+        "--submission",
+        "fixtures/load/worker",
+        "--isolation",
+        "none",
+    ]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["status"], "passed", "{}", scenarios[0]["message"]);
+    let twice = scenarios[1]["failure"]["detail"].as_str().unwrap();
+    assert!(
+        twice.contains("expected one `Connection` header field, got 2"),
+        "{twice}"
+    );
+    let absent = scenarios[2]["failure"]["detail"].as_str().unwrap();
+    assert!(
+        absent.contains("expected no `Proxy-Connection` header field"),
+        "{absent}"
+    );
+}

@@ -307,8 +307,10 @@ impl Statuses {
 /// `expect_request: { on: c, method: GET, target: /index.html, headers: {
 /// Host: "{host}:{port}", Connection: close } }`: the next request on the
 /// connection, parsed strictly; each part given must be as written
-/// (`{host}` and `{port}` filled in; header values compare as tokens
-/// without case for Connection).
+/// (placeholders filled in). A field given in `headers` must be sent once,
+/// with that value (Connection and Transfer-Encoding as lists of tokens,
+/// without case: `close` is not `keep-alive, close`); each of `present` is
+/// there, each of `absent` is not.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectRequest {
@@ -325,6 +327,8 @@ pub struct ExpectRequest {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub present: Vec<String>,
+    #[serde(default)]
+    pub absent: Vec<String>,
     #[serde(default)]
     pub within: Option<TimeSpan>,
     #[serde(default)]

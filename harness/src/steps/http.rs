@@ -56,7 +56,7 @@ pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, ph: &Placehold
             ));
         }
     }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph));
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, false));
     if let Some(f) = e.framing {
         let ok = match f {
             FramingCheck::Length => {
@@ -110,7 +110,8 @@ pub(super) async fn expect_request(conn: &mut Conn, ph: &Placeholders, e: &Expec
             }
         }
     }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &[], ph));
+    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, true));
+    wrong.extend(once_each(&message, &e.headers));
     finish(conn, &message, wrong, ph)
 }
 
@@ -137,15 +138,17 @@ async fn read(conn: &mut Conn, request: bool, to_head: bool, bound: Duration) ->
 }
 
 /// Header fields: each of `headers` present with that value (names without
-/// case; Connection and Transfer-Encoding as token lists, Content-Type by
-/// its media type without case, others exactly), each of `present` there,
-/// each of `absent` not.
+/// case; Connection and Transfer-Encoding as token lists, holding the
+/// token, or with `whole_lists` (a request's) being that list;
+/// Content-Type by its media type without case; others exactly), each of
+/// `present` there, each of `absent` not.
 fn check_fields(
     m: &Message,
     headers: &std::collections::BTreeMap<String, String>,
     present: &[String],
     absent: &[String],
     ph: &Placeholders,
+    whole_lists: bool,
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, want) in headers {
@@ -154,7 +157,15 @@ fn check_fields(
             None => wrong.push(format!("expected a `{name}` header field, there is none")),
             Some(got) => {
                 let tokens = ["connection", "transfer-encoding"].contains(&name.to_ascii_lowercase().as_str());
-                let ok = if tokens {
+                let list = |v: &str| -> Vec<String> {
+                    v.split(',')
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                };
+                let ok = if tokens && whole_lists {
+                    list(&got) == list(&want)
+                } else if tokens {
                     m.head.has_token(name, &want)
                 } else if name.eq_ignore_ascii_case("content-type") {
                     // A media type's parameters (`; charset=utf-8`) may follow.
@@ -181,6 +192,30 @@ fn check_fields(
         }
     }
     wrong
+}
+
+/// A request's fields given in `headers` are sent once each: a program
+/// that passes a field on and adds its own (`Connection: keep-alive` and
+/// `Connection: close`) sends two, whatever a check of their joined value
+/// says.
+fn once_each(m: &Message, headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    headers
+        .keys()
+        .filter_map(|name| {
+            let values = m.head.values(name);
+            (values.len() > 1).then(|| {
+                let lines: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("`{name}: {}`", String::from_utf8_lossy(v)))
+                    .collect();
+                format!(
+                    "expected one `{name}` header field, got {}: {}",
+                    lines.len(),
+                    lines.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// Why `got` is not the body `want` asks for.
