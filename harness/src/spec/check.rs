@@ -73,6 +73,9 @@ struct Scope {
     /// Programs with an `fd_baseline` / a `memory_baseline` before here.
     fd_baselines: std::collections::HashSet<String>,
     memory_baselines: std::collections::HashSet<String>,
+    /// Listeners with a port of their own before here: what `{port:NAME}`
+    /// may name.
+    own_ports: std::collections::HashSet<String>,
 }
 
 impl Scope {
@@ -144,6 +147,27 @@ impl Checker<'_> {
         if !before.contains(&name.value) {
             let name = &name.value;
             self.fail(at, format!("expected {baseline}: {name}` before `{keyword}` on {name}"));
+        }
+    }
+
+    /// Every `{port:NAME}` in `texts` names a listener with a port of its
+    /// own declared before: else the program or the request would get the
+    /// placeholder's text, and the student the blame.
+    fn own_ports<'t>(&mut self, scope: &Scope, texts: impl Iterator<Item = &'t String>, at: Location) {
+        for text in texts {
+            for (i, _) in text.match_indices("{port:") {
+                let rest = &text[i + "{port:".len()..];
+                let name = rest.split('}').next().unwrap_or_default();
+                if !scope.own_ports.contains(name) {
+                    self.fail(
+                        at,
+                        format!(
+                            "expected `{{port:{name}}}` to name a listener with a port of its own opened before \
+                             (`listen: {{ as: {name}, port: own }}`)"
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -391,6 +415,17 @@ impl Checker<'_> {
                     }
                 }
                 Step::ExpectMessage(e) => self.message(&e.message, false, at),
+                Step::SendRequest(s) => {
+                    let texts = s
+                        .requests
+                        .iter()
+                        .flat_map(|r| std::iter::once(&r.target).chain(r.headers.values()));
+                    self.own_ports(scope, texts, at);
+                }
+                Step::ExpectRequest(e) => {
+                    let texts = e.target.iter().chain(e.headers.values());
+                    self.own_ports(scope, texts, at);
+                }
                 Step::ExpectResponse(e) => {
                     if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {
                         if !raw_files(self.docroot).contains(&file.as_str()) {
@@ -442,7 +477,15 @@ impl Checker<'_> {
             return;
         }
         match step {
-            Step::Start(s) | Step::Restart(s) => self.program(&s.program, at),
+            Step::Start(s) | Step::Restart(s) => {
+                self.program(&s.program, at);
+                let command = self
+                    .programs
+                    .get(&s.program.value)
+                    .map(|p| p.command.clone())
+                    .unwrap_or_default();
+                self.own_ports(scope, command.iter().chain(s.args.iter().flatten()), at);
+            }
             Step::Stop(s) => self.program(&s.program, at),
             Step::Kill(p) | Step::ExpectRunning(p) => self.program(&p.program, at),
             Step::FdBaseline(p) => {
@@ -463,7 +506,12 @@ impl Checker<'_> {
                 };
                 self.declare(scope, &c.name, kind, at);
             }
-            Step::Listen(l) => self.declare(scope, &l.name, Kind::Listener, at),
+            Step::Listen(l) => {
+                self.declare(scope, &l.name, Kind::Listener, at);
+                if let Some(super::tcp::ListenPort::Own(_)) = l.port {
+                    scope.own_ports.insert(l.name.value.clone());
+                }
+            }
             Step::Accept(a) => {
                 if scope.names.get(&a.on.value) != Some(&Kind::Listener) {
                     self.fail(
