@@ -67,7 +67,6 @@ impl Scenario {
         Scenario(())
     }
 
-    /// A process the scenario started: its threads' waits count from now.
     /// A thread of the grader's that works for the scenario: a program
     /// that waits for it (blocked writing to a full pipe) waits for its
     /// turn on a CPU too. The thread calls `Helper::runs` first thing.
@@ -77,6 +76,7 @@ impl Scenario {
         Helper(tid)
     }
 
+    /// A process the scenario started: its threads' waits count from now.
     pub fn started(pid: i32) {
         PROGRAMS.with(|p| {
             if let Some(list) = p.borrow_mut().as_mut() {
