@@ -6,7 +6,7 @@
 
 mod support;
 
-use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use std::process::{Child, Command};
 use support::run_json;
@@ -36,9 +36,14 @@ impl Drop for Spinners {
 
 #[test]
 fn a_cpu_shared_with_spinning_processes_does_not_change_a_verdict() {
-    // Children inherit the affinity of the thread that starts them.
+    // Children inherit the affinity of the thread that starts them. The
+    // first CPU this thread may use (a container's cpuset may leave out 0).
+    let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+    let cpu = (0..CpuSet::count())
+        .find(|&i| allowed.is_set(i).unwrap_or(false))
+        .unwrap();
     let mut one = CpuSet::new();
-    one.set(0).unwrap();
+    one.set(cpu).unwrap();
     sched_setaffinity(Pid::from_raw(0), &one).unwrap();
     let _spinners = Spinners::start(6);
 
