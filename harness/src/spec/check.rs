@@ -171,6 +171,19 @@ impl Checker<'_> {
         }
     }
 
+    /// `name` is a listener opened by an earlier `listen`.
+    fn listener(&mut self, scope: &Scope, name: &Name, at: Location) {
+        if scope.names.get(&name.value) != Some(&Kind::Listener) {
+            self.fail(
+                loc_of(name, at),
+                format!(
+                    "expected a listener opened by an earlier `listen`, found `{}`",
+                    name.value
+                ),
+            );
+        }
+    }
+
     fn program(&mut self, name: &Name, step: Location) {
         if !self.programs.contains_key(&name.value) {
             let known: Vec<_> = self.programs.keys().map(|k| format!("`{k}`")).collect();
@@ -513,28 +526,10 @@ impl Checker<'_> {
                 }
             }
             Step::Accept(a) => {
-                if scope.names.get(&a.on.value) != Some(&Kind::Listener) {
-                    self.fail(
-                        loc_of(&a.on, at),
-                        format!(
-                            "expected a listener opened by an earlier `listen`, found `{}`",
-                            a.on.value
-                        ),
-                    );
-                }
+                self.listener(scope, &a.on, at);
                 self.declare(scope, &a.name, Kind::Connection, at);
             }
-            Step::ExpectNoConnection(e) => {
-                if scope.names.get(&e.on.value) != Some(&Kind::Listener) {
-                    self.fail(
-                        loc_of(&e.on, at),
-                        format!(
-                            "expected a listener opened by an earlier `listen`, found `{}`",
-                            e.on.value
-                        ),
-                    );
-                }
-            }
+            Step::ExpectNoConnection(e) => self.listener(scope, &e.on, at),
             Step::UdpOpen(o) => {
                 self.declare(scope, &o.name, Kind::Endpoint, at);
                 for i in 1..=o.count.unwrap_or(0) {
