@@ -9,7 +9,7 @@
 
 use crate::escape;
 use crate::matcher::{Check, Matcher};
-use crate::program_time::Deadline;
+use crate::program_time::{with_busy_note, Deadline};
 use crate::transcript::Transcript;
 use bytes::Bytes;
 use std::io;
@@ -806,14 +806,6 @@ impl Conn {
             )),
             (PeerState::Reset, _) => Err(format!("{grader} expected {what}, but {peer} reset the connection")),
         }
-    }
-}
-
-/// A failure at a bound, with what the machine's load took from it.
-pub fn with_busy_note(why: String, deadline: &Deadline) -> String {
-    match deadline.busy_note() {
-        Some(note) => format!("{why}\n  {note}"),
-        None => why,
     }
 }
 

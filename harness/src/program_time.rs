@@ -382,6 +382,14 @@ impl Deadline {
     }
 }
 
+/// A failure at a bound, with what the machine's load took from it.
+pub fn with_busy_note(why: String, deadline: &Deadline) -> String {
+    match deadline.busy_note() {
+        Some(note) => format!("{why}\n  {note}"),
+        None => why,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,7 +150,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
                 failed = Some((
                     i,
                     first_event,
-                    crate::conn::with_busy_note(
+                    crate::program_time::with_busy_note(
                         format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
                         &deadline,
                     ),
@@ -202,6 +202,16 @@ impl Play<'_> {
                 crate::process::ended(&s)
             )),
         }
+    }
+
+    /// The name of the client under test: the program started last among
+    /// those that don't listen.
+    pub fn client_name(&self) -> Option<&str> {
+        self.order
+            .iter()
+            .rev()
+            .find(|n| self.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))
+            .map(String::as_str)
     }
 
     /// The open connection a step names with `on`.

@@ -2,11 +2,10 @@
 //! restart, signal, expect_running, expect_exit, expect_output.
 
 use super::{StepError, StepResult};
-use crate::conn::with_busy_note;
 use crate::escape;
 use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
-use crate::program_time::Deadline;
+use crate::program_time::{with_busy_note, Deadline};
 use crate::sandbox;
 use crate::scenario::{record_output, Play};
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ProgramRef, SignalStep, Start, Stop};

@@ -4,9 +4,9 @@
 //! connection (`super::run_on`), at the top level or inside `each`.
 
 use super::StepResult;
-use crate::conn::{self, with_busy_note, Conn, Listener, Outcome, PeerState};
+use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
-use crate::program_time::Deadline;
+use crate::program_time::{with_busy_note, Deadline};
 use crate::scenario::Play;
 use crate::spec::tcp::{
     Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectNoConnection, ExpectSilence, Expected, Fill,
@@ -193,14 +193,8 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
     let mut deadline = Deadline::after(bound);
     match deadline.within(listener.accept()).await {
         Some(Ok((stream, _))) => {
-            // The client under test that connected: the program started
-            // last among those that don't listen.
-            let peer = play
-                .order
-                .iter()
-                .rev()
-                .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))
-                .cloned();
+            // The client under test is who connected.
+            let peer = play.client_name().map(String::from);
             play.transcript.record_wire(&name, Wire::Accepted { peer });
             let conn = Conn::new(&name, stream, play.transcript.clone());
             play.conns.insert(name, conn);
@@ -515,16 +509,12 @@ pub(super) fn reset_by_close(
     if conn.peer != PeerState::Reset || conn.aborted || !(wanted_end || conn.holds_unread()) {
         return None;
     }
-    let incoming = !conn.outgoing;
-    let name = if incoming {
-        play.order
-            .iter()
-            .rev()
-            .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))?
-            .clone()
+    let name = if conn.outgoing {
+        play.spec.server()?
     } else {
-        play.spec.server()?.to_string()
-    };
+        play.client_name()?
+    }
+    .to_string();
     let prog = play.programs.get(&name)?;
     if prog.exit_status().is_some_and(|s| !s.success()) {
         return None;

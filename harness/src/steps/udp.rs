@@ -3,10 +3,9 @@
 //! expect_no_datagram act on one.
 
 use super::{StepError, StepResult};
-use crate::conn::with_busy_note;
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
-use crate::program_time::Deadline;
+use crate::program_time::{with_busy_note, Deadline};
 use crate::scenario::Play;
 use crate::spec::udp::{
     ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen,
@@ -389,15 +388,10 @@ pub struct Offered {
     pub foreign: bool,
 }
 
-/// The client under test: the program started last among those that do
-/// not listen.
+/// The client under test, running or not.
 fn client_program<'a>(play: &'a Play<'_>) -> Option<(&'a str, &'a crate::process::Running)> {
-    let name = play
-        .order
-        .iter()
-        .rev()
-        .find(|n| play.spec.programs.get(*n).is_some_and(|p| p.listens.is_none()))?;
-    Some((name.as_str(), play.programs.get(name)?))
+    let name = play.client_name()?;
+    Some((name, play.programs.get(name)?))
 }
 
 /// The last line a program wrote on stdout, and all its lines.
