@@ -276,7 +276,8 @@ impl Conn {
         let Some((tx, task)) = self.writer.take() else {
             return Ok(());
         };
-        let _ = tx.send(WriteOp::Close);
+        // Counted like every operation: the writer counts each one done.
+        let _ = queue(&tx, &self.pending, WriteOp::Close);
         drop(tx);
         let mut deadline = Deadline::after(bound);
         if deadline.within(task).await.is_none() {

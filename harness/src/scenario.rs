@@ -83,6 +83,9 @@ pub(crate) struct Play<'a> {
     /// When a failing step saw what failed it, where the kernel stamped it
     /// (a datagram's arrival); else the step's end. See `steps::run`.
     pub failure_seen_at: Option<std::time::SystemTime>,
+    /// The round of each `repeat` the step is in, outermost first: the
+    /// innermost is `{round}`.
+    pub rounds: Vec<usize>,
 }
 
 /// Plays `scenario` and returns its result. Every process it started has
@@ -114,6 +117,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         offered: Vec::new(),
         relay_replies: Vec::new(),
         failure_seen_at: None,
+        rounds: Vec::new(),
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
     let mut failed: Option<(usize, usize, String)> = None;
@@ -253,6 +257,9 @@ impl Play<'_> {
                 .filter(|(_, l)| l.own_port)
                 .map(|(name, l)| (format!("{{port:{name}}}"), l.port().to_string())),
         );
+        if let Some(round) = self.rounds.last() {
+            others.push(("{round}".to_string(), round.to_string()));
+        }
         crate::spec::Placeholders {
             port: self.setting.port,
             others,

@@ -14,7 +14,7 @@ use support::{root, run_json, verdict_table};
 const SPEC: &str = "specs/tcp-echo.yaml";
 
 /// The labs with a spec, and the prefix of their fixtures' directories.
-const LABS: [&str; 5] = ["tcp-echo", "udp-echo", "multicast", "rpc", "http"];
+const LABS: [&str; 6] = ["tcp-echo", "udp-echo", "multicast", "rpc", "http", "proxy"];
 
 /// The spec a fixture is graded with: its lab's, by its name.
 fn spec_of(fixture: &str) -> String {
@@ -48,6 +48,11 @@ fn the_reference_passes_every_scenario_of_rpc() {
 #[test]
 fn the_reference_passes_every_scenario_of_http() {
     reference_passes("specs/http.yaml");
+}
+
+#[test]
+fn the_reference_passes_every_scenario_of_proxy() {
+    reference_passes("specs/proxy.yaml");
 }
 
 /// Every lab's spec has a test above.

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod multicast;
+pub mod proxy;
 pub mod rpc;
 pub mod tcp_echo;
 pub mod udp_echo;

@@ -76,6 +76,8 @@ struct Scope {
     /// Listeners with a port of their own before here: what `{port:NAME}`
     /// may name.
     own_ports: std::collections::HashSet<String>,
+    /// Inside a `repeat`: `{round}` has a value.
+    in_repeat: bool,
 }
 
 impl Scope {
@@ -151,10 +153,17 @@ impl Checker<'_> {
     }
 
     /// Every `{port:NAME}` in `texts` names a listener with a port of its
-    /// own declared before: else the program or the request would get the
-    /// placeholder's text, and the student the blame.
+    /// own declared before, and `{round}` is inside a `repeat`: else the
+    /// program or the request would get the placeholder's text, and the
+    /// student the blame.
     fn own_ports<'t>(&mut self, scope: &Scope, texts: impl Iterator<Item = &'t String>, at: Location) {
         for text in texts {
+            if text.contains("{round}") && !scope.in_repeat {
+                self.fail(
+                    at,
+                    "expected `{round}` inside a `repeat` (it is the round's number)".into(),
+                );
+            }
             for (i, _) in text.match_indices("{port:") {
                 let rest = &text[i + "{port:".len()..];
                 let name = rest.split('}').next().unwrap_or_default();
@@ -439,7 +448,9 @@ impl Checker<'_> {
                     let texts = e.target.iter().chain(e.headers.values());
                     self.own_ports(scope, texts, at);
                 }
+                Step::SendResponse(s) => self.own_ports(scope, s.headers.values(), at),
                 Step::ExpectResponse(e) => {
+                    self.own_ports(scope, e.headers.values(), at);
                     if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {
                         if !raw_files(self.docroot).contains(&file.as_str()) {
                             self.fail(
@@ -601,6 +612,7 @@ impl Checker<'_> {
             }
             Step::Repeat(r) => {
                 let mut inner = scope.clone();
+                inner.in_repeat = true;
                 self.steps(&r.steps, &mut inner, None);
             }
             // Connection steps returned above, after `Step::on` said so.

@@ -170,8 +170,10 @@ fn check_token(text: &str, what: &str) -> Result<(), String> {
     }
 }
 
-/// What a body must be: at most one of `file`, `text`, `hex` (exactly
-/// these bytes), and optionally `contains`, `size`, `empty` or `nonempty`.
+/// What a body must be: at most one of `file`, `text`, `hex` or
+/// `generate` (exactly these bytes; `generate` makes the same bytes as a
+/// `send_response` body with the same recipe, so a large object needs no
+/// docroot file), and optionally `contains`, `size`, `empty` or `nonempty`.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawBodyCheck")]
 #[schemars(with = "RawBodyCheck")]
@@ -180,6 +182,8 @@ pub struct BodyCheck {
     pub text: Option<String>,
     /// Parsed at load: invalid hex is a located error.
     pub hex: Option<Vec<u8>>,
+    /// A generated body, by its recipe (its bytes are made when checked).
+    pub generate: Option<Payload>,
     pub contains: Option<String>,
     pub size: Option<Size>,
     pub empty: Option<bool>,
@@ -189,10 +193,21 @@ pub struct BodyCheck {
 impl TryFrom<RawBodyCheck> for BodyCheck {
     type Error = String;
     fn try_from(raw: RawBodyCheck) -> Result<Self, String> {
-        let exact = [raw.file.is_some(), raw.text.is_some(), raw.hex.is_some()];
+        let exact = [
+            raw.file.is_some(),
+            raw.text.is_some(),
+            raw.hex.is_some(),
+            raw.generate.is_some(),
+        ];
         if exact.iter().filter(|e| **e).count() > 1 {
-            return Err("expected at most one of `file`, `text` and `hex` (the body's exact bytes)".into());
+            return Err("expected at most one of `file`, `text`, `hex` and `generate` (the body's exact bytes)".into());
         }
+        let generate = raw
+            .generate
+            .map(|g| Payload::from_keys(None, None, Some(g), None))
+            .transpose()
+            .map_err(|e| format!("expected {e}"))?
+            .flatten();
         if raw.empty == Some(false) || raw.nonempty == Some(false) {
             return Err("expected `empty: true` or `nonempty: true`; `false` asks for nothing".into());
         }
@@ -205,6 +220,7 @@ impl TryFrom<RawBodyCheck> for BodyCheck {
             file: raw.file,
             text: raw.text,
             hex,
+            generate,
             contains: raw.contains,
             size: raw.size,
             empty: raw.empty,
@@ -213,7 +229,7 @@ impl TryFrom<RawBodyCheck> for BodyCheck {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawBodyCheck {
     /// Exactly the bytes of this file of the spec's `docroot`.
@@ -223,6 +239,9 @@ struct RawBodyCheck {
     text: Option<String>,
     #[serde(default)]
     hex: Option<String>,
+    /// `{ size: 200KiB, seed: 7 }`: the bytes `generate` makes in a sent body.
+    #[serde(default)]
+    generate: Option<super::values::Generate>,
     #[serde(default)]
     contains: Option<String>,
     #[serde(default)]
@@ -462,11 +481,13 @@ impl TryFrom<RawSendResponse> for SendResponse {
 
 impl SendResponse {
     /// The response's bytes: head, body as framed (cut short if `truncate`).
-    pub fn bytes(&self) -> Vec<u8> {
+    /// The response's bytes, with the placeholders of its header values
+    /// filled in.
+    pub fn bytes(&self, placeholders: &super::Placeholders) -> Vec<u8> {
         let body = self.body.bytes();
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, self.reason);
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            head.push_str(&format!("{name}: {}\r\n", placeholders.fill(value)));
         }
         let given = |n: &str| self.headers.keys().any(|k| k.eq_ignore_ascii_case(n));
         let mut framed = Vec::new();

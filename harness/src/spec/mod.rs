@@ -382,6 +382,8 @@ pub enum Step {
     ExpectRead(witness::ExpectRead),
     ExpectReleased(witness::ExpectReleased),
     ExpectZombies(witness::ExpectZombies),
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<witness::ExpectAtRest>")]
     ExpectAtRest(witness::ExpectAtRest),
     ExpectIdle(witness::ExpectIdle),
 }
@@ -456,6 +458,7 @@ impl Step {
             Step::ExpectRequest(e) => e.precondition.as_deref(),
             Step::ExpectRead(r) => r.precondition.as_deref(),
             Step::Accept(a) => a.precondition.as_deref(),
+            Step::ExpectNoConnection(e) => e.precondition.as_deref(),
             _ => None,
         }
     }

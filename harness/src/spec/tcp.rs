@@ -105,7 +105,7 @@ impl TryFrom<RawConnect> for Connect {
 /// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
 /// there is IPv6) for a client under test. `port: own` listens on a port of
 /// its own, which the kernel chooses and the spec's text names
-/// `{port:l}` (a program's arguments, request targets and headers, bodies):
+/// `{port:l}` (a program's arguments, request targets and the headers of requests sent and expected):
 /// the origin server behind a proxy under test, which listens on `{port}`
 /// itself. `port: 80` listens on that port (a client that uses a default
 /// port): only in a network namespace of the scenario's own, where it is
@@ -146,7 +146,9 @@ impl FromName for Listen {
 /// `expect_no_connection: { on: origin, for: 500ms }`: no program connects
 /// to the grader's listener for that long (a proxy serves a cached object
 /// without fetching it again). On the wall clock, as `expect_silence`: load
-/// makes a program later, never sooner.
+/// makes a program later, never sooner. `precondition: <clause>` (as on
+/// `accept`): a proxy with no cache at all fails that clause where a
+/// scenario about eviction first relies on a cached object.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectNoConnection {
@@ -154,6 +156,8 @@ pub struct ExpectNoConnection {
     pub on: Name,
     #[serde(rename = "for")]
     pub duration: TimeSpan,
+    #[serde(default)]
+    pub precondition: Option<String>,
 }
 
 /// `accept: { on: l, as: c }`: the program connects within the bound.

@@ -88,7 +88,7 @@ pub struct ExpectReleased {
     pub within: Option<TimeSpan>,
 }
 
-/// `expect_at_rest: { program: proxy, within: 2s }`: a barrier. Returns once
+/// `expect_at_rest: proxy`, or `{ program: proxy, within: 2s }`: a barrier. Returns once
 /// every thread of the program's processes waits in the kernel and nothing
 /// is in flight toward it or from it (its sockets' queues are empty), seen
 /// twice in a row: whatever the last request set off (a proxy storing the
@@ -101,6 +101,11 @@ pub struct ExpectAtRest {
     pub program: Name,
     #[serde(default)]
     pub within: Option<TimeSpan>,
+}
+impl super::FromName for ExpectAtRest {
+    fn from_name(program: Name) -> Self {
+        ExpectAtRest { program, within: None }
+    }
 }
 
 /// `expect_zombies: { program: server, at_most: 1 }`: children that exited

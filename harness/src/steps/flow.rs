@@ -81,6 +81,7 @@ pub(super) async fn repeat(play: &mut Play<'_>, r: &Repeat) -> Result<(), StepEr
     let mut alike = true;
     for round in 1..=r.times {
         play.transcript = parent.branch();
+        play.rounds.push(round);
         let mut result = Ok(());
         for step in &r.steps {
             match run(play, step).await {
@@ -95,6 +96,7 @@ pub(super) async fn repeat(play: &mut Play<'_>, r: &Repeat) -> Result<(), StepEr
                 }
             }
         }
+        play.rounds.pop();
         let events = play.transcript.events();
         let texts: Vec<(String, String)> = events.iter().map(|e| (e.actor.clone(), e.text.clone())).collect();
         match &first {

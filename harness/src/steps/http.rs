@@ -21,7 +21,7 @@ pub(super) async fn send_request(conn: &mut Conn, ph: &Placeholders, s: &SendReq
     super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
 }
 
-pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResult {
+pub(super) async fn send_response(conn: &mut Conn, ph: &Placeholders, s: &SendResponse) -> StepResult {
     let body = s.body.bytes();
     let framing = match s.framing {
         crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
@@ -33,7 +33,7 @@ pub(super) async fn send_response(conn: &mut Conn, s: &SendResponse) -> StepResu
         .map(|t| format!(", cut after {t} bytes of it"))
         .unwrap_or_default();
     let what = format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body));
-    super::tcp::write(conn, s.bytes(), what, &s.split, s.gap, None, false).await?;
+    super::tcp::write(conn, s.bytes(ph), what, &s.split, s.gap, None, false).await?;
     if s.closes() {
         conn.transcript.record_wire(&conn.name, Wire::Close);
         conn.close(within(None)).await?;
@@ -246,6 +246,9 @@ fn check_body(got: &[u8], want: &BodyCheck, spec: &Spec) -> Option<String> {
     }
     if let Some(bytes) = &want.hex {
         return exact(bytes.clone(), escape::quote(bytes, 60));
+    }
+    if let Some(generated) = &want.generate {
+        return exact(generated.bytes(), generated.describe());
     }
     if let Some(c) = &want.contains {
         if !got.windows(c.len().max(1)).any(|w| w == c.as_bytes()) {

@@ -217,7 +217,7 @@ pub(crate) async fn run_on(conn: &mut Conn, step: &Step, spec: &Spec, ph: &crate
         Step::SendRequest(s) => http::send_request(conn, ph, s).await,
         Step::ExpectResponse(e) => http::expect_response(conn, spec, ph, e).await,
         Step::ExpectRequest(e) => http::expect_request(conn, ph, e).await,
-        Step::SendResponse(s) => http::send_response(conn, s).await,
+        Step::SendResponse(s) => http::send_response(conn, ph, s).await,
         // The checker keeps these out of a spec without `frames`.
         Step::SendMessage(s) => match &spec.frames {
             Some(frames) => rpc::send_message(conn, frames, s).await,
