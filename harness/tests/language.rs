@@ -122,3 +122,29 @@ fn a_request_field_is_sent_once_with_its_value() {
         "{absent}"
     );
 }
+
+/// `{round}` in a `repeat` (each round's own path and fields), and an
+/// expected body made by `generate` as a sent one is: a mismatch names its
+/// round, and a wrong body its recipe.
+#[test]
+fn rounds_number_their_requests_and_generated_bodies_are_compared() {
+    let (report, _) = run_json(&[
+        "fixtures/specs/rounds.yaml",
+        "--submission",
+        "fixtures/load/worker",
+        "--isolation",
+        "none",
+    ]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["status"], "passed", "{}", scenarios[0]["message"]);
+    let round = scenarios[1]["failure"]["detail"].as_str().unwrap();
+    assert!(
+        round.contains("round 2 of 3: expected the target `/r1`, got `/r2`"),
+        "{round}"
+    );
+    let body = scenarios[2]["failure"]["detail"].as_str().unwrap();
+    assert!(
+        body.contains("expected the body to be 1000 random bytes (seed 8)"),
+        "{body}"
+    );
+}
