@@ -24,6 +24,9 @@ def main():
     p.add_argument("--no-load", action="store_true")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", action="append", default=[], help="a scenario's name (repeatable), as sockgrade run --only")
+    p.add_argument("--isolation", help="as sockgrade run --isolation (`none`: no network namespace)")
+    p.add_argument("--as-nobody", action="store_true",
+                   help="run sockgrade as the user nobody (setpriv), as on a platform without root")
     a = p.parse_args()
     if not os.path.exists(EXE):
         sys.exit("build first: cargo build --release --workspace")
@@ -39,8 +42,10 @@ def main():
     try:
         for run in range(a.runs):
             only = [w for name in a.only for w in ("--only", name)]
-            out = subprocess.run([EXE, "run", a.spec, *target, "--format", "json", "--jobs", str(a.jobs), *only],
-                                 cwd=ROOT, capture_output=True)
+            isolation = ["--isolation", a.isolation] if a.isolation else []
+            user = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"] if a.as_nobody else []
+            out = subprocess.run([*user, EXE, "run", a.spec, *target, "--format", "json", "--jobs", str(a.jobs),
+                                  *isolation, *only], cwd=ROOT, capture_output=True)
             report = json.loads(out.stdout)
             for s in report["scenarios"]:
                 verdicts[s["name"]].append(s["status"])
