@@ -776,6 +776,30 @@ impl Conn {
     }
 
     /// Expects the peer to close: no more bytes, then EOF.
+    /// Takes whatever arrives until the program ends the connection (a FIN
+    /// or a reset), within `bound`; fails if it keeps it open.
+    pub async fn take_until_end(&mut self, bound: Duration) -> Result<Vec<u8>, String> {
+        let mut deadline = Deadline::after(bound);
+        while self.fill_within(&mut deadline).await {}
+        let taken = std::mem::take(&mut self.inbox);
+        if self.peer != PeerState::Open {
+            return Ok(taken);
+        }
+        let (grader, peer) = self.roles();
+        let got = match taken.len() {
+            0 => "nothing".to_string(),
+            n => format!("{n} bytes ({})", escape::quote(&taken, 80)),
+        };
+        self.inbox = taken;
+        Err(with_busy_note(
+            format!(
+                "{grader} expected the connection to be closed (after an answer or none) within {}ms; {peer} sent {got} and kept it open",
+                bound.as_millis()
+            ),
+            &deadline,
+        ))
+    }
+
     pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
         let mut deadline = Deadline::after(bound);
         while self.inbox.is_empty() && self.fill_within(&mut deadline).await {}

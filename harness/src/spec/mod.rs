@@ -315,8 +315,8 @@ pub enum Step {
     #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectEof(tcp::ConnRef),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    ExpectClosed(tcp::ConnRef),
+    #[schemars(with = "schema::Short<tcp::ExpectClosed>")]
+    ExpectClosed(tcp::ExpectClosed),
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<tcp::ConnRef>")]
     ExpectReset(tcp::ConnRef),
@@ -472,8 +472,8 @@ impl Step {
             Step::Send(s) => Some(s.on.as_ref()),
             Step::Expect(e) => Some(e.on.as_ref()),
             Step::Echo(e) => Some(e.on.as_ref()),
+            Step::ExpectClosed(c) => Some(c.on.as_ref()),
             Step::ExpectEof(c)
-            | Step::ExpectClosed(c)
             | Step::ExpectReset(c)
             | Step::Shutdown(c)
             | Step::Close(c)

@@ -488,9 +488,7 @@ impl TryFrom<RawEchoBack> for EchoBack {
 }
 
 /// The steps that take only a connection: `expect_eof`, `expect_reset`
-/// (the peer closed, or reset, with no more bytes before), `expect_closed`
-/// (either: a program that closes with the grader's bytes unread makes its
-/// kernel reset, and that is a close too), `shutdown` (the
+/// (the peer closed, or reset, with no more bytes before), `shutdown` (the
 /// harness's FIN, after what is queued), `close` (waits up to `within` for
 /// the queue to drain), `abort` (RST: SO_LINGER 0, the queue dropped).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -507,6 +505,33 @@ impl FromName for ConnRef {
         ConnRef {
             on: Some(on),
             within: None,
+        }
+    }
+}
+
+/// `expect_closed: a`: the program closed the connection, with no more
+/// bytes before, by a FIN or a reset (a program that closes with the
+/// grader's bytes unread makes its kernel reset, and that is a close too).
+/// `whatever_arrives: true` takes any bytes before the end and records
+/// them: a request the program may answer with an error or not at all
+/// ("answer 400, or close"), where what the scenario needs is the end.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectClosed {
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub on: Option<Name>,
+    #[serde(default)]
+    pub within: Option<TimeSpan>,
+    #[serde(default)]
+    pub whatever_arrives: bool,
+}
+impl FromName for ExpectClosed {
+    fn from_name(on: Name) -> Self {
+        ExpectClosed {
+            on: Some(on),
+            within: None,
+            whatever_arrives: false,
         }
     }
 }

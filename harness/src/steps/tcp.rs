@@ -9,7 +9,7 @@ use crate::escape;
 use crate::program_time::{with_busy_note, Deadline};
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectNoConnection, ExpectSilence, Expected, Fill,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectNoConnection, ExpectSilence, Expected, Fill,
     Listen, ListenPort, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
@@ -406,7 +406,24 @@ pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
 /// reset a kernel sends for a program that closes with bytes of the
 /// grader's unread (a server that stops reading a head too long, answers
 /// and closes). Either is a close; only what came before it counts.
-pub(super) async fn expect_closed(conn: &mut Conn, c: &ConnRef) -> StepResult {
+pub(super) async fn expect_closed(conn: &mut Conn, c: &ExpectClosed) -> StepResult {
+    if c.whatever_arrives {
+        let taken = conn.take_until_end(within(c.within)).await?;
+        if !taken.is_empty() {
+            conn.transcript.record_wire(
+                &conn.name,
+                Wire::Received {
+                    shown: escape::quote(&taken, 60),
+                    bytes: taken.len(),
+                    mismatch: None,
+                    ended: None,
+                },
+            );
+        }
+        let end = if conn.peer == PeerState::Reset { Wire::Reset } else { Wire::Eof };
+        conn.transcript.record_wire(&conn.name, end);
+        return Ok(());
+    }
     match conn.expect_end(PeerState::Eof, within(c.within)).await {
         Ok(()) => conn.transcript.record_wire(&conn.name, Wire::Eof),
         Err(_) if conn.peer == PeerState::Reset && conn.inbox.is_empty() => {
