@@ -473,11 +473,9 @@ impl Step {
             Step::Expect(e) => Some(e.on.as_ref()),
             Step::Echo(e) => Some(e.on.as_ref()),
             Step::ExpectClosed(c) => Some(c.on.as_ref()),
-            Step::ExpectEof(c)
-            | Step::ExpectReset(c)
-            | Step::Shutdown(c)
-            | Step::Close(c)
-            | Step::Abort(c) => Some(c.on.as_ref()),
+            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
+                Some(c.on.as_ref())
+            }
             Step::ReadSlowly(r) => Some(r.on.as_ref()),
             Step::ExpectSilence(s) => Some(s.on.as_ref()),
             Step::SendRequest(s) => Some(s.on.as_ref()),

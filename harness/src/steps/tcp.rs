@@ -9,8 +9,8 @@ use crate::escape;
 use crate::program_time::{with_busy_note, Deadline};
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectNoConnection, ExpectSilence, Expected, Fill,
-    Listen, ListenPort, ReadSlowly, Send,
+    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectNoConnection, ExpectSilence,
+    Expected, Fill, Listen, ListenPort, ReadSlowly, Send,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::transcript::{Ended, Mismatch, Wire};
@@ -420,7 +420,11 @@ pub(super) async fn expect_closed(conn: &mut Conn, c: &ExpectClosed) -> StepResu
                 },
             );
         }
-        let end = if conn.peer == PeerState::Reset { Wire::Reset } else { Wire::Eof };
+        let end = if conn.peer == PeerState::Reset {
+            Wire::Reset
+        } else {
+            Wire::Eof
+        };
         conn.transcript.record_wire(&conn.name, end);
         return Ok(());
     }
