@@ -143,3 +143,13 @@ fn rounds_number_their_requests_and_generated_bodies_are_compared() {
         ],
     );
 }
+
+/// `expect_closed: { whatever_arrives: true }` takes an answer, or none,
+/// before the end, a FIN or a reset; a connection kept open fails it.
+#[test]
+fn a_connection_ends_after_whatever_arrives() {
+    both_ends(
+        "fixtures/specs/closed.yaml",
+        &["expected the connection to be closed (after an answer or none) within 100ms"],
+    );
+}
