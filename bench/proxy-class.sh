@@ -28,11 +28,17 @@ seconds() { # seconds COMMAND... : wall time of the command, its output dropped
     python3 -c "print(f'{$end - $start:.1f}')"
 }
 
+graded() { # graded OUT: sockgrade wrote a summary, so its time is a grading's
+    [ -s "$1/summary.csv" ] || { echo "sockgrade grade wrote no $1/summary.csv: run it by hand to see why" >&2; exit 1; }
+}
+
 echo "$n proxy submissions, $runs run(s) each"
 for run in $(seq "$runs"); do
     d=$(seconds bench/proxy-driver.sh "$class")
     g=$(seconds "$sockgrade" grade specs/proxy.yaml --submissions "$class" --out "$class.out.$run")
     g1=$(seconds "$sockgrade" grade specs/proxy.yaml --submissions "$class" --out "$class.out1.$run" -j 1)
+    graded "$class.out.$run"
+    graded "$class.out1.$run"
     rm -rf "$class.out.$run" "$class.out1.$run"
     python3 -c "print(f'run $run: driver stand-in {$d} s; sockgrade {$g} s (default --jobs, {$g/$d:.2f}x), {$g1} s (-j 1, {$g1/$d:.2f}x)')"
 done

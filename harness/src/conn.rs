@@ -328,6 +328,9 @@ impl Conn {
             drop(tx);
             task.abort();
             let _ = task.await;
+            // The operations still queued were dropped with the task:
+            // nothing is pending any more (see `written`).
+            self.pending.store(0, Ordering::SeqCst);
         }
         self.stream = None;
     }
@@ -775,22 +778,34 @@ impl Conn {
         }
     }
 
-    /// Expects the peer to close: no more bytes, then EOF.
     /// Takes whatever arrives until the program ends the connection (a FIN
-    /// or a reset), within `bound`; fails if it keeps it open.
-    pub async fn take_until_end(&mut self, bound: Duration) -> Result<Vec<u8>, String> {
+    /// or a reset), within `bound`; fails if it keeps it open. Returns the
+    /// first 64 KiB of what came, and how many bytes came in all: a program
+    /// that writes on and on neither holds the step past its bound nor
+    /// fills the grader's memory.
+    pub async fn take_until_end(&mut self, bound: Duration) -> Result<(Vec<u8>, usize), String> {
+        const KEPT: usize = 64 << 10;
         let mut deadline = Deadline::after(bound);
-        while self.fill_within(&mut deadline).await {}
-        let taken = std::mem::take(&mut self.inbox);
+        let (mut kept, mut total) = (Vec::new(), 0);
+        loop {
+            let more = self.fill_within(&mut deadline).await;
+            let got = std::mem::take(&mut self.inbox);
+            total += got.len();
+            let room = KEPT.saturating_sub(kept.len());
+            kept.extend_from_slice(&got[..got.len().min(room)]);
+            if !more || deadline.passed() {
+                break;
+            }
+        }
         if self.peer != PeerState::Open {
-            return Ok(taken);
+            return Ok((kept, total));
         }
         let (grader, peer) = self.roles();
-        let got = match taken.len() {
+        let got = match total {
             0 => "nothing".to_string(),
-            n => format!("{n} bytes ({})", escape::quote(&taken, 80)),
+            n => format!("{n} bytes ({})", escape::quote(&kept, 80)),
         };
-        self.inbox = taken;
+        self.inbox = kept;
         Err(with_busy_note(
             format!(
                 "{grader} expected the connection to be closed (after an answer or none) within {}ms; {peer} sent {got} and kept it open",
@@ -800,6 +815,8 @@ impl Conn {
         ))
     }
 
+    /// Expects the peer to close: no more bytes, then EOF (or a reset, as
+    /// `want` says).
     pub async fn expect_end(&mut self, want: PeerState, bound: Duration) -> Result<(), String> {
         let mut deadline = Deadline::after(bound);
         while self.inbox.is_empty() && self.fill_within(&mut deadline).await {}
@@ -947,6 +964,24 @@ fn queue(tx: &mpsc::UnboundedSender<WriteOp>, pending: &AtomicUsize, op: WriteOp
 async fn writer(
     stream: Arc<TcpStream>,
     mut ops: mpsc::UnboundedReceiver<WriteOp>,
+    error: Arc<std::sync::Mutex<Option<String>>>,
+    reset: Arc<std::sync::atomic::AtomicBool>,
+    pending: Arc<AtomicUsize>,
+) {
+    write_ops(stream, &mut ops, error, reset, pending.clone()).await;
+    // Stopped by a failed write or a close: what is still queued will never
+    // be written, and must not count as pending (else `written` stays false
+    // and every later barrier waits on it).
+    ops.close();
+    while ops.try_recv().is_ok() {
+        pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs the queued operations in order until one fails or closes.
+async fn write_ops(
+    stream: Arc<TcpStream>,
+    ops: &mut mpsc::UnboundedReceiver<WriteOp>,
     error: Arc<std::sync::Mutex<Option<String>>>,
     reset: Arc<std::sync::atomic::AtomicBool>,
     pending: Arc<AtomicUsize>,

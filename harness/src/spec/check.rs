@@ -180,6 +180,26 @@ impl Checker<'_> {
         }
     }
 
+    /// A payload sent as written holds no placeholder of a port of the
+    /// grader's own or of a round: the program would get the placeholder's
+    /// text, and the student the blame.
+    fn not_filled(&mut self, payload: &super::values::Payload, why: &str, at: Location) {
+        let texts = match &payload.source {
+            super::values::PayloadSource::Text(t) => vec![t.as_str()],
+            _ => vec![],
+        };
+        for text in texts.into_iter().chain(payload.then.as_deref()) {
+            if text.contains("{port:") || text.contains("{round}") {
+                self.fail(
+                    at,
+                    format!(
+                        "expected no `{{port:NAME}}` or `{{round}}` here: {why}; write a request with `send_request`"
+                    ),
+                );
+            }
+        }
+    }
+
     /// `name` is a listener opened by an earlier `listen`.
     fn listener(&mut self, scope: &Scope, name: &Name, at: Location) {
         if scope.names.get(&name.value) != Some(&Kind::Listener) {
@@ -431,6 +451,11 @@ impl Checker<'_> {
                 );
             }
             match step {
+                Step::Send(s) => self.not_filled(&s.payload, "`send` sends its bytes as written", at),
+                Step::SendResponse(s) => {
+                    self.own_ports(scope, s.headers.values(), at);
+                    self.not_filled(&s.body, "a body is sent as written", at);
+                }
                 Step::SendMessage(s) => {
                     for m in &s.messages {
                         self.message(m, true, at);
@@ -443,12 +468,14 @@ impl Checker<'_> {
                         .iter()
                         .flat_map(|r| std::iter::once(&r.target).chain(r.headers.values()));
                     self.own_ports(scope, texts, at);
+                    for body in s.requests.iter().filter_map(|r| r.body.as_ref()) {
+                        self.not_filled(body, "a body is sent as written", at);
+                    }
                 }
                 Step::ExpectRequest(e) => {
                     let texts = e.target.iter().chain(e.headers.values());
                     self.own_ports(scope, texts, at);
                 }
-                Step::SendResponse(s) => self.own_ports(scope, s.headers.values(), at),
                 Step::ExpectResponse(e) => {
                     self.own_ports(scope, e.headers.values(), at);
                     if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {

@@ -480,9 +480,8 @@ impl TryFrom<RawSendResponse> for SendResponse {
 }
 
 impl SendResponse {
-    /// The response's bytes: head, body as framed (cut short if `truncate`).
-    /// The response's bytes, with the placeholders of its header values
-    /// filled in.
+    /// The response's bytes: head (placeholders in its header values
+    /// filled in), body as framed (cut short if `truncate`).
     pub fn bytes(&self, placeholders: &super::Placeholders) -> Vec<u8> {
         let body = self.body.bytes();
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, self.reason);

@@ -124,6 +124,16 @@ impl Placeholders {
         out
     }
 
+    /// `text` with `{round}` filled in, and the other placeholders left for
+    /// the report to fill (`fill_placeholders` in `scenario.rs`): the round
+    /// is over by then.
+    pub fn fill_round(&self, text: &str) -> String {
+        match self.others.iter().find(|(name, _)| name == "{round}") {
+            Some((name, value)) => text.replace(name.as_str(), value),
+            None => text.to_string(),
+        }
+    }
+
     /// A listener's own port (`{port:NAME}`) as a number, if the scenario
     /// has one by that name.
     pub fn listener_ports(&self) -> impl Iterator<Item = (&str, &str)> {

@@ -105,7 +105,9 @@ impl TryFrom<RawConnect> for Connect {
 /// `listen: l`: the harness listens on `{port}` (127.0.0.1, and ::1 where
 /// there is IPv6) for a client under test. `port: own` listens on a port of
 /// its own, which the kernel chooses and the spec's text names
-/// `{port:l}` (a program's arguments, request targets and the headers of requests sent and expected):
+/// `{port:l}` (a program's arguments, request targets, and the header
+/// fields of requests and responses, sent and expected; not raw `send`
+/// and `expect` bytes, nor bodies):
 /// the origin server behind a proxy under test, which listens on `{port}`
 /// itself. `port: 80` listens on that port (a client that uses a default
 /// port): only in a network namespace of the scenario's own, where it is

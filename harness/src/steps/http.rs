@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub(super) async fn send_request(conn: &mut Conn, ph: &Placeholders, s: &SendRequest) -> StepResult {
     let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
-    let what: Vec<String> = s.requests.iter().map(|r| r.describe()).collect();
+    let what: Vec<String> = s.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
     super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
 }
 

@@ -408,13 +408,13 @@ pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
 /// and closes). Either is a close; only what came before it counts.
 pub(super) async fn expect_closed(conn: &mut Conn, c: &ExpectClosed) -> StepResult {
     if c.whatever_arrives {
-        let taken = conn.take_until_end(within(c.within)).await?;
-        if !taken.is_empty() {
+        let (taken, total) = conn.take_until_end(within(c.within)).await?;
+        if total > 0 {
             conn.transcript.record_wire(
                 &conn.name,
                 Wire::Received {
                     shown: escape::quote(&taken, 60),
-                    bytes: taken.len(),
+                    bytes: total,
                     mismatch: None,
                     ended: None,
                 },

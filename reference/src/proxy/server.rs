@@ -85,14 +85,21 @@ fn serve(client: TcpStream, cache: &Cache) {
         );
     }
     if let Some(object) = relay(&mut origin, &mut client, cache.max_object()) {
-        cache.insert(&request.uri, object);
+        // An origin that closed without a word, or answered something that
+        // is not HTTP, is not worth keeping: the next client should get a
+        // fresh try at it.
+        if object.starts_with(b"HTTP/") {
+            cache.insert(&request.uri, object);
+        }
     }
 }
 
 /// Copies the origin's response to the client as it arrives, until the
-/// origin closes. Returns the whole response if it is small enough to
-/// cache and arrived whole; `None` if it was too large, the origin failed,
-/// or the client left (then we stop at once: nobody wants the rest).
+/// origin closes. Returns all the origin sent if it is small enough to
+/// cache and the origin closed normally; `None` if it was too large, the
+/// origin reset, or the client left (then we stop at once: nobody wants
+/// the rest). A body cut short of its Content-Length is not noticed: the
+/// proxy relays bytes, it does not parse responses.
 fn relay(origin: &mut TcpStream, client: &mut TcpStream, max_object: usize) -> Option<Vec<u8>> {
     let mut buffer = [0u8; 16 * 1024];
     let mut object = Some(Vec::new());
