@@ -107,6 +107,13 @@ fn a_class_is_graded_and_summed_up() {
     assert!(text.contains("4 submission(s)"), "{text}");
     // bob serves one client at a time: the concurrency clause lists him.
     assert!(text.contains("tcp-echo.server.concurrent"), "{text}");
+    // dave did not build: counted apart, not as a failure of every clause,
+    // and across the grid.
+    assert!(
+        text.contains("Did not build (1), and not counted above: dave"),
+        "{text}"
+    );
+    assert!(text.contains("Submissions by clause"), "{text}");
 
     // Nothing changed: nothing is graded again, and the reports stay as
     // they were.

@@ -1,6 +1,10 @@
 //! `OUT/index.html`: the class at a glance, beside `summary.csv` and made
-//! from the same reports, read once (`summary::write`): the score distribution, and for each clause how
-//! many submissions failed it, each linked to their reports. Self-contained
+//! from the same reports, read once (`summary::write`): the score
+//! distribution; for each clause how many submissions failed it, each
+//! linked to their reports; the submissions that did not build, counted
+//! apart (they fail every scenario for one reason, which would hide the
+//! clauses a class really fails); and a grid of submissions by clauses.
+//! Self-contained
 //! like the per-submission reports (no script, nothing fetched), and every
 //! name escaped: a submission's folder name is the student's.
 
@@ -48,9 +52,12 @@ pub(super) fn render(rows: &[(String, Option<Report>)], has_html: impl Fn(&str) 
     }
     out.push_str("</table>\n");
 
-    // Clauses, most failed first: what to go over in class.
+    // Clauses, most failed first: what to go over in class. Among the
+    // submissions that built: one that did not is counted below.
+    let built: Vec<(&str, &Report)> = graded.iter().copied().filter(|(_, r)| r.built()).collect();
+    let unbuilt: Vec<&str> = graded.iter().filter(|(_, r)| !r.built()).map(|(n, _)| *n).collect();
     let mut by_clause: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (name, r) in &graded {
+    for (name, r) in &built {
         for clause in r.failed_clauses() {
             by_clause.entry(clause).or_default().push(name);
         }
@@ -68,6 +75,15 @@ pub(super) fn render(rows: &[(String, Option<Report>)], has_html: impl Fn(&str) 
         ));
     }
     out.push_str("</table>\n");
+    if !unbuilt.is_empty() {
+        let links: Vec<String> = unbuilt.iter().map(|n| link(n)).collect();
+        out.push_str(&format!(
+            "<p>Did not build ({}), and not counted above: {}</p>\n",
+            unbuilt.len(),
+            links.join(", ")
+        ));
+    }
+    out.push_str(&grid(&graded, &link));
 
     out.push_str("<h2>Submissions</h2>\n<table>\n<tr><th>submission</th><th>score</th></tr>\n");
     for (name, report) in rows {
@@ -81,6 +97,43 @@ pub(super) fn render(rows: &[(String, Option<Report>)], has_html: impl Fn(&str) 
         out.push_str(&format!("<tr><td>{}</td><td>{score}</td></tr>\n", link(name)));
     }
     out.push_str("</table>\n</body></html>\n");
+    out
+}
+
+/// Submissions by clauses: a cross where the submission failed the clause
+/// (a failure's attribution, as in the table above), a dot where it passed,
+/// `build` across a submission that did not build. Clause ids are the
+/// spec's, in its order; each header is the clause's last part, the whole id
+/// in its title.
+fn grid(graded: &[(&str, &Report)], link: &impl Fn(&str) -> String) -> String {
+    let Some((_, first)) = graded.first() else {
+        return String::new();
+    };
+    let clauses = first.clauses();
+    let mut out = String::from("<h2>Submissions by clause</h2>\n<table class=\"grid\">\n<tr><th>submission</th>");
+    for clause in &clauses {
+        let short = clause.rsplit('.').next().unwrap_or(clause);
+        out.push_str(&format!("<th title=\"{}\">{}</th>", esc(clause), esc(short)));
+    }
+    out.push_str("</tr>\n");
+    for (name, report) in graded {
+        out.push_str(&format!("<tr><td>{}</td>", link(name)));
+        if !report.built() {
+            out.push_str(&format!("<td colspan=\"{}\">build</td></tr>\n", clauses.len().max(1)));
+            continue;
+        }
+        let failed = report.failed_clauses();
+        for clause in &clauses {
+            let cell = if failed.contains(clause) {
+                "<td class=\"x\">✗</td>"
+            } else {
+                "<td>·</td>"
+            };
+            out.push_str(cell);
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
     out
 }
 
@@ -99,7 +152,8 @@ fn url_segment(name: &str) -> String {
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:60em}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}
 .bars th{white-space:nowrap}.bar{display:inline-block;height:.9em;background:#4a7fd4}
-.bars td{width:30em}code{font-size:.95em}";
+.bars td{width:30em}code{font-size:.95em}
+.grid td,.grid th{text-align:center;font-size:.9em}.grid td:first-child{text-align:left}.grid .x{color:#b00;font-weight:bold}";
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,14 @@ pub(super) struct Report {
     pub score: u32,
     pub max_score: u32,
     pub scenarios: Vec<Scenario>,
+    #[serde(default)]
+    pub build: Option<Build>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Build {
+    #[serde(default)]
+    pub status: String,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +47,28 @@ pub(super) struct Failure {
 }
 
 impl Report {
+    /// Whether the submission built (or had nothing to build). One that did
+    /// not failed every scenario for that one reason, which says nothing of
+    /// the clauses: the class page counts it apart.
+    pub fn built(&self) -> bool {
+        !matches!(
+            self.build.as_ref().map(|b| b.status.as_str()),
+            Some("failed" | "timeout")
+        )
+    }
+
+    /// Every clause the spec's scenarios are tagged with, in the order they
+    /// first appear.
+    pub fn clauses(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for tag in self.scenarios.iter().flat_map(|s| &s.tags) {
+            if !out.contains(tag) {
+                out.push(tag.clone());
+            }
+        }
+        out
+    }
+
     /// The clauses this submission failed: each failure's attribution (a
     /// precondition's clause where one failed first), else its tags.
     pub fn failed_clauses(&self) -> Vec<String> {
