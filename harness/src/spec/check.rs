@@ -156,7 +156,7 @@ impl Checker<'_> {
     /// own declared before, and `{round}` is inside a `repeat`: else the
     /// program or the request would get the placeholder's text, and the
     /// student the blame.
-    fn own_ports<'t>(&mut self, scope: &Scope, texts: impl Iterator<Item = &'t String>, at: Location) {
+    fn known_placeholders<'t>(&mut self, scope: &Scope, texts: impl Iterator<Item = &'t String>, at: Location) {
         for text in texts {
             if text.contains("{round}") && !scope.in_repeat {
                 self.fail(
@@ -453,7 +453,7 @@ impl Checker<'_> {
             match step {
                 Step::Send(s) => self.not_filled(&s.payload, "`send` sends its bytes as written", at),
                 Step::SendResponse(s) => {
-                    self.own_ports(scope, s.headers.values(), at);
+                    self.known_placeholders(scope, s.headers.values(), at);
                     self.not_filled(&s.body, "a body is sent as written", at);
                 }
                 Step::SendMessage(s) => {
@@ -467,17 +467,17 @@ impl Checker<'_> {
                         .requests
                         .iter()
                         .flat_map(|r| std::iter::once(&r.target).chain(r.headers.values()));
-                    self.own_ports(scope, texts, at);
+                    self.known_placeholders(scope, texts, at);
                     for body in s.requests.iter().filter_map(|r| r.body.as_ref()) {
                         self.not_filled(body, "a body is sent as written", at);
                     }
                 }
                 Step::ExpectRequest(e) => {
                     let texts = e.target.iter().chain(e.headers.values());
-                    self.own_ports(scope, texts, at);
+                    self.known_placeholders(scope, texts, at);
                 }
                 Step::ExpectResponse(e) => {
-                    self.own_ports(scope, e.headers.values(), at);
+                    self.known_placeholders(scope, e.headers.values(), at);
                     if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {
                         if !raw_files(self.docroot).contains(&file.as_str()) {
                             self.fail(
@@ -535,7 +535,7 @@ impl Checker<'_> {
                     .get(&s.program.value)
                     .map(|p| p.command.clone())
                     .unwrap_or_default();
-                self.own_ports(scope, command.iter().chain(s.args.iter().flatten()), at);
+                self.known_placeholders(scope, command.iter().chain(s.args.iter().flatten()), at);
             }
             Step::Stop(s) => self.program(&s.program, at),
             Step::Kill(p) | Step::ExpectRunning(p) => self.program(&p.program, at),

@@ -88,12 +88,13 @@ pub struct ExpectReleased {
     pub within: Option<TimeSpan>,
 }
 
-/// `expect_at_rest: proxy`, or `{ program: proxy, within: 2s }`: a barrier. Returns once
-/// every thread of the program's processes waits in the kernel and nothing
-/// is in flight toward it or from it (its sockets' queues are empty), seen
-/// twice in a row: whatever the last request set off (a proxy storing the
-/// object it fetched) is done before the next step. Fails if the program
-/// never comes to rest within the bound (a thread that spins).
+/// `expect_at_rest: proxy`, or `{ program: proxy, within: 2s }`: a
+/// barrier. Returns once every thread of the program's processes waits in
+/// the kernel and nothing is in flight toward it or from it (its sockets'
+/// queues are empty), seen twice in a row: whatever the last request set
+/// off (a proxy storing the object it fetched) is done before the next
+/// step. Fails if the program never comes to rest within the bound (a
+/// thread that spins).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectAtRest {
