@@ -218,6 +218,7 @@ mod tests {
                     failure: None,
                 })
                 .collect(),
+            build: None,
         })
     }
 
