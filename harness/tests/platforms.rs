@@ -264,6 +264,35 @@ fn step<'a>(workflow: &'a Value, job: &str, pred: impl Fn(&Value) -> bool) -> &'
         .unwrap_or_else(|| panic!("no such step in {job}"))
 }
 
+/// The Classroom workflow's first step passes where the template's
+/// executable runs, and stops the job with an annotation that says why
+/// where it does not (an executable for another system).
+#[test]
+fn classroom_workflow_says_when_sockgrade_cannot_run() {
+    let workflow = read_yaml("platforms/github-classroom/classroom.yml");
+    let check = step(&workflow, "run-autograding-tests", |s| s["id"] == "runs");
+    let script = check["run"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = student_repo(dir.path());
+    run(Command::new("bash").args(["-e", "-c", script]).current_dir(&repo));
+
+    // An executable this machine can't run: the bytes of another format.
+    let exe = repo.join(".sockgrade/sockgrade");
+    std::fs::remove_file(&exe).unwrap();
+    std::fs::write(&exe, b"\x7fELF\x02\x01\x01 not for this machine").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("bash")
+        .args(["-e", "-c", script])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("::error title=sockgrade cannot run on this runner::"), "{said}");
+    assert!(said.contains("this runner has"), "{said}");
+}
+
 #[test]
 fn classroom_workflow_reports_points_and_writes_the_summary() {
     let workflow = read_yaml("platforms/github-classroom/classroom.yml");

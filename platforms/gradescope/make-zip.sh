@@ -6,9 +6,11 @@
 #
 #   platforms/gradescope/make-zip.sh SPEC OUT.zip [SOCKGRADE]
 #
-# SOCKGRADE defaults to target/release/sockgrade. It must run on
-# Gradescope's image (Ubuntu 22.04 by default: glibc 2.35); setup.sh checks
-# that it does when Gradescope builds the image.
+# SOCKGRADE defaults to target/dist/sockgrade (`cargo build --profile dist
+# -p harness`: the release build stripped, about 10 MB). It must run on
+# Gradescope's image (Ubuntu 22.04 by default: glibc 2.35; a build on Debian
+# 12 needs 2.34); setup.sh checks that it does when Gradescope builds the
+# image.
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
   echo "usage: $0 SPEC OUT.zip [SOCKGRADE]" >&2
@@ -16,10 +18,12 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
 fi
 here="$(cd "$(dirname "$0")" && pwd)"
 spec="$1" out="$2"
-sockgrade="${3:-$here/../../target/release/sockgrade}"
-for f in "$spec" "$sockgrade"; do
-  [ -f "$f" ] || { echo "$0: no file $f" >&2; exit 2; }
-done
+sockgrade="${3:-$here/../../target/dist/sockgrade}"
+[ -f "$spec" ] || { echo "$0: no file $spec" >&2; exit 2; }
+if [ ! -f "$sockgrade" ]; then
+  echo "$0: no file $sockgrade: build it with \`cargo build --profile dist -p harness\`, or name an executable" >&2
+  exit 2
+fi
 # A zip of a spec that does not load would fail every submission.
 "$sockgrade" check "$spec" >&2
 

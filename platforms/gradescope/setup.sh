@@ -21,7 +21,8 @@ fi
 
 chmod +x "$source/sockgrade" "$source/run_autograder"
 if ! "$source/sockgrade" --version; then
-  echo "setup.sh: the zip's sockgrade does not run on this image (a newer glibc?);" >&2
+  echo "setup.sh: the zip's sockgrade does not run on this image ($(ldd --version 2>&1 | head -n 1));" >&2
+  echo "it needs an x86_64 Linux with the glibc of the system it was built on (2.34 for Debian 12):" >&2
   echo "build it on an older system or for musl, then make the zip again" >&2
   exit 1
 fi
