@@ -67,6 +67,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
     let users = Users::new(jobs + waiting_slots);
     let namespaces = Namespaces::new(jobs + waiting_slots);
+    let unready = crate::scenario::Unready::default();
     let copies = Copies {
         ahead: 2 * (jobs + waiting_slots),
         made: Mutex::default(),
@@ -85,7 +86,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
         let slots = std::iter::repeat_n(&both[..], jobs).chain(std::iter::repeat_n(&only_waiting[..], waiting_slots));
         let mut running = Vec::new();
         for queues in slots {
-            let (results, users, copies, namespaces) = (&results, &users, &copies, &namespaces);
+            let (results, users, copies, namespaces, unready) = (&results, &users, &copies, &namespaces, &unready);
             running.push(s.spawn(move || loop {
                 let next = queues
                     .iter()
@@ -107,7 +108,8 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(room)) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        run_one(spec, i, work, room, uid, options.isolation, namespaces)
+                        let unready = unready.for_scenario(&spec.scenarios[i].name);
+                        run_one(spec, i, work, room, uid, options.isolation, namespaces, unready)
                     }
                 };
                 let played = began.elapsed();
@@ -402,6 +404,7 @@ fn run_one(
     uid: Option<u32>,
     isolation: Isolation,
     namespaces: &Namespaces,
+    unready: crate::scenario::Unready,
 ) -> ScenarioResult {
     let dir = &scenario_dir(work, i);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
@@ -431,6 +434,7 @@ fn run_one(
             own_netns: isolation == Isolation::Netns,
             reference_programs: work.join(crate::submission::REFERENCE_PROGRAMS),
             room,
+            unready,
         };
         Ok(runtime.block_on(scenario::play(spec, &spec.scenarios[i], setting)))
     }));

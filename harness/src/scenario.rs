@@ -34,6 +34,49 @@ pub struct Setting {
     pub reference_programs: PathBuf,
     /// What its programs see of the machine (`crate::room`).
     pub room: crate::room::Room,
+    /// The programs of this submission that never listened in a scenario
+    /// run before (shared by its scenarios), and this scenario's name.
+    pub unready: Unready,
+}
+
+/// Programs of one submission that did not listen within their bound, by
+/// their command line as the spec writes it (placeholders kept): a later
+/// scenario that starts the same command fails at once with the same cause,
+/// rather than wait out the same bound again. A program that can't get past
+/// `start` costs a class one bound per slot, not one per scenario.
+#[derive(Clone, Default)]
+pub struct Unready {
+    seen: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
+    /// The scenario this handle is for: what a later one names.
+    pub scenario: String,
+}
+
+impl Unready {
+    /// A handle for `scenario`, sharing what the others saw.
+    pub fn for_scenario(&self, scenario: &str) -> Unready {
+        Unready {
+            seen: self.seen.clone(),
+            scenario: scenario.to_string(),
+        }
+    }
+
+    /// The scenario in which `command` did not listen, if one did.
+    pub fn seen(&self, command: &str) -> Option<String> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(command)
+            .cloned()
+    }
+
+    /// `command` did not listen in this scenario.
+    pub fn record(&self, command: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(command.to_string())
+            .or_insert_with(|| self.scenario.clone());
+    }
 }
 
 /// A scenario while it plays: what its steps started and opened, by name.

@@ -405,3 +405,36 @@ fn a_missing_executable_is_an_error_of_the_scenarios_that_need_it() {
         }
     }
 }
+
+/// A program that never listens costs one bound per slot, not one per
+/// scenario: once a scenario saw it not listen, the others that start it the
+/// same way fail at once, with the same cause (the clause of `listening`).
+#[test]
+fn a_program_that_never_listens_is_waited_for_once() {
+    let (report, _) = run_json(&[
+        "specs/proxy.yaml",
+        "--submission",
+        "fixtures/submissions/proxy-no-htons",
+        "--jobs",
+        "1",
+    ]);
+    let details: Vec<String> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["failure"]["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let waited = details
+        .iter()
+        .filter(|d| d.contains("expected proxy to listen"))
+        .count();
+    let skipped = details
+        .iter()
+        .filter(|d| d.contains("it is not waited for again"))
+        .count();
+    assert_eq!(waited + skipped, details.len(), "{details:#?}");
+    assert!(
+        waited >= 1 && waited <= 2,
+        "waited for in {waited} scenarios: {details:#?}"
+    );
+}

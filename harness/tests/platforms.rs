@@ -289,7 +289,10 @@ fn classroom_workflow_says_when_sockgrade_cannot_run() {
         .unwrap();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("::error title=sockgrade cannot run on this runner::"), "{said}");
+    assert!(
+        said.contains("::error title=sockgrade cannot run on this runner::"),
+        "{said}"
+    );
     assert!(said.contains("this runner has"), "{said}");
 }
 

@@ -21,6 +21,10 @@ use tokio::time::Instant;
 pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepError> {
     let name = s.program.value.clone();
     let program = &play.spec.programs[&name];
+    // The first program of the scenario, on a port nothing else has held:
+    // whether it listens says something of every scenario that starts it
+    // so (a restart, or a second receiver on the same port, does not).
+    let first_of_scenario = play.order.is_empty();
     if let Some(p) = play.programs.get(&name) {
         if p.is_running() {
             return Err(StepError::Failed(format!(
@@ -97,8 +101,22 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         } else {
             play.setting.port
         };
+        let stdin = s.stdin.as_ref().map(|p| p.describe()).unwrap_or_default();
+        let command = format!("{name}: {shown} < {stdin}");
+        let seen = first_of_scenario.then(|| play.setting.unready.seen(&command)).flatten();
+        if let Some(first) = seen {
+            play.precondition = Some(Precondition::Listening { program: name.clone() });
+            return Err(StepError::Failed(format!(
+                "{name} did not listen within {}ms in the scenario \"{first}\", started the same way; \
+                 it is not waited for again",
+                bound.as_millis()
+            )));
+        }
         let prog = play.programs.get_mut(&name).expect("inserted above");
         if let Err(why) = wait_ready(prog, port, protocol, bound).await {
+            if first_of_scenario {
+                play.setting.unready.record(&command);
+            }
             play.precondition = Some(Precondition::Listening { program: name });
             return Err(why.into());
         }
