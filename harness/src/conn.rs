@@ -117,20 +117,20 @@ pub struct FarEnd {
 
 /// How long an expectation waits without a byte before it looks at the
 /// kernel, and how many looks in a row must find the stream stalled.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
-const STALLED_LOOKS: u32 = 4;
+pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const STALLED_LOOKS: u32 = 4;
 
 /// Consecutive looks at a quiet connection: stalled once `STALLED_LOOKS`
 /// looks in a row found it so with the program's CPU time unchanged.
 #[derive(Default)]
-struct Quiet {
+pub(crate) struct Quiet {
     looks: u32,
     cpu: Option<u64>,
 }
 
 impl Quiet {
     /// Takes one look's finding; true once the stream is stalled.
-    fn look(&mut self, stalled: Option<u64>) -> bool {
+    pub(crate) fn look(&mut self, stalled: Option<u64>) -> bool {
         match stalled {
             Some(cpu) if self.cpu.is_none_or(|before| before == cpu) => {
                 self.looks += 1;

@@ -191,7 +191,27 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
         .ok_or_else(|| format!("`{}` is not listening", a.on.value))?;
     let name = a.name.value.clone();
     let mut deadline = Deadline::after(bound);
-    match deadline.within(listener.accept()).await {
+    // Looks at the kernel between waits: once no program can connect any
+    // more, the step fails then rather than at its bound (a proxy that
+    // never contacts its origin costs 200ms here, not the bound).
+    let mut quiet = crate::conn::Quiet::default();
+    let accepted = loop {
+        match tokio::time::timeout(crate::conn::LOOK_EVERY, listener.accept()).await {
+            Ok(result) => break Some(result),
+            Err(_) if deadline.passed() => break None,
+            Err(_) if quiet.look(nobody_about_to_connect(play)) => {
+                return Err(format!(
+                    "expected a program to connect to `{}` (port {}); for {}ms the kernel showed every program \
+                     of the scenario waiting in a system call with nothing in flight toward it: none was about to connect",
+                    a.on.value,
+                    shown_port(listener, &a.on.value),
+                    (crate::conn::LOOK_EVERY * crate::conn::STALLED_LOOKS).as_millis(),
+                ));
+            }
+            Err(_) => {}
+        }
+    };
+    match accepted {
         Some(Ok((stream, _))) => {
             // The client under test is who connected.
             let peer = play.client_name().map(String::from);
@@ -201,22 +221,46 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
             Ok(())
         }
         Some(Err(e)) => Err(format!("accept failed: {e}")),
-        None => {
-            let port = if listener.own_port {
-                format!("{{port:{}}}", a.on.value)
-            } else {
-                listener.port().to_string()
-            };
-            Err(with_busy_note(
-                format!(
-                    "expected a program to connect to `{}` (port {port}) within {}ms; none did",
-                    a.on.value,
-                    bound.as_millis()
-                ),
-                &deadline,
-            ))
-        }
+        None => Err(with_busy_note(
+            format!(
+                "expected a program to connect to `{}` (port {}) within {}ms; none did",
+                a.on.value,
+                shown_port(listener, &a.on.value),
+                bound.as_millis()
+            ),
+            &deadline,
+        )),
     }
+}
+
+/// A listener's port as a failure shows it: `{port:NAME}` for one of its
+/// own (the report fills it in), else the number.
+fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
+    if listener.own_port {
+        format!("{{port:{name}}}")
+    } else {
+        listener.port().to_string()
+    }
+}
+
+/// What the kernel shows when no program of the scenario is about to
+/// connect: everything the grader sent was handed to the kernel, and every
+/// running program's threads wait in a system call with nothing in flight
+/// toward them or from them. The CPU time their threads wanted, to tell a
+/// later look that they did nothing in between; `None` when any of that is
+/// not so, or unknown.
+fn nobody_about_to_connect(play: &Play<'_>) -> Option<u64> {
+    if !play.conns.values().all(|c| c.written()) {
+        return None;
+    }
+    let mut demand = 0;
+    for program in play.programs.values().filter(|p| p.is_running()) {
+        if !witness::tree_settled(program.pid) {
+            return None;
+        }
+        demand += witness::tree_demand(program.pid)?.values().sum::<u64>();
+    }
+    Some(demand)
 }
 
 pub(super) async fn expect_no_connection(play: &mut Play<'_>, e: &ExpectNoConnection) -> StepResult {
