@@ -200,12 +200,19 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
             Ok(result) => break Some(result),
             Err(_) if deadline.passed() => break None,
             Err(_) if quiet.look(nobody_about_to_connect(play)) => {
+                let looked = (crate::conn::LOOK_EVERY * crate::conn::STALLED_LOOKS).as_millis();
+                let why = if play.programs.values().any(|p| p.is_running()) {
+                    format!(
+                        "for {looked}ms the kernel showed every program of the scenario waiting in a system call \
+                         with nothing in flight toward it: none was about to connect"
+                    )
+                } else {
+                    "no program of the scenario is running any more: none can connect".to_string()
+                };
                 return Err(format!(
-                    "expected a program to connect to `{}` (port {}); for {}ms the kernel showed every program \
-                     of the scenario waiting in a system call with nothing in flight toward it: none was about to connect",
+                    "expected a program to connect to `{}` (port {}); {why}",
                     a.on.value,
                     shown_port(listener, &a.on.value),
-                    (crate::conn::LOOK_EVERY * crate::conn::STALLED_LOOKS).as_millis(),
                 ));
             }
             Err(_) => {}
