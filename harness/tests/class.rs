@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::{root, sockgrade};
+use support::{copy, root, sockgrade};
 
 const SPEC: &str = "fixtures/specs/class.yaml";
 
@@ -23,18 +23,6 @@ fn class() -> tempfile::TempDir {
         copy(&root().join(fixture), &dir.path().join("subs").join(name));
     }
     dir
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// Runs `grade`; returns the exit code and stderr.

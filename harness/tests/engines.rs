@@ -12,7 +12,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use support::{root, sockgrade};
+use support::{copy, read_yaml, root, sockgrade};
 
 const SPEC: &str = "fixtures/specs/class.yaml";
 
@@ -24,22 +24,6 @@ const CLASS: [(&str, &str); 4] = [
     ("carol", "fixtures/submissions/tcp-echo-sigterm-ignored"),
     ("dave", "fixtures/broken/tcp-echo-build-error"),
 ];
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
-fn read_yaml(path: &str) -> Value {
-    serde_saphyr::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
-}
 
 /// Waits for every shard; each must succeed.
 fn all_succeed(shards: Vec<Child>) {

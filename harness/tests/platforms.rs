@@ -15,7 +15,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{json_schema_errors, root};
+use support::{copy, json_schema_errors, read_yaml, root};
 
 const SPEC: &str = "fixtures/specs/class.yaml";
 const CORRECT: &str = "fixtures/submissions/tcp-echo-fork";
@@ -23,18 +23,6 @@ const BROKEN: &str = "fixtures/broken/tcp-echo-build-error";
 
 fn sockgrade_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sockgrade"))
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
@@ -62,10 +50,6 @@ fn without_sys_admin(command: &Path) -> Command {
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
-}
-
-fn read_yaml(path: &str) -> Value {
-    serde_saphyr::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
 }
 
 // ---- Gradescope ----

@@ -116,3 +116,23 @@ pub fn clauses_of(s: &serde_json::Value) -> std::collections::BTreeSet<String> {
     };
     list.iter().map(|t| t.as_str().unwrap().to_string()).collect()
 }
+
+/// Copies a directory tree (files and folders; the fixtures have nothing
+/// else), as an instructor copies submissions into a class folder.
+pub fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A YAML file of the repository (a platform's workflow or manifest), as
+/// JSON values.
+pub fn read_yaml(path: &str) -> serde_json::Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
+}
