@@ -108,7 +108,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(room)) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        let unready = unready.for_scenario(&spec.scenarios[i].name);
+                        let unready = unready.for_scenario(&spec.scenarios[i]);
                         run_one(spec, i, work, room, uid, options.isolation, namespaces, unready)
                     }
                 };

@@ -49,14 +49,19 @@ pub struct Unready {
     seen: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
     /// The scenario this handle is for: what a later one names.
     pub scenario: String,
+    /// Its clauses: a scenario tagged with the clause of `listening` is
+    /// always waited for, so that the report explains the cause there
+    /// (how the program ended, its stderr, the hint).
+    pub tags: Vec<String>,
 }
 
 impl Unready {
     /// A handle for `scenario`, sharing what the others saw.
-    pub fn for_scenario(&self, scenario: &str) -> Unready {
+    pub fn for_scenario(&self, scenario: &crate::spec::Scenario) -> Unready {
         Unready {
             seen: self.seen.clone(),
-            scenario: scenario.to_string(),
+            scenario: scenario.name.clone(),
+            tags: scenario.tags.clone(),
         }
     }
 

@@ -103,7 +103,14 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
         };
         let stdin = s.stdin.as_ref().map(|p| p.describe()).unwrap_or_default();
         let command = format!("{name}: {shown} < {stdin}");
-        let seen = first_of_scenario.then(|| play.setting.unready.seen(&command)).flatten();
+        let its_own_clause = program
+            .preconditions
+            .listening
+            .as_ref()
+            .is_some_and(|clause| play.setting.unready.tags.contains(clause));
+        let seen = (first_of_scenario && !its_own_clause)
+            .then(|| play.setting.unready.seen(&command))
+            .flatten();
         if let Some(first) = seen {
             play.precondition = Some(Precondition::Listening { program: name.clone() });
             return Err(StepError::Failed(format!(
