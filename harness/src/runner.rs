@@ -108,8 +108,12 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                     (Ok(_), Err(why)) => errored(spec, i, &why),
                     (Ok(identity), Ok(room)) => {
                         let uid = identity.as_ref().map(|id| id.uid);
-                        let unready = unready.for_scenario(&spec.scenarios[i]);
-                        run_one(spec, i, work, room, uid, options.isolation, namespaces, unready)
+                        let given = Given {
+                            room,
+                            uid,
+                            unready: unready.for_scenario(&spec.scenarios[i]),
+                        };
+                        run_one(spec, i, work, given, options.isolation, namespaces)
                     }
                 };
                 let played = began.elapsed();
@@ -391,6 +395,15 @@ fn scenario_dir(work: &Path, i: usize) -> std::path::PathBuf {
     work.join(format!("scenario-{i}"))
 }
 
+/// What a slot hands the scenario it runs: the room its copy of the
+/// submission is in, the user its programs run as, and what the
+/// submission's other scenarios saw of programs that never listened.
+struct Given {
+    room: Room,
+    uid: Option<u32>,
+    unready: crate::scenario::Unready,
+}
+
 /// One scenario on the slot's thread. A network namespace belongs to the
 /// thread that made it: each scenario makes a fresh one (the last one goes
 /// when nothing holds it any more), so the slot's thread serves them one
@@ -400,12 +413,11 @@ fn run_one(
     spec: &Spec,
     i: usize,
     work: &Path,
-    room: Room,
-    uid: Option<u32>,
+    given: Given,
     isolation: Isolation,
     namespaces: &Namespaces,
-    unready: crate::scenario::Unready,
 ) -> ScenarioResult {
+    let Given { room, uid, unready } = given;
     let dir = &scenario_dir(work, i);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ScenarioResult, String> {
         if isolation == Isolation::Netns {
