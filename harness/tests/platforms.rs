@@ -15,7 +15,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{copy, json_schema_errors, read_yaml, root};
+use support::{copy, json_schema_errors, path_with_sudo, read_yaml, root};
 
 const SPEC: &str = "fixtures/specs/class.yaml";
 const CORRECT: &str = "fixtures/submissions/tcp-echo-fork";
@@ -219,23 +219,14 @@ fn prairielearn_question_points_at_the_entrypoint() {
 
 /// A student's repository with the files the workflows expect: the
 /// submission at its root, .sockgrade/spec.yaml and .sockgrade/sockgrade;
-/// and a `bin/sudo` that runs its command (we already are root).
+/// and a `bin/sudo` that runs its command (`path_with_sudo`).
 fn student_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
     copy(&root().join(CORRECT), &repo);
     std::fs::create_dir_all(repo.join(".sockgrade")).unwrap();
     std::fs::copy(root().join(SPEC), repo.join(".sockgrade/spec.yaml")).unwrap();
     std::os::unix::fs::symlink(sockgrade_exe(), repo.join(".sockgrade/sockgrade")).unwrap();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("sudo"), "#!/bin/sh\nexec \"$@\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("sudo"), std::fs::Permissions::from_mode(0o755)).unwrap();
     repo
-}
-
-fn path_with(bin: &Path) -> String {
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }
 
 /// The workflow's steps by name.
@@ -310,7 +301,7 @@ fn classroom_workflow_reports_points_and_writes_the_summary() {
     run(Command::new("bash")
         .args(["-c", grade["run"].as_str().unwrap()])
         .current_dir(&repo)
-        .env("PATH", path_with(&dir.path().join("bin")))
+        .env("PATH", path_with_sudo(dir.path()))
         .env("RUNNER_TEMP", &temp)
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary));
@@ -349,7 +340,7 @@ fn run_and_read_junit(command: &str, path: &str) -> quick_junit::Report {
     run(Command::new("bash")
         .args(["-e", "-c", command])
         .current_dir(&repo)
-        .env("PATH", path_with(&dir.path().join("bin"))));
+        .env("PATH", path_with_sudo(dir.path())));
     let xml = std::fs::read_to_string(repo.join(path)).unwrap();
     let report = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     let cases = &report.test_suites[0].test_cases;

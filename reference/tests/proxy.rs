@@ -17,12 +17,6 @@ fn start_proxy() -> Server {
     start_server(env!("CARGO_BIN_EXE_proxy"), |port| vec![port.to_string()])
 }
 
-/// Bytes of every value, so that a relay that stops at a zero byte or
-/// mangles a high one is caught.
-fn all_bytes(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 7 % 256) as u8).collect()
-}
-
 /// `curl` through the proxy, or straight to the origin without one.
 fn curl(url: &str, proxy: Option<u16>) -> Vec<u8> {
     let mut command = tool("curl");

@@ -251,23 +251,24 @@ fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
 }
 
 /// What the kernel shows when no program of the scenario is about to
-/// connect: everything the grader sent was handed to the kernel, and every
-/// running program's threads wait in a system call with nothing in flight
-/// toward them or from them. The CPU time their threads wanted, to tell a
-/// later look that they did nothing in between; `None` when any of that is
-/// not so, or unknown.
+/// connect: every running program settled (`steps::witness::settled`: nothing in
+/// flight toward it or from it, its threads waiting in the kernel). The CPU
+/// time their threads wanted, to tell a later look that they did nothing in
+/// between; `None` when any of that is not so, or unknown.
 fn nobody_about_to_connect(play: &Play<'_>) -> Option<u64> {
-    if !play.conns.values().all(|c| c.written()) {
+    let running: Vec<i32> = play
+        .programs
+        .values()
+        .filter(|p| p.is_running())
+        .map(|p| p.pid)
+        .collect();
+    if !super::witness::settled(play, running.iter().copied()) {
         return None;
     }
-    let mut demand = 0;
-    for program in play.programs.values().filter(|p| p.is_running()) {
-        if !witness::tree_settled(program.pid) {
-            return None;
-        }
-        demand += witness::tree_demand(program.pid)?.values().sum::<u64>();
-    }
-    Some(demand)
+    running
+        .iter()
+        .map(|&pid| witness::tree_demand(pid).map(|d| d.values().sum::<u64>()))
+        .sum()
 }
 
 pub(super) async fn expect_no_connection(play: &mut Play<'_>, e: &ExpectNoConnection) -> StepResult {

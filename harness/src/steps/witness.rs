@@ -285,16 +285,22 @@ pub(super) async fn expect_released(play: &mut Play<'_>, r: &ExpectReleased) -> 
     }
 }
 
+/// Nothing is in flight toward the programs `pids` or from them: every
+/// write the grader queued was handed to the kernel (its bytes still queued
+/// are in flight toward them too), and each program's tree waits in the
+/// kernel with its sockets' queues empty (`witness::tree_settled`).
+pub(super) fn settled(play: &Play<'_>, pids: impl IntoIterator<Item = i32>) -> bool {
+    play.conns.values().all(|c| c.written()) && pids.into_iter().all(witness::tree_settled)
+}
+
 pub(super) async fn expect_at_rest(play: &mut Play<'_>, r: &ExpectAtRest) -> StepResult {
     let name = &r.program.value;
     let pid = play.running(name)?.pid;
     // Twice in a row: a thread between two system calls may look asleep
     // for a moment (waiting on a lock another thread holds while it works).
-    // The grader's own bytes still queued are in flight toward it too.
-    let conns = &play.conns;
     let mut calm = 0;
     let settled = poll_until(within(r.within), || {
-        let quiet = conns.values().all(|c| c.written()) && witness::tree_settled(pid);
+        let quiet = settled(&*play, [pid]);
         calm = if quiet { calm + 1 } else { 0 };
         (calm >= 2, ())
     })
