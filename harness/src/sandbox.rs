@@ -421,9 +421,11 @@ pub(crate) fn reap_group(pgid: i32) -> usize {
 /// programs were waited for: it would reap them too.
 pub fn end_all_of(uid: u32) {
     use nix::sys::wait::{waitpid, WaitPidFlag};
-    kill_all_of(uid);
     let me = std::process::id() as i32;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // One look at /proc per round (each reads every process's status):
+    // the kill first, then the look that finds nothing, mostly at once.
+    signal_all_as(uid, nix::libc::SIGKILL);
     loop {
         let left = processes_of(uid);
         if left.is_empty() {
@@ -479,19 +481,31 @@ pub(crate) fn starting() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 /// A scenario's private copy of the built submission (see `STARTING`),
-/// made by root from the grader's own copy (`crate::tree`).
+/// made by root from the grader's own copy (`crate::tree`). When the
+/// scenario's programs will run as a user of their own (we are root), its
+/// executables are shared with the grader's copy rather than copied.
 pub fn copy_private(from: &Path, to: &Path) -> Result<(), crate::tree::CopyError> {
     let _no_start = STARTING.write().unwrap_or_else(|e| e.into_inner());
-    crate::tree::copy(from, to, None, true).map(drop)
+    if is_root() {
+        crate::tree::copy_sharing_executables(from, to).map(drop)
+    } else {
+        crate::tree::copy(from, to, None, true).map(drop)
+    }
 }
 
 /// Gives a whole tree that the grader just made (a scenario's copy, its
-/// docroot) to `uid`, without the write bits of others.
+/// docroot) to `uid`, without the write bits of others. A file with more
+/// than one link is shared with the grader's own copy
+/// (`tree::copy_sharing_executables`) and stays root's: handing it over
+/// would hand over the grader's copy too, and with it every later scenario.
 pub fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
-    if std::fs::symlink_metadata(path)?.is_dir() {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
             chown_tree(&entry?.path(), uid)?;
         }
+    } else if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+        return Ok(());
     }
     std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
     if !std::fs::symlink_metadata(path)?.is_symlink() {

@@ -261,6 +261,31 @@ fn a_link_does_not_swap_in_the_model_program() {
     }
 }
 
+/// A program that rewrites an executable of its own copy (`marker`) to
+/// behave better in later scenarios: where the scenarios share their
+/// executables with the grader's build, the shared file is not the
+/// program's to write, and elsewhere each scenario has a copy of its own.
+/// Every scenario sees the file as built, and fails as a server that
+/// echoes wrong does.
+#[test]
+fn a_program_does_not_rewrite_what_later_scenarios_run() {
+    for mode in Mode::here() {
+        let dir = scratch();
+        let sub = dir.path().join("sub");
+        copy_fixture("fixtures/hostile/rewrite-shared", &sub);
+        // Three scenarios, more than the slots: some start after another
+        // has ended.
+        let report = run(mode, "specs/tcp-echo.yaml", &sub, "echoed");
+        let statuses = statuses(&report);
+        assert_eq!(statuses.len(), 3, "{mode:?}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| s.starts_with("failed")),
+            "{mode:?}: {statuses:?}"
+        );
+        assert!(!sub.join("marker").exists(), "{mode:?}: the grader wrote into the submission");
+    }
+}
+
 /// Links where the grader puts its own files (the model programs, a
 /// scenario's docroot) lead it nowhere: nothing appears where they point,
 /// and the correct submission behind them passes.
