@@ -503,7 +503,8 @@ impl Conn {
     /// What the kernel shows when the program at the far end can send
     /// nothing more on this connection: the harness has handed over all it
     /// sent and the program has taken it (both ends' queues are empty), and
-    /// the program waits in a system call with nothing queued toward us. The
+    /// the program waits in a system call with nothing queued toward us, and
+    /// not one that ends by itself (`timed_wait`). The
     /// CPU time its threads wanted, to tell a later look that it did nothing
     /// in between. `None` when any of that is not so, or unknown.
     fn stalled(&self) -> Option<u64> {
@@ -513,6 +514,10 @@ impl Conn {
         }
         let (ours, theirs) = crate::witness::connection_queues(far.pid, far.port, self.local_port)?;
         if ours != (0, 0) || theirs != (0, 0) || !crate::witness::tree_at_rest(far.pid) {
+            return None;
+        }
+        // Asleep with a timeout: it may yet send when it wakes.
+        if crate::timed_wait::in_tree(far.pid) {
             return None;
         }
         Some(crate::witness::tree_demand(far.pid)?.values().sum())

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub enum Source<'a> {
     /// A student's directory: copied, then built with `make`.
     Submission(&'a Path),
+    /// The same, where a build kept for the same sources is taken instead
+    /// of building again, and a new build is kept (`sockgrade grade`).
+    Kept(&'a Path, &'a submission::KeptBuild<'a>),
     /// The reference programs, found in this directory.
     Reference(&'a Path),
 }
@@ -43,15 +46,31 @@ pub fn grade(spec: &Spec, source: Source, label: String, options: &Options) -> R
     let work = work_dir().map_err(|e| Error::Harness(format!("cannot make a working directory: {e}")))?;
     let built = match source {
         Source::Reference(dir) => submission::reference(spec, dir, work.path()).map_err(Error::Input)?,
-        Source::Submission(dir) => {
+        Source::Submission(dir) | Source::Kept(dir, _) => {
             if !dir.is_dir() {
                 return Err(Error::Input(format!(
                     "the submission `{}` is not a directory",
                     dir.display()
                 )));
             }
-            submission::build(dir, work.path())
-                .map_err(|e| Error::Harness(format!("could not grade the submission: {e}")))?
+            let kept = match source {
+                Source::Kept(_, kept) => Some(kept),
+                _ => None,
+            };
+            match kept.and_then(|k| k.take(work.path())) {
+                Some(built) => built,
+                None => {
+                    let built = submission::build(dir, work.path())
+                        .map_err(|e| Error::Harness(format!("could not grade the submission: {e}")))?;
+                    // A build that ran out of time may not next time.
+                    if built.build.status != submission::BuildStatus::Timeout {
+                        if let Some(kept) = kept {
+                            kept.keep(&built);
+                        }
+                    }
+                    built
+                }
+            }
         }
     };
     let reference_dir = options.reference_dir.clone().unwrap_or_else(default_reference_dir);

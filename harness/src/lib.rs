@@ -28,7 +28,8 @@
 //!                losing, duplicating, delaying datagrams as planned
 //! matcher      what an expectation waits for, for every kind of bytes
 //! http         the harness's own strict HTTP/1.1 parser (RFC 9112)
-//! witness      /proc: readiness, descriptors, zombies, CPU and memory
+//! witness      /proc: readiness, descriptors, zombies, CPU and memory;
+//!              timed_wait  whether a program at rest wakes by itself
 //! sandbox      process group, rlimits, uid, clean env; isolation  netns, ports
 //! room         what a program sees of the machine: a mount namespace and
 //!                Landlock rules (`Walls`: which this machine allows)
@@ -67,6 +68,7 @@ pub mod runner;
 pub(crate) mod sandbox;
 pub mod scenario;
 pub(crate) mod spawn;
+pub(crate) mod timed_wait;
 pub mod spec;
 pub(crate) mod steps;
 pub mod submission;

@@ -13,12 +13,21 @@ use crate::transcript::{Transcript, Wire};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-/// Starts the relay; it runs until the scenario's runtime ends.
-pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript) -> io::Result<()> {
+/// Starts the relay; it runs until the scenario's runtime ends. `holds`
+/// counts the datagrams it has taken and not yet sent on (those it delays,
+/// above all): while it holds one, something is still to come.
+pub fn start(
+    plan: &Plan,
+    port: u16,
+    upstream_port: u16,
+    transcript: Transcript,
+    holds: Arc<AtomicUsize>,
+) -> io::Result<()> {
     // The client's side: the same socket as the harness's server endpoint
     // (127.0.0.1 and ::1), where the client under test sends.
     let front = Endpoint::server(&plan.name.value, port)?.into_socket();
@@ -45,7 +54,7 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
                     let bytes = from_client[..n].to_vec();
                     let (nth, fate) = fates.next(false);
                     record(&transcript, &name, &bytes, "from the client", nth, fate);
-                    forward(back.clone(), bytes, upstream, fate);
+                    forward(back.clone(), bytes, upstream, fate, &holds);
                 }
                 got = back.recv_from(&mut from_program) => {
                     // Only the program's own datagrams are its replies.
@@ -58,7 +67,7 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
                     match client {
                         Some(client) => {
                             record(&transcript, &name, &bytes, &format!("from {program}"), nth, fate);
-                            forward(front.clone(), bytes, client, fate);
+                            forward(front.clone(), bytes, client, fate, &holds);
                         }
                         // Nobody to pass it to: said so, not "passed on".
                         None => record(&transcript, &name, &bytes, &format!("from {program}"), nth, Fate::Drop),
@@ -70,8 +79,8 @@ pub fn start(plan: &Plan, port: u16, upstream_port: u16, transcript: Transcript)
     Ok(())
 }
 
-/// Sends `bytes` on as `fate` says.
-fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate) {
+/// Sends `bytes` on as `fate` says, held (counted in `holds`) until sent.
+fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate, holds: &Arc<AtomicUsize>) {
     let to = crate::datagram::for_socket(&socket, to);
     let copies = match fate {
         Fate::Drop => return,
@@ -82,6 +91,8 @@ fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate) {
         Fate::Delay(d) => d,
         _ => Duration::ZERO,
     };
+    holds.fetch_add(1, Ordering::SeqCst);
+    let holds = holds.clone();
     tokio::spawn(async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -90,6 +101,7 @@ fn forward(socket: Arc<UdpSocket>, bytes: Vec<u8>, to: SocketAddr, fate: Fate) {
             // Lost if it can't go: the network's right.
             let _ = socket.send_to(&bytes, to).await;
         }
+        holds.fetch_sub(1, Ordering::SeqCst);
     });
 }
 

@@ -128,6 +128,9 @@ pub(crate) struct Play<'a> {
     /// What a relay's plan does to replies other than passing them on, in
     /// words ("reply 2: duplicated"), for a client that printed one twice.
     pub relay_replies: Vec<String>,
+    /// Datagrams a relay has taken and not yet sent on (see
+    /// `steps::stillness`).
+    pub relay_holds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// When a failing step saw what failed it, where the kernel stamped it
     /// (a datagram's arrival); else the step's end. See `steps::run`.
     pub failure_seen_at: Option<std::time::SystemTime>,
@@ -164,6 +167,7 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         request: None,
         offered: Vec::new(),
         relay_replies: Vec::new(),
+        relay_holds: Default::default(),
         failure_seen_at: None,
         rounds: Vec::new(),
     };

@@ -6,21 +6,21 @@ use crate::process::{Captured, Running};
 use crate::room::{self, Room, Walls};
 use crate::sandbox::{self, Identity};
 use crate::tree::{self, CopyError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 const OUTPUT_SHOWN: usize = 16 << 10;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Build {
     pub status: BuildStatus,
     /// What make and the compiler printed (the end of it, when long).
     pub output: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {
     Ok,
@@ -60,6 +60,57 @@ impl Build {
 pub struct Built {
     pub dir: PathBuf,
     pub build: Build,
+}
+
+/// A build kept for the next grading of the same sources (`sockgrade
+/// grade` over a class again, after a fix to the spec): the grader's copy
+/// of what `make` left, its status and output, under `dir`, for sources
+/// whose fingerprint is `key` (`class::fingerprint::of_sources`).
+///
+/// `dir` is the grader's own (under OUT), and what it holds is copied in
+/// and out as any submission's files are (`crate::tree`): the kept tree
+/// was the student's Makefile's work, and is not trusted more for having
+/// been kept.
+pub struct KeptBuild<'a> {
+    pub dir: &'a Path,
+    pub key: &'a str,
+}
+
+/// Files of a kept build: written in this order, the key last, so that a
+/// run interrupted half-way leaves nothing that looks kept.
+const KEPT_TREE: &str = "tree";
+const KEPT_BUILD: &str = "build.json";
+const KEPT_KEY: &str = "key";
+
+impl KeptBuild<'_> {
+    /// The kept build as `work/build`, when it was kept for these sources.
+    pub fn take(&self, work: &Path) -> Option<Built> {
+        let kept = std::fs::read_to_string(self.dir.join(KEPT_KEY)).ok()?;
+        if kept != self.key {
+            return None;
+        }
+        let build: Build = serde_json::from_str(&std::fs::read_to_string(self.dir.join(KEPT_BUILD)).ok()?).ok()?;
+        let dir = work.join("build");
+        tree::copy(&self.dir.join(KEPT_TREE), &dir, None, false).ok()?;
+        Some(Built { dir, build })
+    }
+
+    /// Keeps `built` for these sources, in place of what was kept; a build
+    /// that could not be kept is made again next time.
+    pub fn keep(&self, built: &Built) {
+        let _ = std::fs::remove_dir_all(self.dir);
+        let kept = (|| -> Result<(), String> {
+            std::fs::create_dir_all(self.dir).map_err(|e| e.to_string())?;
+            tree::copy(&built.dir, &self.dir.join(KEPT_TREE), None, false).map_err(|e| e.to_string())?;
+            let build = serde_json::to_string(&built.build).map_err(|e| e.to_string())?;
+            crate::class::write_atomically(&self.dir.join(KEPT_BUILD), &build).map_err(|e| e.to_string())?;
+            crate::class::write_atomically(&self.dir.join(KEPT_KEY), self.key).map_err(|e| e.to_string())
+        })();
+        if let Err(why) = kept {
+            tracing::warn!("could not keep the build in {}: {why}", self.dir.display());
+            let _ = std::fs::remove_dir_all(self.dir);
+        }
+    }
 }
 
 /// Copies `source` to a private directory under `work` (`work/make`, the

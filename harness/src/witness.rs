@@ -354,7 +354,7 @@ pub fn connection_fds(pid: i32) -> HashSet<i32> {
 }
 
 /// Looking at another process's descriptors through copies of them.
-mod foreign {
+pub(crate) mod foreign {
     use nix::errno::Errno;
     use nix::libc;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

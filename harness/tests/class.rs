@@ -25,20 +25,9 @@ fn class() -> tempfile::TempDir {
     dir
 }
 
-/// Runs `grade`; returns the exit code and stderr.
+/// Runs `grade` of the class spec; returns the exit code and stderr.
 fn grade(subs: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let result = sockgrade()
-        .args(["grade", SPEC, "--submissions"])
-        .arg(subs)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        result.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&result.stderr).into_owned(),
-    )
+    grade_with(Path::new(SPEC), subs, out, extra)
 }
 
 fn summary(out: &Path) -> String {
@@ -122,6 +111,60 @@ fn a_class_is_graded_and_summed_up() {
     assert_ne!(modified(out.join("bob/report.json")), before);
     assert_eq!(modified(out.join("alice/report.json")), alice);
     insta::assert_snapshot!("a_class_is_graded_and_summed_up", summary(&out));
+}
+
+/// A regrade after a fix to the spec takes each submission's kept build
+/// (OUT/.builds) instead of running make again: a Makefile that prints the
+/// time it ran prints it once. Changed sources are built again.
+#[test]
+fn a_regrade_after_a_spec_fix_reuses_the_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (subs, out, spec) = (dir.path().join("subs"), dir.path().join("out"), dir.path().join("spec.yaml"));
+    let erin = subs.join("erin");
+    copy(&root().join("fixtures/submissions/tcp-echo-fork"), &erin);
+    let makefile = std::fs::read_to_string(erin.join("Makefile")).unwrap();
+    let stamped = makefile.replace(
+        "all: echoserver echoclient\n",
+        "all: echoserver echoclient\n\t@echo made at $$(date +%s%N)\n",
+    );
+    assert_ne!(stamped, makefile);
+    std::fs::write(erin.join("Makefile"), stamped).unwrap();
+    std::fs::copy(root().join(SPEC), &spec).unwrap();
+    let build_output = || {
+        let (code, stderr) = grade_with(&spec, &subs, &out, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("1 graded"), "{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("erin/report.json")).unwrap()).unwrap();
+        assert_eq!(report["score"], report["max_score"], "{report}");
+        report["build"]["output"].as_str().unwrap().to_string()
+    };
+    let first = build_output();
+    assert!(first.contains("made at"), "{first}");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, format!("{text}\n# a fix to the spec\n")).unwrap();
+    assert_eq!(build_output(), first, "the build ran again");
+    std::fs::write(erin.join("README"), "resubmitted").unwrap();
+    assert_ne!(build_output(), first, "the changed sources were not built again");
+}
+
+/// Runs `grade SPEC` (any spec) over `subs` into `out`; returns the exit
+/// code and stderr.
+fn grade_with(spec: &Path, subs: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let result = sockgrade()
+        .arg("grade")
+        .arg(spec)
+        .arg("--submissions")
+        .arg(subs)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        result.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&result.stderr).into_owned(),
+    )
 }
 
 /// Two shards graded apart (as two CI jobs would), their folders gathered

@@ -12,6 +12,17 @@ use std::path::Path;
 /// The fingerprint of `dir` graded by `spec_text` with `options` (anything
 /// else that changes the result, e.g. the `--only` filters), as hex.
 pub fn of(dir: &Path, spec_text: &str, options: &[String]) -> std::io::Result<String> {
+    hashed(dir, Some(spec_text), options)
+}
+
+/// What a build of `dir` depends on: its files and sockgrade's version
+/// (which builds in its own sandbox), not the spec. A regrade after a fix
+/// to the spec reuses the builds (`submission::KeptBuild`).
+pub fn of_sources(dir: &Path) -> std::io::Result<String> {
+    hashed(dir, None, &[])
+}
+
+fn hashed(dir: &Path, spec_text: Option<&str>, options: &[String]) -> std::io::Result<String> {
     let mut hash = Sha256::new();
     // Every part is length-prefixed, so no two inputs hash alike by
     // shifting bytes from one part to the next.
@@ -20,7 +31,13 @@ pub fn of(dir: &Path, spec_text: &str, options: &[String]) -> std::io::Result<St
         hash.update(bytes);
     };
     part(env!("CARGO_PKG_VERSION").as_bytes());
-    part(spec_text.as_bytes());
+    match spec_text {
+        Some(text) => {
+            part(b"graded by");
+            part(text.as_bytes());
+        }
+        None => part(b"built"),
+    }
     for o in options {
         part(o.as_bytes());
     }
@@ -70,7 +87,10 @@ mod tests {
         assert_eq!(first, super::of(dir.path(), "spec", &[]).unwrap());
         assert_ne!(first, super::of(dir.path(), "spec 2", &[]).unwrap());
         assert_ne!(first, super::of(dir.path(), "spec", &["only".into()]).unwrap());
+        let sources = super::of_sources(dir.path()).unwrap();
+        assert_ne!(sources, first);
         std::fs::write(dir.path().join("sub/b.h"), "x").unwrap();
         assert_ne!(first, super::of(dir.path(), "spec", &[]).unwrap());
+        assert_ne!(sources, super::of_sources(dir.path()).unwrap());
     }
 }

@@ -5,6 +5,8 @@
 //! them up.
 //!
 //! - `fingerprint`: what a grade depends on; unchanged means not regraded.
+//!   What a build depends on (the same, less the spec): unchanged means
+//!   the build kept in OUT/.builds is taken instead of running make.
 //! - `summary`: the CSV, rebuilt from the folders (shards included).
 //! - `progress`: the line on a terminal.
 
@@ -31,6 +33,10 @@ pub const HTML_FILE: &str = "report.html";
 pub const ERROR_FILE: &str = "error.txt";
 /// The fingerprint the reports were made for; written last.
 const FINGERPRINT_FILE: &str = "fingerprint";
+/// OUT/.builds/NAME: each submission's build, kept for a regrade of the
+/// same sources (`submission::KeptBuild`). Hidden: not a submission's
+/// folder, and no report of anyone's.
+const KEPT_BUILDS: &str = ".builds";
 
 /// `--partition K/N`: the K-th of N shares of the class (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,7 +208,14 @@ fn one(
             return Err(why);
         }
     };
-    match grade::grade(spec, Source::Submission(dir), name.to_string(), run) {
+    let sources = fingerprint::of_sources(dir);
+    let kept_dir = out.join(KEPT_BUILDS).join(name);
+    let kept = sources.as_ref().ok().map(|key| crate::submission::KeptBuild { dir: &kept_dir, key });
+    let source = match &kept {
+        Some(kept) => Source::Kept(dir, kept),
+        None => Source::Submission(dir),
+    };
+    match grade::grade(spec, source, name.to_string(), run) {
         Ok(result) => {
             // The JSON report is the instructor's record (and what the
             // summary reads): never redacted, whoever report.txt is for.

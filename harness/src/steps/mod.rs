@@ -16,6 +16,7 @@ mod http;
 mod multicast;
 mod program;
 mod rpc;
+mod stillness;
 mod tcp;
 pub(crate) mod udp;
 mod witness;

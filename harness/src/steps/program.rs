@@ -369,12 +369,34 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
     let began = std::time::SystemTime::now();
     let origin = play.datagram_arrived.filter(|at| *at < began).unwrap_or(began);
     let bound = e.within.map(|w| w.0).unwrap_or(DEFAULT_EXIT);
+    let mut watch = super::stillness::Watch::of(play);
     let prog = play
         .programs
         .get_mut(name)
         .ok_or_else(|| format!("{name} was never started"))?;
     let mut deadline = Deadline::after(bound);
-    let Some(status) = prog.wait_until(&mut deadline).await else {
+    // Looks at the kernel between waits (`stillness`): a program that
+    // waits for what will never come is not about to exit.
+    let mut still = false;
+    let status = loop {
+        match tokio::time::timeout(crate::conn::LOOK_EVERY, prog.wait_until(&mut deadline)).await {
+            Ok(status) => break status,
+            Err(_) if watch.still() => {
+                still = true;
+                break prog.exit_status();
+            }
+            Err(_) => {}
+        }
+    };
+    let Some(status) = status else {
+        if still {
+            play.transcript.record(name, "still running, and nothing more could come");
+            return Err(format!(
+                "expected {name} to exit within {}ms; it is still running, and {}",
+                bound.as_millis(),
+                super::stillness::why_nothing_more(&watch, "exit")
+            ));
+        }
         play.transcript
             .record(name, format!("still running after {}ms", bound.as_millis()));
         return Err(with_busy_note(
@@ -423,9 +445,12 @@ pub(super) async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> Step
     let mut deadline = Deadline::after(bound);
     let captured = prog.output(o.stream).clone();
     let changed = prog.changed.clone();
-    // When the bound passes, one more look: output that arrived with the
+    // When the bound passes, or the kernel shows that nothing more can
+    // come (`stillness`), one more look: output that arrived with the
     // program's end may have been read just after the wake-up.
     let mut last_look = false;
+    let mut watch = super::stillness::Watch::of(play);
+    let mut still = false;
     loop {
         let notified = changed.notified();
         tokio::pin!(notified);
@@ -484,10 +509,26 @@ pub(super) async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> Step
                 escape::quote(&text, 300)
             ));
         }
-        if deadline.within(notified).await.is_none() {
+        let woke = match tokio::time::timeout(crate::conn::LOOK_EVERY, deadline.within(notified)).await {
+            Ok(woke) => woke,
+            Err(_) if watch.still() => {
+                still = true;
+                None
+            }
+            Err(_) => Some(()),
+        };
+        if woke.is_none() {
             if !last_look {
                 last_look = true;
+                prog.output_caught_up().await;
                 continue;
+            }
+            if still {
+                return Err(format!(
+                    "expected {name}'s {stream} to satisfy the expectation; it is {}, and {}",
+                    escape::quote(&text, 300),
+                    super::stillness::why_nothing_more(&watch, "write")
+                ));
             }
             return Err(with_busy_note(
                 format!(

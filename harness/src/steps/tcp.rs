@@ -194,25 +194,17 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
     // Looks at the kernel between waits: once no program can connect any
     // more, the step fails then rather than at its bound (a proxy that
     // never contacts its origin costs 200ms here, not the bound).
-    let mut quiet = crate::conn::Quiet::default();
+    let mut watch = super::stillness::Watch::of(play);
     let accepted = loop {
         match tokio::time::timeout(crate::conn::LOOK_EVERY, listener.accept()).await {
             Ok(result) => break Some(result),
             Err(_) if deadline.passed() => break None,
-            Err(_) if quiet.look(nobody_about_to_connect(play)) => {
-                let looked = (crate::conn::LOOK_EVERY * crate::conn::STALLED_LOOKS).as_millis();
-                let why = if play.programs.values().any(|p| p.is_running()) {
-                    format!(
-                        "for {looked}ms the kernel showed every program of the scenario waiting in a system call \
-                         with nothing in flight toward it: none was about to connect"
-                    )
-                } else {
-                    "no program of the scenario is running any more: none can connect".to_string()
-                };
+            Err(_) if watch.still() => {
                 return Err(format!(
-                    "expected a program to connect to `{}` (port {}); {why}",
+                    "expected a program to connect to `{}` (port {}); {}",
                     a.on.value,
                     shown_port(listener, &a.on.value),
+                    super::stillness::why_nothing_more(&watch, "connect"),
                 ));
             }
             Err(_) => {}
@@ -248,27 +240,6 @@ fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
     } else {
         listener.port().to_string()
     }
-}
-
-/// What the kernel shows when no program of the scenario is about to
-/// connect: every running program settled (`steps::witness::settled`: nothing in
-/// flight toward it or from it, its threads waiting in the kernel). The CPU
-/// time their threads wanted, to tell a later look that they did nothing in
-/// between; `None` when any of that is not so, or unknown.
-fn nobody_about_to_connect(play: &Play<'_>) -> Option<u64> {
-    let running: Vec<i32> = play
-        .programs
-        .values()
-        .filter(|p| p.is_running())
-        .map(|p| p.pid)
-        .collect();
-    if !super::witness::settled(play, running.iter().copied()) {
-        return None;
-    }
-    running
-        .iter()
-        .map(|&pid| witness::tree_demand(pid).map(|d| d.values().sum::<u64>()))
-        .sum()
 }
 
 pub(super) async fn expect_no_connection(play: &mut Play<'_>, e: &ExpectNoConnection) -> StepResult {

@@ -46,7 +46,14 @@ pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> Result<(), StepError
 }
 
 pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> Result<(), StepError> {
-    crate::relay::start(r, play.setting.port, play.setting.port2, play.transcript.clone()).map_err(|e| {
+    crate::relay::start(
+        r,
+        play.setting.port,
+        play.setting.port2,
+        play.transcript.clone(),
+        play.relay_holds.clone(),
+    )
+    .map_err(|e| {
         let port = play.setting.port;
         StepError::CannotRun(format!("the grader could not bind port {port} for its relay: {e}"))
     })?;
@@ -146,6 +153,7 @@ pub(super) async fn send_datagram(play: &mut Play<'_>, s: &SendDatagram) -> Step
 pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> StepResult {
     let bound = within(e.within);
     let name = e.on.value.clone();
+    let mut watch = super::stillness::Watch::of(play);
     let endpoint = play.endpoint(&e.on)?;
     let role = endpoint.role;
     let expected_from = endpoint.peer;
@@ -153,11 +161,30 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     let previous_mark = endpoint.last_mark.take();
     let echo = endpoint.last_sent.clone();
     let mut deadline = Deadline::after(bound);
-    let Some(d) = endpoint
-        .recv(&mut deadline)
-        .await
-        .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
+    // Looks at the kernel between waits (`stillness`): once no program can
+    // send any more, the step fails then rather than at its bound.
+    let mut still = false;
+    let received = loop {
+        match tokio::time::timeout(crate::conn::LOOK_EVERY, endpoint.recv(&mut deadline)).await {
+            Ok(received) => break received,
+            Err(_) if watch.still() => {
+                still = true;
+                break Ok(None);
+            }
+            Err(_) => {}
+        }
+    };
+    let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
     else {
+        if still {
+            play.transcript.record(&name, "<- no datagram, and nothing more could come");
+            return Err(format!(
+                "expected {} on `{name}`; nothing arrived, and {}{}",
+                describe_expected(&e.expected),
+                super::stillness::why_nothing_more(&watch, "send one"),
+                play.who_ended()
+            ));
+        }
         play.transcript
             .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
         return Err(with_busy_note(
