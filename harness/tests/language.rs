@@ -68,9 +68,10 @@ fn listeners_on_ports_of_their_own() {
     let detail = unasked["failure"]["detail"].as_str().unwrap();
     assert!(detail.contains("to connect to `origin` (port "), "{detail}");
     assert!(!detail.contains('{'), "{detail}");
-    // The client waits for its answer from `other`, with nothing in flight:
-    // the step says so then, not at its 5 s bound.
-    assert!(detail.contains("none was about to connect"), "{detail}");
+    // The client waits for its answer from `other` with a read timeout of
+    // its own (the reference client's): it may yet act when that rings, so
+    // the step sits out its bound rather than fail early.
+    assert!(detail.contains("within 1000ms; none did"), "{detail}");
     let transcript = unasked["transcript"].as_str().unwrap();
     assert!(!transcript.contains("{port:"), "{transcript}");
 

@@ -119,8 +119,9 @@ pub(super) async fn start(play: &mut Play<'_>, s: &Start) -> Result<(), StepErro
                 bound.as_millis()
             )));
         }
+        let mut watch = super::stillness::Watch::of(play);
         let prog = play.programs.get_mut(&name).expect("inserted above");
-        if let Err(why) = wait_ready(prog, port, protocol, bound).await {
+        if let Err(why) = wait_ready(prog, port, protocol, bound, &mut watch).await {
             if first_of_scenario {
                 play.setting.unready.record(&command);
             }
@@ -176,7 +177,13 @@ fn argv(play: &Play<'_>, command: &[String], args: &Option<Vec<String>>) -> (Vec
 
 /// Waits until the kernel reports the program listening on `port`, polling
 /// tightly; fails at once if the program ends first.
-async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Duration) -> StepResult {
+async fn wait_ready(
+    prog: &mut Running,
+    port: u16,
+    protocol: Protocol,
+    bound: Duration,
+    watch: &mut super::stillness::Watch,
+) -> StepResult {
     /// How long readiness is looked for without pausing: most programs
     /// listen within it.
     const SPIN: Duration = Duration::from_millis(3);
@@ -189,6 +196,9 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
     // and the pause is how late we may see it. Never more than 1 ms.
     let mut pause = Duration::from_micros(50);
     let mut round = 0u32;
+    // A program that waits for what will never come (`stillness`) will not
+    // listen either: looked at every `LOOK_EVERY`.
+    let mut next_look = began + crate::conn::LOOK_EVERY;
     loop {
         let changed = prog.changed.clone();
         let notified = changed.notified();
@@ -204,6 +214,16 @@ async fn wait_ready(prog: &mut Running, port: u16, protocol: Protocol, bound: Du
         }
         if readiness.look(prog.pid, port, protocol, round % 4 == 3) {
             return Ok(());
+        }
+        if Instant::now() >= next_look {
+            next_look = Instant::now() + crate::conn::LOOK_EVERY;
+            if watch.still() {
+                return Err(format!(
+                    "expected {} to listen on port {port}; it did not, and {}",
+                    prog.name,
+                    super::stillness::why_nothing_more(watch, "listen")
+                ));
+            }
         }
         if deadline.passed() {
             return Err(with_busy_note(
@@ -392,8 +412,7 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
         if still {
             play.transcript.record(name, "still running, and nothing more could come");
             return Err(format!(
-                "expected {name} to exit within {}ms; it is still running, and {}",
-                bound.as_millis(),
+                "expected {name} to exit; it is still running, and {}",
                 super::stillness::why_nothing_more(&watch, "exit")
             ));
         }
