@@ -19,6 +19,11 @@ those the ones that ended early, and why:
 - the rest failed on what arrived (wrong bytes, an end, a reset), which
   needs no wait at all.
 
+Each submission's verdicts (its score and every scenario's status) are
+compared with its reviewed snapshot (harness/tests/snapshots/grading__NAME.snap,
+made by `sockgrade run` of that submission alone): a class graded with
+others beside it, quiet or busy, must grade each alike.
+
 For tcp-echo and proxy, the course driver's stand-ins (bench/tcp-echo-driver.sh,
 bench/proxy-driver.sh: nc or curl, `sleep 1` between steps) grade the same
 folder, timed beside sockgrade, and the number of submissions each found
@@ -79,6 +84,30 @@ def endings(out_dir):
     return total, failed, why
 
 
+def verdicts_as_snapshots(out_dir):
+    """Names of the submissions whose verdicts differ from their snapshot."""
+    differ = []
+    for path in sorted(glob.glob(os.path.join(out_dir, "*", "report.json"))):
+        name = os.path.basename(os.path.dirname(path))
+        snap = os.path.join(ROOT, "harness", "tests", "snapshots", f"grading__{name}.snap")
+        if not os.path.exists(snap):
+            continue
+        expected = open(snap).read().split("---\n", 2)[-1].strip()
+        report = json.load(open(path))
+        # As tests/support's verdict_table writes it.
+        table = [f"score {report['score']}/{report['max_score']}"]
+        for s in report["scenarios"]:
+            failure = s.get("failure") or {}
+            blamed = ""
+            if failure.get("precondition"):
+                clauses = failure.get("clauses") or s.get("tags") or []
+                blamed = f"  [blamed on {', '.join(sorted(clauses))}]"
+            table.append(f"{s['status']:<6} {s['name']}{blamed}")
+        if "\n".join(table).strip() != expected:
+            differ.append(name)
+    return differ
+
+
 def wrong_by_sockgrade(out_dir):
     names = []
     for path in glob.glob(os.path.join(out_dir, "*", "report.json")):
@@ -119,12 +148,14 @@ def main():
                     last = out_dir
                 walls[jobs or "default"] = (best, last)
             total, failed, why = endings(walls["default"][1])
+            differ = sorted(set(verdicts_as_snapshots(walls["default"][1]) + verdicts_as_snapshots(walls["1"][1])))
             wrong = wrong_by_sockgrade(walls["default"][1])
             print(f"{lab}: {len(fixtures)} submissions, {total} scenarios, {failed} failed")
             print(f"  sockgrade  {walls['default'][0]:6.1f} s default --jobs   {walls['1'][0]:6.1f} s -j 1")
             print("  failed scenarios by how their wait ended: "
                   + ", ".join(f"{k} {v}" for k, v in why.items()))
-            print(f"  submissions below full marks: {len(wrong)}")
+            print(f"  submissions below full marks: {len(wrong)}; verdicts unlike their snapshot: "
+                  f"{', '.join(differ) if differ else 'none'}")
             driver = DRIVERS.get(lab)
             if driver and not a.no_driver:
                 wall, out = timed(["bash", driver, class_dir])

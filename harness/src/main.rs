@@ -256,6 +256,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, ExitCode> {
         isolation: resolve(common.isolation)?,
         filter: common.only.clone(),
         reference_dir: reference_dir.clone(),
+        working_done: None,
     };
     let (source_dir, label);
     let source = match reference.then_some(reference_dir) {
@@ -337,6 +338,7 @@ fn grade_class(
             isolation: resolve(common.isolation)?,
             filter: common.only.clone(),
             reference_dir: None,
+            working_done: None,
         },
         partition,
         style: common.style(false),

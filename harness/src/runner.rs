@@ -23,7 +23,14 @@ pub struct Options {
     /// `reference: true` (a model server behind a relay); `None`: beside
     /// this executable.
     pub reference_dir: Option<std::path::PathBuf>,
+    /// Called once, when no scenario that needs a core is left to run or
+    /// running: only those that mostly wait on the clock remain (or none).
+    /// `sockgrade grade` then starts the next submission beside them.
+    pub working_done: Option<WorkingDone>,
 }
+
+/// See `Options::working_done`.
+pub type WorkingDone = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Every scenario's result, in spec order. `broken` makes every scenario an
 /// `error` with that message (a submission that didn't build).
@@ -40,6 +47,11 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
     if let Some(why) = broken {
         return selected.iter().map(|&i| errored(spec, i, why)).collect();
     }
+    let working_done = || {
+        if let Some(done) = &options.working_done {
+            done();
+        }
+    };
     if sandbox::is_root() {
         sandbox::adopt_orphans();
     }
@@ -56,12 +68,23 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
         .into_iter()
         .partition(|&i| scripted_wait(&spec.scenarios[i].steps) >= MOSTLY_WAITING);
     let jobs = options.jobs.max(1).min(working.len().max(1));
-    let waiting_slots = options.jobs.max(1).min(waiting.len());
+    // As many as there are, up to a bound: a slot that mostly waits costs a
+    // thread, a user and a namespace, not a core, and with one slot for
+    // all of them the run took the sum of their waits (a class of the http
+    // lab sat through each submission's 6.5 s slow client and 5 s idle
+    // connection one after the other).
+    let waiting_slots = waiting.len().min(MOST_WAITING_SLOTS);
     // The copies in about the order the slots will want them: the first
     // scenario of every slot, then the short ones, then the long ones.
     let heads = waiting.iter().take(waiting_slots).chain(working.iter().take(jobs));
     let rest = working.iter().skip(jobs).chain(waiting.iter().skip(waiting_slots));
     let copy_order: Vec<usize> = heads.chain(rest).copied().collect();
+    // Scenarios that need a core, not yet done: at zero, `working_done`.
+    let needs_a_core: std::collections::HashSet<usize> = working.iter().copied().collect();
+    let working_left = std::sync::atomic::AtomicUsize::new(working.len());
+    if working.is_empty() {
+        working_done();
+    }
     let working = Mutex::new(VecDeque::from(working));
     let waiting = Mutex::new(VecDeque::from(waiting));
     let results: Mutex<Vec<(usize, ScenarioResult)>> = Mutex::new(Vec::new());
@@ -87,6 +110,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
         let mut running = Vec::new();
         for queues in slots {
             let (results, users, copies, namespaces, unready) = (&results, &users, &copies, &namespaces, &unready);
+            let (needs_a_core, working_left, working_done) = (&needs_a_core, &working_left, &working_done);
             running.push(s.spawn(move || loop {
                 let next = queues
                     .iter()
@@ -136,6 +160,11 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                 });
                 timing(i, began - asked, began, played);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+                if needs_a_core.contains(&i)
+                    && working_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
+                {
+                    working_done();
+                }
             }));
         }
         // A scenario that could not run (no copy: a full disk) took no
@@ -153,6 +182,10 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
 /// A scenario that waits at least this long on purpose "mostly waits": it
 /// gets a slot besides those of `--jobs`.
 const MOSTLY_WAITING: Duration = Duration::from_millis(250);
+
+/// At most this many slots for the scenarios that mostly wait, whatever
+/// `--jobs` is.
+const MOST_WAITING_SLOTS: usize = 8;
 
 /// How long a scenario waits on purpose, as its steps are written: the
 /// waits that are its point (an idle measurement, a program that must not
@@ -176,6 +209,31 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
                 if let Some(gap) = send.gap {
                     let writes = send.split.writes(size).len();
                     total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Step::ExpectSilence(e) => total += e.duration.0,
+            Step::SendRequest(send) => {
+                if let Some(gap) = send.gap {
+                    // The bytes' length, give or take a port's digits.
+                    let size: usize = send
+                        .requests
+                        .iter()
+                        .map(|r| r.bytes(&crate::spec::Placeholders::default()).len())
+                        .sum();
+                    let writes = send.split.writes(size).len();
+                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Step::SendResponse(send) => {
+                if let Some(gap) = send.gap {
+                    // The body and a head of about a hundred bytes.
+                    let writes = send.split.writes(send.body.size() + 100).len();
+                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Step::SendDatagram(send) => {
+                if let Some(gap) = send.gap {
+                    total += gap.0 * u32::try_from(send.copies.saturating_sub(1)).unwrap_or(u32::MAX);
                 }
             }
             Step::ReadSlowly(r) => slow_reader = Some((r.chunk.max(1), r.gap.0)),
@@ -465,9 +523,24 @@ fn run_one(
 mod tests {
     use super::*;
 
-    fn tcp_echo() -> Spec {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tcp-echo.yaml");
+    fn lab(name: &str) -> Spec {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../specs/{name}.yaml"));
         crate::spec::load(&path).unwrap_or_else(|e| panic!("{}", e.render(false)))
+    }
+
+    fn tcp_echo() -> Spec {
+        lab("tcp-echo")
+    }
+
+    /// The http suite's deliberate waits are seen too: a request head sent a
+    /// byte every 100 ms and an idle connection kept 4.8 s get slots that
+    /// mostly wait (and a class starts the next submission beside them).
+    #[test]
+    fn scripted_waits_of_the_http_suite() {
+        let spec = lab("http");
+        let wait = |name| scripted_wait(scenario(&spec, name));
+        assert!(wait("64 clients are served while another sends") >= Duration::from_secs(4));
+        assert_eq!(wait("an idle persistent connection"), Duration::from_millis(4800));
     }
 
     fn scenario<'a>(spec: &'a Spec, name: &str) -> &'a [Spanned<Step>] {

@@ -128,15 +128,14 @@ pub fn grade(
     let all = submissions(parent, out)?;
     let selected = share(all, options.partition);
     let count = selected.len();
-    let workers = options.jobs.clamp(1, count.max(1));
-    let run = Options {
-        // The budget is shared: N submissions at once, or fewer with their
-        // scenarios side by side.
-        jobs: (options.jobs / workers).max(1),
-        isolation: options.run.isolation,
-        filter: options.run.filter.clone(),
-        reference_dir: options.run.reference_dir.clone(),
-    };
+    // Shares of the cores: a submission holds one while it builds and runs
+    // the scenarios that need a core, and gives it back once only those
+    // that mostly wait on the clock are left, so that the next submission
+    // starts beside them. More submissions than shares are then in flight,
+    // but never more than this many.
+    let shares = options.jobs.clamp(1, count.max(1));
+    let in_flight = (shares * IN_FLIGHT_PER_SHARE).min(count.max(1));
+    let cores = Cores::new(shares);
     let queue = Mutex::new(selected.into_iter().collect::<VecDeque<_>>());
     let progress = progress::Progress::new(count);
     let outcome = Mutex::new(Outcome {
@@ -146,13 +145,24 @@ pub fn grade(
         failed: Vec::new(),
     });
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        for _ in 0..in_flight {
             s.spawn(|| loop {
                 let Some((name, dir)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
                     break;
                 };
+                let share = cores.take();
+                let run = Options {
+                    // The budget is shared: N submissions at once, or fewer
+                    // with their scenarios side by side.
+                    jobs: (options.jobs / shares).max(1),
+                    isolation: options.run.isolation,
+                    filter: options.run.filter.clone(),
+                    reference_dir: options.run.reference_dir.clone(),
+                    working_done: Some(share.giver()),
+                };
                 progress.started(&name);
                 let done = one(spec, spec_text, &name, &dir, out, &run, &options.style);
+                drop(share);
                 let mut o = outcome.lock().unwrap_or_else(|e| e.into_inner());
                 match done {
                     Ok(true) => o.graded += 1,
@@ -234,6 +244,69 @@ fn one(
             write(ERROR_FILE, &format!("{e}\n"))?;
             Err(e.to_string())
         }
+    }
+}
+
+/// Submissions in flight for each share of the cores: the others wait on
+/// the clock (a client's 5 s timeout, an idle connection kept open).
+const IN_FLIGHT_PER_SHARE: usize = 4;
+
+/// The shares of the cores (`--jobs` of them), taken by submissions.
+struct Cores {
+    free: Mutex<usize>,
+    given_back: std::sync::Condvar,
+}
+
+impl Cores {
+    fn new(shares: usize) -> std::sync::Arc<Cores> {
+        std::sync::Arc::new(Cores {
+            free: Mutex::new(shares),
+            given_back: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Waits for a free share.
+    fn take(self: &std::sync::Arc<Cores>) -> Share {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.given_back.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Share(std::sync::Arc::new(Held {
+            cores: self.clone(),
+            held: std::sync::atomic::AtomicBool::new(true),
+        }))
+    }
+}
+
+/// A share taken: given back once, by whichever comes first of the run's
+/// `working_done` and the end of the submission.
+struct Share(std::sync::Arc<Held>);
+
+struct Held {
+    cores: std::sync::Arc<Cores>,
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Held {
+    fn give_back(&self) {
+        if self.held.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            *self.cores.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            self.cores.given_back.notify_one();
+        }
+    }
+}
+
+impl Share {
+    fn giver(&self) -> crate::runner::WorkingDone {
+        let held = self.0.clone();
+        std::sync::Arc::new(move || held.give_back())
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.0.give_back();
     }
 }
 
