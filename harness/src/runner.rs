@@ -206,35 +206,23 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
             Step::Send(send) => {
                 let size = send.payload.size();
                 sent += size;
-                if let Some(gap) = send.gap {
-                    let writes = send.split.writes(size).len();
-                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
-                }
+                total += gaps(send.gap, &send.split, size);
             }
             Step::ExpectSilence(e) => total += e.duration.0,
             Step::SendRequest(send) => {
-                if let Some(gap) = send.gap {
-                    // The bytes' length, give or take a port's digits.
-                    let size: usize = send
-                        .requests
-                        .iter()
-                        .map(|r| r.bytes(&crate::spec::Placeholders::default()).len())
-                        .sum();
-                    let writes = send.split.writes(size).len();
-                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
-                }
+                // The bytes' length, give or take a port's digits.
+                let size: usize = send
+                    .requests
+                    .iter()
+                    .map(|r| r.bytes(&crate::spec::Placeholders::default()).len())
+                    .sum();
+                total += gaps(send.gap, &send.split, size);
             }
-            Step::SendResponse(send) => {
-                if let Some(gap) = send.gap {
-                    // The body and a head of about a hundred bytes.
-                    let writes = send.split.writes(send.body.size() + 100).len();
-                    total += gap.0 * u32::try_from(writes.saturating_sub(1)).unwrap_or(u32::MAX);
-                }
-            }
+            // The body and a head of about a hundred bytes.
+            Step::SendResponse(send) => total += gaps(send.gap, &send.split, send.body.size() + 100),
             Step::SendDatagram(send) => {
-                if let Some(gap) = send.gap {
-                    total += gap.0 * u32::try_from(send.copies.saturating_sub(1)).unwrap_or(u32::MAX);
-                }
+                let pauses = u32::try_from(send.copies.saturating_sub(1)).unwrap_or(u32::MAX);
+                total += send.gap.map(|g| g.0 * pauses).unwrap_or_default();
             }
             Step::ReadSlowly(r) => slow_reader = Some((r.chunk.max(1), r.gap.0)),
             Step::Each(e) => total += scripted_wait(&e.steps),
@@ -247,6 +235,12 @@ fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
         total += gap * u32::try_from(sent / chunk).unwrap_or(u32::MAX);
     }
     total
+}
+
+/// The pauses between the writes of `size` bytes cut as `split` says.
+fn gaps(gap: Option<crate::spec::values::TimeSpan>, split: &crate::spec::tcp::Split, size: usize) -> Duration {
+    let pauses = u32::try_from(split.writes(size).len().saturating_sub(1)).unwrap_or(u32::MAX);
+    gap.map(|g| g.0 * pauses).unwrap_or_default()
 }
 
 /// Why the harness can't hold the connections a scenario opens, if it can't:

@@ -26,6 +26,7 @@ fn reference_transcripts() {
         isolation: Isolation::Auto.resolve().unwrap(),
         filter: wanted.iter().map(|s| s.to_string()).collect(),
         reference_dir: None,
+        working_done: None,
     };
     let results = runner::run(&spec, &built.dir, work.path(), &options, None);
     assert_eq!(results.len(), wanted.len());
@@ -94,6 +95,7 @@ fn transcripts_of(spec: &str, wanted: &[&str]) {
         isolation: Isolation::Auto.resolve().unwrap(),
         filter: wanted.iter().map(|s| s.to_string()).collect(),
         reference_dir: None,
+        working_done: None,
     };
     let results = runner::run(&spec, &built.dir, work.path(), &options, None);
     assert_eq!(results.len(), wanted.len());
