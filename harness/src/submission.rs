@@ -91,7 +91,11 @@ impl KeptBuild<'_> {
         }
         let build: Build = serde_json::from_str(&std::fs::read_to_string(self.dir.join(KEPT_BUILD)).ok()?).ok()?;
         let dir = work.join("build");
-        tree::copy(&self.dir.join(KEPT_TREE), &dir, None, false).ok()?;
+        if tree::copy(&self.dir.join(KEPT_TREE), &dir, None, false).is_err() {
+            // Half a copy would stand in the way of the build made instead.
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
         Some(Built { dir, build })
     }
 
