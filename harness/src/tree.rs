@@ -144,8 +144,12 @@ impl Copy {
             } else if kind.is_symlink() {
                 std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
             } else if kind.is_file() {
-                let executable = std::fs::symlink_metadata(&source)?.mode() & 0o111 != 0;
-                if self.share_executables && executable && std::fs::hard_link(&source, &target).is_ok() {
+                // Shared only if others may read and run it: the shared file
+                // stays root's (an executable of mode 0700, as a umask of 077
+                // makes them, is copied and handed over as before).
+                let mode = std::fs::symlink_metadata(&source)?.mode();
+                let runnable_by_others = mode & 0o005 == 0o005;
+                if self.share_executables && runnable_by_others && std::fs::hard_link(&source, &target).is_ok() {
                     continue;
                 }
                 if !self.file(&source, &target)? {
@@ -297,6 +301,25 @@ mod tests {
         assert!(!to.join(".sockgrade-docroot").exists());
         assert!(open_regular(&from.join("fifo")).unwrap().is_none());
         assert!(open_regular(&from.join("sub/link")).unwrap().is_none());
+    }
+
+    /// Executables others may run are shared as links; one only its owner
+    /// may run (a umask of 077) and every other file are copied.
+    #[test]
+    fn a_scenarios_copy_shares_only_what_others_may_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        std::fs::create_dir(&from).unwrap();
+        for (name, mode) in [("server", 0o755), ("private", 0o700), ("notes.txt", 0o644)] {
+            std::fs::write(from.join(name), name).unwrap();
+            std::fs::set_permissions(from.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        copy_sharing_executables(&from, &to).unwrap();
+        let links = |name: &str| std::fs::metadata(to.join(name)).unwrap().nlink();
+        assert_eq!(links("server"), 2);
+        assert_eq!(links("private"), 1);
+        assert_eq!(links("notes.txt"), 1);
+        assert_eq!(std::fs::read(to.join("private")).unwrap(), b"private");
     }
 
     #[test]
