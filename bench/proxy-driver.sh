@@ -69,10 +69,11 @@ grade() {
     (cd "$www" && exec python3 -m http.server --bind 127.0.0.1 "$origin_port" >/dev/null 2>&1) &
     local origin=$!
     proxy_port=$(free_port)
-    (cd "$dir" && exec ./proxy "$proxy_port" >/dev/null 2>&1) &
+    # A session of its own: the clean-up ends whatever the proxy forked.
+    (cd "$dir" && exec setsid ./proxy "$proxy_port" >/dev/null 2>&1) &
     local proxy=$!
     if ! wait_for_port "$origin_port" || ! wait_for_port "$proxy_port"; then
-        kill "$origin" "$proxy" 2>/dev/null
+        kill "$origin" 2>/dev/null; kill -KILL -- -"$proxy" 2>/dev/null
         echo "$name 0 0 0 0 (no port)"
         return
     fi
@@ -110,7 +111,7 @@ while True: held.append(s.accept())' "$nop_port" &
     fetch "http://localhost:$origin_port/home.html" "$work/out" "$proxy_port"
     cmp -s "$work/out" "$www/home.html" && cache=15
 
-    kill "$proxy" 2>/dev/null
+    kill -KILL -- -"$proxy" 2>/dev/null
     wait "$proxy" 2>/dev/null
     echo "$name $basic $concurrency $cache $((basic + concurrency + cache))"
 }

@@ -62,7 +62,9 @@ grade() {
     local port server
     port=$(free_port)
     if [ -x "$dir/echoserver" ]; then
-        (cd "$dir" && exec ./echoserver "$port" >/dev/null 2>&1) &
+        # A session of its own, so that the clean-up below ends the
+        # children of a forking or pre-forking server too.
+        (cd "$dir" && exec setsid ./echoserver "$port" >/dev/null 2>&1) &
         server=$!
         if wait_for_port "$port"; then
             printf 'hello, echo\n' >"$work/one.txt"
@@ -84,7 +86,7 @@ grade() {
             sleep 1
             kill -0 "$server" 2>/dev/null || term=20
         fi
-        kill -KILL "$server" 2>/dev/null
+        kill -KILL -- -"$server" 2>/dev/null
         wait "$server" 2>/dev/null
     fi
     if [ -x "$dir/echoclient" ]; then

@@ -160,9 +160,7 @@ pub fn run(spec: &Spec, built_dir: &Path, work: &Path, options: &Options, broken
                 });
                 timing(i, began - asked, began, played);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
-                if needs_a_core.contains(&i)
-                    && working_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
-                {
+                if needs_a_core.contains(&i) && working_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
                     working_done();
                 }
             }));

@@ -127,10 +127,9 @@ impl Call {
                 WAITS.contains(&command) && a[3] != 0
             }
             libc::SYS_futex_waitv | libc::SYS_semtimedop => a[3] != 0,
-            libc::SYS_mq_timedreceive
-            | libc::SYS_mq_timedsend
-            | libc::SYS_io_getevents
-            | libc::SYS_recvmmsg => a[4] != 0,
+            libc::SYS_mq_timedreceive | libc::SYS_mq_timedsend | libc::SYS_io_getevents | libc::SYS_recvmmsg => {
+                a[4] != 0
+            }
             // io_pgetevents, which the libc crate does not name.
             333 if cfg!(target_arch = "x86_64") => a[4] != 0,
             292 if cfg!(target_arch = "aarch64") => a[4] != 0,
@@ -183,7 +182,15 @@ fn socket_timeout(fd: &OwnedFd, option: libc::c_int) -> Option<libc::timeval> {
     let mut value = libc::timeval { tv_sec: 0, tv_usec: 0 };
     let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for the duration of the call.
-    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, option, (&raw mut value).cast(), &mut len) };
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
     (r == 0).then_some(value)
 }
 

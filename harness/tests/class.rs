@@ -119,7 +119,11 @@ fn a_class_is_graded_and_summed_up() {
 #[test]
 fn a_regrade_after_a_spec_fix_reuses_the_builds() {
     let dir = tempfile::tempdir().unwrap();
-    let (subs, out, spec) = (dir.path().join("subs"), dir.path().join("out"), dir.path().join("spec.yaml"));
+    let (subs, out, spec) = (
+        dir.path().join("subs"),
+        dir.path().join("out"),
+        dir.path().join("spec.yaml"),
+    );
     let erin = subs.join("erin");
     copy(&root().join("fixtures/submissions/tcp-echo-fork"), &erin);
     let makefile = std::fs::read_to_string(erin.join("Makefile")).unwrap();

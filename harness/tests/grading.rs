@@ -442,7 +442,10 @@ fn a_program_that_never_listens_is_waited_for_once() {
     );
     // And none sat out its bound: the proxy listens on the wrong port and
     // waits in accept(), so the kernel shows that it never will.
-    let still = details.iter().filter(|d| d.contains("none was about to listen")).count();
+    let still = details
+        .iter()
+        .filter(|d| d.contains("none was about to listen"))
+        .count();
     assert_eq!(still, waited, "{details:#?}");
     let ready = scenarios.iter().position(|s| s["tags"][0] == "proxy.ready").unwrap();
     assert!(

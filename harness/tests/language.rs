@@ -165,14 +165,27 @@ fn a_connection_ends_after_whatever_arrives() {
 /// message of a bound that passed would say "within 10000ms" instead).
 #[test]
 fn a_program_asleep_on_a_clock_is_waited_for_and_one_that_waits_forever_is_not() {
-    let (report, _) = run_json(&["fixtures/specs/timed-waits.yaml", "--submission", "fixtures/load/sleeper"]);
+    let (report, _) = run_json(&[
+        "fixtures/specs/timed-waits.yaml",
+        "--submission",
+        "fixtures/load/sleeper",
+    ]);
     let scenarios = report["scenarios"].as_array().unwrap();
     let (waited, forever) = scenarios.split_at(scenarios.len() - 4);
     for s in waited {
         assert_eq!(s["status"], "passed", "{}: {}", s["name"], s["message"]);
     }
-    for (s, what) in forever.iter().zip(["it had nothing more to send", "about to send one", "about to write", "about to exit"]) {
+    for (s, what) in forever.iter().zip([
+        "it had nothing more to send",
+        "about to send one",
+        "about to write",
+        "about to exit",
+    ]) {
         let detail = s["failure"]["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(what) && !detail.contains("within 10000ms;"), "{}: {detail}", s["name"]);
+        assert!(
+            detail.contains(what) && !detail.contains("within 10000ms;"),
+            "{}: {detail}",
+            s["name"]
+        );
     }
 }

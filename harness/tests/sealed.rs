@@ -282,7 +282,10 @@ fn a_program_does_not_rewrite_what_later_scenarios_run() {
             statuses.iter().all(|s| s.starts_with("failed")),
             "{mode:?}: {statuses:?}"
         );
-        assert!(!sub.join("marker").exists(), "{mode:?}: the grader wrote into the submission");
+        assert!(
+            !sub.join("marker").exists(),
+            "{mode:?}: the grader wrote into the submission"
+        );
     }
 }
 

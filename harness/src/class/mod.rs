@@ -220,7 +220,10 @@ fn one(
     };
     let sources = fingerprint::of_sources(dir);
     let kept_dir = out.join(KEPT_BUILDS).join(name);
-    let kept = sources.as_ref().ok().map(|key| crate::submission::KeptBuild { dir: &kept_dir, key });
+    let kept = sources
+        .as_ref()
+        .ok()
+        .map(|key| crate::submission::KeptBuild { dir: &kept_dir, key });
     let source = match &kept {
         Some(kept) => Source::Kept(dir, kept),
         None => Source::Submission(dir),

@@ -410,7 +410,8 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
     };
     let Some(status) = status else {
         if still {
-            play.transcript.record(name, "still running, and nothing more could come");
+            play.transcript
+                .record(name, "still running, and nothing more could come");
             return Err(format!(
                 "expected {name} to exit; it is still running, and {}",
                 super::stillness::why_nothing_more(&watch, "exit")

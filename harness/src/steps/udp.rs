@@ -174,10 +174,10 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
             Err(_) => {}
         }
     };
-    let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
-    else {
+    let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))? else {
         if still {
-            play.transcript.record(&name, "<- no datagram, and nothing more could come");
+            play.transcript
+                .record(&name, "<- no datagram, and nothing more could come");
             return Err(format!(
                 "expected {} on `{name}`; nothing arrived, and {}{}",
                 describe_expected(&e.expected),
