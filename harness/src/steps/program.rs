@@ -397,17 +397,9 @@ pub(super) async fn expect_exit(play: &mut Play<'_>, e: &ExpectExit) -> StepResu
     let mut deadline = Deadline::after(bound);
     // Looks at the kernel between waits (`stillness`): a program that
     // waits for what will never come is not about to exit.
-    let mut still = false;
-    let status = loop {
-        match tokio::time::timeout(crate::conn::LOOK_EVERY, prog.wait_until(&mut deadline)).await {
-            Ok(status) => break status,
-            Err(_) if watch.still() => {
-                still = true;
-                break prog.exit_status();
-            }
-            Err(_) => {}
-        }
-    };
+    let waited = watch.unless_still(prog.wait_until(&mut deadline)).await;
+    let still = waited.is_none();
+    let status = waited.unwrap_or_else(|| prog.exit_status());
     let Some(status) = status else {
         if still {
             play.transcript

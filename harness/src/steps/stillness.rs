@@ -53,6 +53,19 @@ impl Watch {
         self.quiet.look(found)
     }
 
+    /// Runs `work` until it ends (`Some`), or until the looks between
+    /// find that nothing more can come (`None`).
+    pub(super) async fn unless_still<F: std::future::Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            match tokio::time::timeout(LOOK_EVERY, &mut work).await {
+                Ok(done) => return Some(done),
+                Err(_) if self.still() => return None,
+                Err(_) => {}
+            }
+        }
+    }
+
     /// How long the looks that found it still lasted, for the failure.
     pub(super) fn looked_ms() -> u128 {
         (LOOK_EVERY * STALLED_LOOKS).as_millis()

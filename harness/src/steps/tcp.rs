@@ -195,20 +195,13 @@ pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
     // more, the step fails then rather than at its bound (a proxy that
     // never contacts its origin costs 200ms here, not the bound).
     let mut watch = super::stillness::Watch::of(play);
-    let accepted = loop {
-        match tokio::time::timeout(crate::conn::LOOK_EVERY, listener.accept()).await {
-            Ok(result) => break Some(result),
-            Err(_) if deadline.passed() => break None,
-            Err(_) if watch.still() => {
-                return Err(format!(
-                    "expected a program to connect to `{}` (port {}); {}",
-                    a.on.value,
-                    shown_port(listener, &a.on.value),
-                    super::stillness::why_nothing_more(&watch, "connect"),
-                ));
-            }
-            Err(_) => {}
-        }
+    let Some(accepted) = watch.unless_still(deadline.within(listener.accept())).await else {
+        return Err(format!(
+            "expected a program to connect to `{}` (port {}); {}",
+            a.on.value,
+            shown_port(listener, &a.on.value),
+            super::stillness::why_nothing_more(&watch, "connect"),
+        ));
     };
     match accepted {
         Some(Ok((stream, _))) => {

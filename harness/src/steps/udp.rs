@@ -163,17 +163,9 @@ pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> 
     let mut deadline = Deadline::after(bound);
     // Looks at the kernel between waits (`stillness`): once no program can
     // send any more, the step fails then rather than at its bound.
-    let mut still = false;
-    let received = loop {
-        match tokio::time::timeout(crate::conn::LOOK_EVERY, endpoint.recv(&mut deadline)).await {
-            Ok(received) => break received,
-            Err(_) if watch.still() => {
-                still = true;
-                break Ok(None);
-            }
-            Err(_) => {}
-        }
-    };
+    let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
+    let still = received.is_none();
+    let received = received.unwrap_or(Ok(None));
     let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))? else {
         if still {
             play.transcript
