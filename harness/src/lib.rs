@@ -68,6 +68,7 @@ pub mod runner;
 pub(crate) mod sandbox;
 pub mod scenario;
 pub(crate) mod spawn;
+#[macro_use]
 pub mod spec;
 pub(crate) mod steps;
 pub mod submission;

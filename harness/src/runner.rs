@@ -6,7 +6,7 @@ use crate::isolation::{self, Isolation, Namespaces};
 use crate::room::{self, Room};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
-use crate::spec::{Spec, Step};
+use crate::spec::{Keyword, ScriptedWait, Spec, Step};
 use crate::verdict::ScenarioResult;
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, VecDeque};
@@ -185,60 +185,11 @@ const MOSTLY_WAITING: Duration = Duration::from_millis(250);
 /// `--jobs` is.
 const MOST_WAITING_SLOTS: usize = 8;
 
-/// How long a scenario waits on purpose, as its steps are written: the
-/// waits that are its point (an idle measurement, a program that must not
-/// end before a time, gaps between writes, a slow reader's pauses), not its
-/// bounds, which a passing run never waits out. Only for the order and the
-/// slots of the scenarios: an estimate, never a verdict.
+/// How long a scenario waits on purpose, as its steps are written (each
+/// keyword's `Keyword::scripted_wait`). Only for the order and the slots of
+/// the scenarios: an estimate, never a verdict.
 fn scripted_wait(steps: &[Spanned<Step>]) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut slow_reader: Option<(usize, Duration)> = None;
-    let mut sent = 0usize;
-    for step in steps {
-        match &step.value {
-            Step::ExpectExit(e) => total += e.not_before.map(|t| t.0).unwrap_or_default(),
-            Step::ExpectIdle(i) => total += i.duration.0,
-            Step::ExpectNoDatagram(e) => total += e.duration.0,
-            Step::ExpectNoConnection(e) => total += e.duration.0,
-            Step::ExpectDatagram(e) => total += e.interval.map(|i| i.at_least.0).unwrap_or_default(),
-            Step::Send(send) => {
-                let size = send.payload.size();
-                sent += size;
-                total += gaps(send.gap, &send.split, size);
-            }
-            Step::ExpectSilence(e) => total += e.duration.0,
-            Step::SendRequest(send) => {
-                // The bytes' length, give or take a port's digits.
-                let size: usize = send
-                    .requests
-                    .iter()
-                    .map(|r| r.bytes(&crate::spec::Placeholders::default()).len())
-                    .sum();
-                total += gaps(send.gap, &send.split, size);
-            }
-            // The body and a head of about a hundred bytes.
-            Step::SendResponse(send) => total += gaps(send.gap, &send.split, send.body.size() + 100),
-            Step::SendDatagram(send) => {
-                let pauses = u32::try_from(send.copies.saturating_sub(1)).unwrap_or(u32::MAX);
-                total += send.gap.map(|g| g.0 * pauses).unwrap_or_default();
-            }
-            Step::ReadSlowly(r) => slow_reader = Some((r.chunk.max(1), r.gap.0)),
-            Step::Each(e) => total += scripted_wait(&e.steps),
-            Step::Repeat(r) => total += scripted_wait(&r.steps) * u32::try_from(r.times).unwrap_or(u32::MAX),
-            _ => {}
-        }
-    }
-    // What is sent comes back through the slow reader, a chunk per pause.
-    if let Some((chunk, gap)) = slow_reader {
-        total += gap * u32::try_from(sent / chunk).unwrap_or(u32::MAX);
-    }
-    total
-}
-
-/// The pauses between the writes of `size` bytes cut as `split` says.
-fn gaps(gap: Option<crate::spec::values::TimeSpan>, split: &crate::spec::tcp::Split, size: usize) -> Duration {
-    let pauses = u32::try_from(split.writes(size).len().saturating_sub(1)).unwrap_or(u32::MAX);
-    gap.map(|g| g.0 * pauses).unwrap_or_default()
+    ScriptedWait::of(steps.iter().map(|s| &s.value))
 }
 
 /// Why the harness can't hold the connections a scenario opens, if it can't:
@@ -264,15 +215,7 @@ fn descriptors_short(steps: &[Spanned<Step>], open_files: u64) -> Option<String>
 fn connections(steps: &[Spanned<Step>]) -> usize {
     steps
         .iter()
-        .map(|step| match &step.value {
-            Step::Connect(c) => c.count.unwrap_or(1),
-            // Two listeners (IPv4 and IPv6), and what they accept.
-            Step::Listen(_) => 2,
-            Step::Accept(_) | Step::ExpectNoConnection(_) => 1,
-            Step::Each(e) => connections(&e.steps),
-            Step::Repeat(r) => connections(&r.steps).saturating_mul(r.times),
-            _ => 0,
-        })
+        .map(|step| step.value.connections())
         .fold(0, usize::saturating_add)
 }
 

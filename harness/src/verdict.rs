@@ -3,6 +3,7 @@
 //! to act on it without reading the spec; for the run, the build and the
 //! score. Results are built here and only here.
 
+use crate::spec::Keyword;
 use crate::spec::{Scenario, Spec};
 use crate::submission::Build;
 use crate::transcript::{Event, Transcript};

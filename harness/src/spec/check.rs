@@ -3,12 +3,13 @@
 //! `each` holds only connection steps, scenario names are unique. A step's
 //! own rules were checked as serde built it (see each family's file).
 
-use super::{Name, RawSpec, Step};
+use super::{Keyword, Name, RawSpec, Step};
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The first error, with where it is (`None`: the spec as a whole).
-pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
+/// `scenarios` are the spec's, lowered from `raw`.
+pub(super) fn check(raw: &RawSpec, scenarios: &[Spanned<super::Scenario>]) -> Option<(Option<Location>, String)> {
     let mut checker = Checker {
         errors: Vec::new(),
         programs: &raw.programs,
@@ -29,7 +30,7 @@ pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
         }
     }
     let mut names = HashSet::new();
-    for scenario in &raw.scenarios {
+    for scenario in scenarios {
         if !names.insert(scenario.value.name.clone()) {
             checker.errors.push((
                 Some(scenario.referenced),
@@ -46,14 +47,14 @@ pub(super) fn check(raw: &RawSpec) -> Option<(Option<Location>, String)> {
             ));
         }
         let mut scope = Scope::default();
-        checker.steps(&scenario.value.steps, &mut scope, None);
+        checker.steps(&scenario.value.steps, &mut scope);
     }
     checker.errors.into_iter().next()
 }
 
 /// What a name declared in a scenario stands for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Connection,
     /// A group of this many connections, from `connect` with `count`.
     Group(usize),
@@ -68,22 +69,24 @@ enum Kind {
 /// The names declared so far. `each` and `repeat` check their steps in a
 /// copy: what they open is theirs.
 #[derive(Default, Clone)]
-struct Scope {
-    names: HashMap<String, Kind>,
+pub struct Scope {
+    pub(super) names: HashMap<String, Kind>,
     /// Programs with an `fd_baseline` / a `memory_baseline` before here.
-    fd_baselines: std::collections::HashSet<String>,
-    memory_baselines: std::collections::HashSet<String>,
+    pub(super) fd_baselines: HashSet<String>,
+    pub(super) memory_baselines: HashSet<String>,
     /// Listeners with a port of their own before here: what `{port:NAME}`
     /// may name.
-    own_ports: std::collections::HashSet<String>,
+    pub(super) own_ports: HashSet<String>,
     /// Inside a `repeat`: `{round}` has a value.
-    in_repeat: bool,
+    pub(super) in_repeat: bool,
+    /// Inside an `each`: the group it runs over.
+    pub(super) each: Option<String>,
 }
 
 impl Scope {
     /// What `name` stands for: a member of a group (`g#3`) is a connection
     /// of its own, as `connect` named it.
-    fn kind(&self, name: &str) -> Option<Kind> {
+    pub(super) fn kind(&self, name: &str) -> Option<Kind> {
         if let Some(kind) = self.names.get(name) {
             return Some(*kind);
         }
@@ -102,22 +105,24 @@ impl Scope {
     }
 }
 
-struct Checker<'a> {
+/// The rules that span steps, and the errors found so far. Each keyword's
+/// `Keyword::check` asks it about the names it uses.
+pub struct Checker<'a> {
     errors: Vec<(Option<Location>, String)>,
-    programs: &'a BTreeMap<String, super::Program>,
+    pub(super) programs: &'a BTreeMap<String, super::Program>,
     frames: Option<&'a super::rpc::Frames>,
-    docroot: Option<&'a super::http::Docroot>,
+    pub(super) docroot: Option<&'a super::http::Docroot>,
 }
 
 /// The files a spec's `docroot` declares.
-fn raw_files(docroot: Option<&super::http::Docroot>) -> Vec<&str> {
+pub(super) fn raw_files(docroot: Option<&super::http::Docroot>) -> Vec<&str> {
     docroot
         .map(|d| d.files.keys().map(String::as_str).collect())
         .unwrap_or_default()
 }
 
 /// Where a name was written, or the step's location for the shorthand form.
-fn loc_of(name: &Name, step: Location) -> Location {
+pub(super) fn loc_of(name: &Name, step: Location) -> Location {
     if name.referenced == Location::UNKNOWN {
         step
     } else {
@@ -125,19 +130,14 @@ fn loc_of(name: &Name, step: Location) -> Location {
     }
 }
 
-/// The keywords of the steps that run on one connection, for messages:
-/// those for which `Step::on` says so.
-const CONNECTION_STEPS: &str =
-    "send, expect, echo, expect_eof, expect_reset, shutdown, close, abort, read_slowly, expect_silence, send_request, expect_response, expect_request, send_response, send_message, expect_message";
-
 impl Checker<'_> {
-    fn fail(&mut self, at: Location, message: String) {
+    pub(super) fn fail(&mut self, at: Location, message: String) {
         self.errors.push((Some(at), message));
     }
 
     /// A program of the spec that a baseline step (`baseline`, with its
     /// article) took before `keyword` compares with it.
-    fn program_with_baseline(
+    pub(super) fn program_with_baseline(
         &mut self,
         name: &Name,
         before: &std::collections::HashSet<String>,
@@ -156,7 +156,12 @@ impl Checker<'_> {
     /// own declared before, and `{round}` is inside a `repeat`: else the
     /// program or the request would get the placeholder's text, and the
     /// student the blame.
-    fn known_placeholders<'t>(&mut self, scope: &Scope, texts: impl Iterator<Item = &'t String>, at: Location) {
+    pub(super) fn known_placeholders<'t>(
+        &mut self,
+        scope: &Scope,
+        texts: impl Iterator<Item = &'t String>,
+        at: Location,
+    ) {
         for text in texts {
             if text.contains("{round}") && !scope.in_repeat {
                 self.fail(
@@ -183,7 +188,7 @@ impl Checker<'_> {
     /// A payload sent as written holds no placeholder of a port of the
     /// grader's own or of a round: the program would get the placeholder's
     /// text, and the student the blame.
-    fn not_filled(&mut self, payload: &super::values::Payload, why: &str, at: Location) {
+    pub(super) fn not_filled(&mut self, payload: &super::values::Payload, why: &str, at: Location) {
         let texts = match &payload.source {
             super::values::PayloadSource::Text(t) => vec![t.as_str()],
             _ => vec![],
@@ -201,7 +206,7 @@ impl Checker<'_> {
     }
 
     /// `name` is a listener opened by an earlier `listen`.
-    fn listener(&mut self, scope: &Scope, name: &Name, at: Location) {
+    pub(super) fn listener(&mut self, scope: &Scope, name: &Name, at: Location) {
         if scope.names.get(&name.value) != Some(&Kind::Listener) {
             self.fail(
                 loc_of(name, at),
@@ -213,7 +218,7 @@ impl Checker<'_> {
         }
     }
 
-    fn program(&mut self, name: &Name, step: Location) {
+    pub(super) fn program(&mut self, name: &Name, step: Location) {
         if !self.programs.contains_key(&name.value) {
             let known: Vec<_> = self.programs.keys().map(|k| format!("`{k}`")).collect();
             self.fail(
@@ -227,7 +232,7 @@ impl Checker<'_> {
         }
     }
 
-    fn declare(&mut self, scope: &mut Scope, name: &Name, kind: Kind, step: Location) {
+    pub(super) fn declare(&mut self, scope: &mut Scope, name: &Name, kind: Kind, step: Location) {
         if name.value.is_empty() || name.value.contains(|c: char| c.is_whitespace() || c == '#') {
             self.fail(
                 loc_of(name, step),
@@ -248,7 +253,14 @@ impl Checker<'_> {
 
     /// A witness step's program, and the connection it looks at (opened by
     /// an earlier step; a whole group too, where `groups` says so).
-    fn program_and_connection(&mut self, program: &Name, conn: &Name, groups: bool, scope: &Scope, at: Location) {
+    pub(super) fn program_and_connection(
+        &mut self,
+        program: &Name,
+        conn: &Name,
+        groups: bool,
+        scope: &Scope,
+        at: Location,
+    ) {
         self.program(program, at);
         let ok = match scope.kind(&conn.value) {
             Some(Kind::Connection) => true,
@@ -271,20 +283,26 @@ impl Checker<'_> {
         }
     }
 
-    /// A connection step's `on`: inside `each`, absent or the group's name.
-    fn connection(&mut self, scope: &Scope, on: Option<&Name>, step: Location, each: Option<&str>) {
-        match (on, each) {
-            (None, Some(_)) => {}
-            (None, None) => self.fail(step, "expected `on: <connection>`".into()),
-            (Some(n), Some(group)) if n.value == group => {}
-            (Some(n), Some(group)) => self.fail(
-                loc_of(n, step),
-                format!(
-                    "expected `{group}` (the group this `each` runs over) or no `on`, found `{}`",
-                    n.value
-                ),
-            ),
-            (Some(n), None) => match scope.kind(&n.value) {
+    /// The members of an `each`: its connection steps name no connection,
+    /// or the group.
+    pub(super) fn member(&mut self, scope: &Scope, on: Option<&Name>, step: Location) {
+        if let (Some(n), Some(group)) = (on, &scope.each) {
+            if &n.value != group {
+                self.fail(
+                    loc_of(n, step),
+                    format!(
+                        "expected `{group}` (the group this `each` runs over) or no `on`, found `{}`",
+                        n.value
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A connection step's `on`, at the top of a scenario: a connection
+    /// opened before.
+    pub(super) fn connection(&mut self, scope: &Scope, n: &Name, step: Location) {
+        match scope.kind(&n.value) {
                 Some(Kind::Connection) => {}
                 Some(Kind::Group(_)) => self.fail(
                     loc_of(n, step),
@@ -335,12 +353,11 @@ impl Checker<'_> {
                         ),
                     )
                 }
-            },
         }
     }
 
     /// A datagram step's endpoint, opened by an earlier step.
-    fn endpoint(&mut self, scope: &Scope, name: &Name, at: Location) {
+    pub(super) fn endpoint(&mut self, scope: &Scope, name: &Name, at: Location) {
         if scope.names.get(&name.value) == Some(&Kind::Endpoint) {
             return;
         }
@@ -373,7 +390,7 @@ impl Checker<'_> {
 
     /// A message of an `rpc` step: a kind the spec's `frames` declares,
     /// each value in its field's range; a message sent has every field.
-    fn message(&mut self, m: &super::rpc::Message, whole: bool, at: Location) {
+    pub(super) fn message(&mut self, m: &super::rpc::Message, whole: bool, at: Location) {
         let Some(frames) = self.frames else {
             return self.fail(
                 at,
@@ -434,268 +451,11 @@ impl Checker<'_> {
         }
     }
 
-    fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope, each: Option<&str>) {
+    /// Each step's rules, in order: what a step opens is known to the
+    /// steps after it.
+    pub(super) fn steps(&mut self, steps: &[Spanned<Step>], scope: &mut Scope) {
         for step in steps {
-            self.step(&step.value, step.referenced, scope, each);
-        }
-    }
-
-    fn step(&mut self, step: &Step, at: Location, scope: &mut Scope, each: Option<&str>) {
-        if let Some(on) = step.on() {
-            self.connection(scope, on, at, each);
-            if each.is_some() && step.precondition().is_some() {
-                self.fail(
-                    at,
-                    "expected no `precondition` inside `each`: write the step the scenario relies on before the `each`"
-                        .into(),
-                );
-            }
-            match step {
-                Step::Send(s) => self.not_filled(&s.payload, "`send` sends its bytes as written", at),
-                Step::SendResponse(s) => {
-                    self.known_placeholders(scope, s.headers.values(), at);
-                    self.not_filled(&s.body, "a body is sent as written", at);
-                }
-                Step::SendMessage(s) => {
-                    for m in &s.messages {
-                        self.message(m, true, at);
-                    }
-                }
-                Step::ExpectMessage(e) => self.message(&e.message, false, at),
-                Step::SendRequest(s) => {
-                    let texts = s
-                        .requests
-                        .iter()
-                        .flat_map(|r| std::iter::once(&r.target).chain(r.headers.values()));
-                    self.known_placeholders(scope, texts, at);
-                    for body in s.requests.iter().filter_map(|r| r.body.as_ref()) {
-                        self.not_filled(body, "a body is sent as written", at);
-                    }
-                }
-                Step::ExpectRequest(e) => {
-                    let texts = e.target.iter().chain(e.headers.values());
-                    self.known_placeholders(scope, texts, at);
-                }
-                Step::ExpectResponse(e) => {
-                    self.known_placeholders(scope, e.headers.values(), at);
-                    if let Some(file) = e.body.as_ref().and_then(|b| b.file.as_ref()) {
-                        if !raw_files(self.docroot).contains(&file.as_str()) {
-                            self.fail(
-                                at,
-                                format!("expected a file of the spec's `docroot` (`files`), found `{file}`"),
-                            );
-                        }
-                    }
-                    if e.to_head && e.body.is_some() {
-                        self.fail(
-                            at,
-                            "expected no `body` with `to_head: true`: a response to HEAD has none".into(),
-                        );
-                    }
-                }
-                _ => {}
-            }
-            if let Step::Expect(super::tcp::Expect {
-                expected: super::tcp::Expected::SameAs(other),
-                ..
-            }) = step
-            {
-                if each.is_some() {
-                    self.fail(
-                        loc_of(other, at),
-                        "expected `same_as` outside `each`, where its connection is".into(),
-                    );
-                } else if scope.kind(&other.value) != Some(Kind::Connection) {
-                    self.fail(
-                        loc_of(other, at),
-                        format!(
-                            "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
-                            other.value
-                        ),
-                    );
-                }
-            }
-            return;
-        }
-        if each.is_some() {
-            self.fail(
-                at,
-                format!(
-                    "expected a connection step inside `each` ({CONNECTION_STEPS}), found `{}`",
-                    step.keyword()
-                ),
-            );
-            return;
-        }
-        match step {
-            Step::Start(s) | Step::Restart(s) => {
-                self.program(&s.program, at);
-                let command = self
-                    .programs
-                    .get(&s.program.value)
-                    .map(|p| p.command.clone())
-                    .unwrap_or_default();
-                self.known_placeholders(scope, command.iter().chain(s.args.iter().flatten()), at);
-            }
-            Step::Stop(s) => self.program(&s.program, at),
-            Step::Kill(p) | Step::ExpectRunning(p) => self.program(&p.program, at),
-            Step::FdBaseline(p) => {
-                self.program(&p.program, at);
-                scope.fd_baselines.insert(p.program.value.clone());
-            }
-            Step::MemoryBaseline(p) => {
-                self.program(&p.program, at);
-                scope.memory_baselines.insert(p.program.value.clone());
-            }
-            Step::Signal(s) => self.program(&s.program, at),
-            Step::ExpectExit(e) => self.program(&e.program, at),
-            Step::ExpectOutput(o) => self.program(&o.program, at),
-            Step::Connect(c) => {
-                let kind = match c.count {
-                    Some(n) => Kind::Group(n),
-                    None => Kind::Connection,
-                };
-                self.declare(scope, &c.name, kind, at);
-            }
-            Step::Listen(l) => {
-                self.declare(scope, &l.name, Kind::Listener, at);
-                if let Some(super::tcp::ListenPort::Own(_)) = l.port {
-                    scope.own_ports.insert(l.name.value.clone());
-                }
-            }
-            Step::Accept(a) => {
-                self.listener(scope, &a.on, at);
-                self.declare(scope, &a.name, Kind::Connection, at);
-            }
-            Step::ExpectNoConnection(e) => self.listener(scope, &e.on, at),
-            Step::UdpOpen(o) => {
-                self.declare(scope, &o.name, Kind::Endpoint, at);
-                for i in 1..=o.count.unwrap_or(0) {
-                    scope.names.insert(format!("{}#{i}", o.name.value), Kind::Endpoint);
-                }
-                if o.count.is_some() {
-                    // The name alone is no endpoint: its members are.
-                    scope.names.remove(&o.name.value);
-                }
-            }
-            Step::UdpBind(b) => self.declare(scope, &b.name, Kind::Endpoint, at),
-            Step::Join(j) => self.declare(scope, &j.name, Kind::Endpoint, at),
-            Step::MulticastSender(s) => self.declare(scope, &s.name, Kind::Endpoint, at),
-            Step::SendDatagram(s) => {
-                self.endpoint(scope, &s.on, at);
-                if let Some(to) = &s.to {
-                    self.endpoint(scope, to, at);
-                }
-            }
-            Step::ExpectDatagram(e) => self.endpoint(scope, &e.on, at),
-            Step::ExpectNoDatagram(e) => self.endpoint(scope, &e.on, at),
-            Step::ExpectMembers(_) => {}
-            Step::Relay(r) => {
-                self.declare(scope, &r.name, Kind::Relay, at);
-                self.program(&r.to, at);
-                if let Some(p) = self.programs.get(&r.to.value) {
-                    if !p.command.iter().any(|a| a.contains("{port2}")) {
-                        self.fail(
-                            loc_of(&r.to, at),
-                            format!(
-                                "expected a program given `{{port2}}` in its command (the relay listens on `{{port}}` and passes datagrams on to `{{port2}}`), found `{}`",
-                                r.to.value
-                            ),
-                        );
-                    }
-                }
-            }
-            // Found while the scenario ran, these were charged to the
-            // student: they are the spec's to get right.
-            Step::ExpectFds(f) => {
-                let before = &scope.fd_baselines;
-                self.program_with_baseline(&f.program, before, "an `fd_baseline", "expect_fds", at)
-            }
-            Step::ExpectMemory(m) => {
-                let before = &scope.memory_baselines;
-                self.program_with_baseline(&m.program, before, "a `memory_baseline", "expect_memory", at)
-            }
-            Step::Fill(f) => self.program_and_connection(&f.program, &f.on, false, scope, at),
-            Step::ExpectAccepted(a) => self.program_and_connection(&a.program, &a.connection, true, scope, at),
-            Step::ExpectRead(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
-            Step::ExpectReleased(r) => self.program_and_connection(&r.program, &r.connection, false, scope, at),
-            Step::ExpectZombies(z) => self.program(&z.program, at),
-            Step::ExpectAtRest(r) => self.program(&r.program, at),
-            Step::ExpectIdle(i) => self.program(&i.program, at),
-            Step::Each(e) => {
-                if !matches!(scope.names.get(&e.connections.value), Some(Kind::Group(_))) {
-                    self.fail(
-                        loc_of(&e.connections, at),
-                        format!(
-                            "expected a group opened by `connect` with `count`, found `{}`",
-                            e.connections.value
-                        ),
-                    );
-                    return;
-                }
-                let mut inner = scope.clone();
-                let group = e.connections.value.clone();
-                self.steps(&e.steps, &mut inner, Some(&group));
-            }
-            Step::Repeat(r) => {
-                let mut inner = scope.clone();
-                inner.in_repeat = true;
-                self.steps(&r.steps, &mut inner, None);
-            }
-            // Connection steps returned above, after `Step::on` said so.
-            Step::Send(_)
-            | Step::Expect(_)
-            | Step::Echo(_)
-            | Step::ExpectEof(_)
-            | Step::ExpectClosed(_)
-            | Step::ExpectReset(_)
-            | Step::Shutdown(_)
-            | Step::Close(_)
-            | Step::Abort(_)
-            | Step::ReadSlowly(_)
-            | Step::ExpectSilence(_)
-            | Step::SendMessage(_)
-            | Step::ExpectMessage(_)
-            | Step::SendRequest(_)
-            | Step::ExpectResponse(_)
-            | Step::ExpectRequest(_)
-            | Step::SendResponse(_) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::CONNECTION_STEPS;
-
-    /// The keywords the message lists are the steps `Step::on` calls
-    /// connection steps.
-    #[test]
-    fn the_listed_connection_steps_are_the_connection_steps() {
-        let samples = [
-            "send: { text: x }",
-            "expect: { text: x }",
-            "echo: { text: x }",
-            "expect_eof: a",
-            "expect_reset: a",
-            "shutdown: a",
-            "close: a",
-            "abort: a",
-            "read_slowly: { chunk: 1, gap: 1ms }",
-            "expect_silence: { for: 1ms }",
-            "send_request: { request: { target: / } }",
-            "expect_response: { status: 200 }",
-            "expect_request: { method: GET }",
-            "send_response: { status: 200 }",
-            "send_message: { message: { m: { x: 1 } } }",
-            "expect_message: { message: { m: { x: 1 } } }",
-        ];
-        let keywords: Vec<&str> = CONNECTION_STEPS.split(", ").collect();
-        assert_eq!(keywords.len(), samples.len());
-        for (keyword, sample) in keywords.iter().zip(samples) {
-            let step: super::Step = serde_saphyr::from_str(sample).unwrap();
-            assert_eq!(step.keyword(), *keyword);
-            assert!(step.on().is_some(), "{keyword} is not a connection step");
+            step.value.check(self, scope, step.referenced);
         }
     }
 }

@@ -11,10 +11,13 @@
 //! A spec can declare the document tree its server scenarios serve
 //! (`docroot`), which every scenario gets a private copy of, as `{docroot}`.
 
+use super::check::{raw_files, Checker, Scope};
+use super::step::{gaps, on_words, Keyword, ScriptedWait};
 use super::values::{Payload, Size, TimeSpan};
 use super::Name;
 use crate::spec::tcp::Split;
 use serde::Deserialize;
+use serde_saphyr::Location;
 use std::collections::BTreeMap;
 
 /// The files a server scenario serves: `files` under `{docroot}`, and
@@ -561,5 +564,99 @@ fn reason(status: u16) -> &'static str {
         501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Status",
+    }
+}
+
+impl Keyword for SendRequest {
+    fn describe(&self) -> String {
+        format!(
+            "send the request {}{}",
+            self.requests
+                .iter()
+                .map(|r| r.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+            on_words(&self.on)
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let texts = self
+            .requests
+            .iter()
+            .flat_map(|r| std::iter::once(&r.target).chain(r.headers.values()));
+        checker.known_placeholders(scope, texts, at);
+        for body in self.requests.iter().filter_map(|r| r.body.as_ref()) {
+            checker.not_filled(body, "a body is sent as written", at);
+        }
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        // The bytes' length, give or take a port's digits.
+        let size: usize = self
+            .requests
+            .iter()
+            .map(|r| r.bytes(&super::Placeholders::default()).len())
+            .sum();
+        wait.total += gaps(self.gap, &self.split, size);
+    }
+}
+
+impl Keyword for ExpectResponse {
+    fn describe(&self) -> String {
+        match &self.status {
+            Some(s) => format!("wait for a response with status {}{}", s.describe(), on_words(&self.on)),
+            None => format!("wait for a response{}", on_words(&self.on)),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.known_placeholders(scope, self.headers.values(), at);
+        if let Some(file) = self.body.as_ref().and_then(|b| b.file.as_ref()) {
+            if !raw_files(checker.docroot).contains(&file.as_str()) {
+                checker.fail(
+                    at,
+                    format!("expected a file of the spec's `docroot` (`files`), found `{file}`"),
+                );
+            }
+        }
+        if self.to_head && self.body.is_some() {
+            checker.fail(
+                at,
+                "expected no `body` with `to_head: true`: a response to HEAD has none".into(),
+            );
+        }
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+}
+
+impl Keyword for ExpectRequest {
+    fn describe(&self) -> String {
+        format!("wait for your client's request{}", on_words(&self.on))
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let texts = self.target.iter().chain(self.headers.values());
+        checker.known_placeholders(scope, texts, at);
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+}
+
+impl Keyword for SendResponse {
+    fn describe(&self) -> String {
+        format!(
+            "answer with status {} {}{}",
+            self.status,
+            self.reason,
+            on_words(&self.on)
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.known_placeholders(scope, self.headers.values(), at);
+        checker.not_filled(&self.body, "a body is sent as written", at);
+    }
+    /// The body and a head of about a hundred bytes.
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += gaps(self.gap, &self.split, self.body.size() + 100);
     }
 }

@@ -4,8 +4,8 @@
 //! Every error carries the file, line and column of the node at fault and says
 //! what was expected there; `SpecError::render` shows it with the source line.
 
-use super::{RawSpec, Spec, Step};
-use serde_saphyr::Location;
+use super::{RawSpec, RawStep, Spec};
+use serde_saphyr::{Location, Spanned};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -117,7 +117,18 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
         }
     })?;
 
-    if let Some((loc, message)) = super::check::check(&raw) {
+    // The steps at their levels: a connection step names its connection,
+    // `each` holds only connection steps.
+    let mut raw = raw;
+    let scenarios = std::mem::take(&mut raw.scenarios)
+        .into_iter()
+        .map(|s| {
+            let (referenced, defined) = (s.referenced, s.defined);
+            s.value.lower().map(|v| Spanned::new(v, referenced, defined))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(at, message)| err(Some(at), message))?;
+    if let Some((loc, message)) = super::check::check(&raw, &scenarios) {
         return Err(err(loc, message));
     }
     Ok(Spec {
@@ -126,7 +137,7 @@ pub fn load_str(path: &Path, source: &str) -> Result<Spec, SpecError> {
         programs: raw.programs,
         frames: raw.frames,
         docroot: raw.docroot,
-        scenarios: raw.scenarios.into_iter().map(|s| s.value).collect(),
+        scenarios: scenarios.into_iter().map(|s| s.value).collect(),
     })
 }
 
@@ -177,7 +188,7 @@ fn bare_step(source: &str, at: Option<Location>, text: &str) -> Option<(u64, u64
     }
     // Only a step's keyword (a bare `- mytag` in a list of tags is fine):
     // ask the step type itself, which refuses any other word as unknown.
-    if let Err(e) = serde_saphyr::from_str::<Step>(&format!("{word}: {{}}")) {
+    if let Err(e) = serde_saphyr::from_str::<RawStep>(&format!("{word}: {{}}")) {
         if e.to_string().contains("unknown variant") {
             return None;
         }

@@ -32,8 +32,9 @@
 //! checks what spans steps (that a name was opened by an earlier step).
 //! Every error points at a file, line and column.
 
+#[macro_use]
+mod step;
 mod check;
-mod describe;
 pub mod flow;
 pub mod http;
 mod load;
@@ -48,14 +49,12 @@ pub mod witness;
 
 pub use load::{load, load_str, SpecError};
 pub use schema::schema;
+pub use step::{ConnStep, Keyword, OnConnection, RawStep, ScriptedWait, Step};
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
 use std::path::PathBuf;
 
 /// A whole spec file, validated.
@@ -86,8 +85,8 @@ pub(crate) struct RawSpec {
     /// passed to programs as `{docroot}` (`outside` goes beside it).
     #[serde(default)]
     pub docroot: Option<http::Docroot>,
-    #[schemars(with = "Vec<Scenario>")]
-    pub scenarios: Vec<Spanned<Scenario>>,
+    #[schemars(with = "Vec<RawScenario>")]
+    pub scenarios: Vec<Spanned<RawScenario>>,
 }
 
 /// What `{host}` stands for in a command line: the address the harness
@@ -152,7 +151,6 @@ impl Spec {
         fn in_steps(steps: &[Spanned<Step>]) -> bool {
             steps.iter().any(|s| match &s.value {
                 Step::Join(_) | Step::MulticastSender(_) | Step::ExpectMembers(_) => true,
-                Step::Each(e) => in_steps(&e.steps),
                 Step::Repeat(r) => in_steps(&r.steps),
                 _ => false,
             })
@@ -256,9 +254,13 @@ pub enum Visibility {
     AfterPublished,
 }
 
+/// A scenario: its name, its points, who sees it, and its steps, played
+/// in order.
+// As written: its steps flat, as YAML has them (`Scenario` is after load).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+#[schemars(rename = "Scenario")]
+pub struct RawScenario {
     pub name: String,
     #[serde(default = "one_point")]
     pub points: u32,
@@ -271,265 +273,40 @@ pub struct Scenario {
     /// Upper bound for the whole scenario: a guard against hangs.
     #[serde(default)]
     pub timeout: Option<TimeSpan>,
-    #[schemars(with = "Vec<Step>")]
+    #[schemars(with = "Vec<RawStep>")]
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// A scenario after load: its steps at their levels (`Step`).
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub points: u32,
+    pub tags: Vec<String>,
+    pub hint: Option<String>,
+    pub visibility: Visibility,
+    /// Upper bound for the whole scenario: a guard against hangs.
+    pub timeout: Option<TimeSpan>,
     pub steps: Vec<Spanned<Step>>,
+}
+
+impl RawScenario {
+    /// The scenario with its steps at their levels.
+    pub(crate) fn lower(self) -> Result<Scenario, (serde_saphyr::Location, String)> {
+        Ok(Scenario {
+            name: self.name,
+            points: self.points,
+            tags: self.tags,
+            hint: self.hint,
+            visibility: self.visibility,
+            timeout: self.timeout,
+            steps: step::lower_steps(self.steps)?,
+        })
+    }
 }
 
 fn one_point() -> u32 {
     1
-}
-
-/// One step of a scenario: a one-key map, `- connect: a`, `- send: { on: a,
-/// text: "hi" }`. Steps that take one name accept the name alone as a
-/// shorthand for their map form.
-///
-/// Flat, so that serde gives located "unknown variant" errors that list
-/// every keyword; grouped by family, each variant holding its family's
-/// struct.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Step {
-    // --- program: the programs under test ---------------------------------
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::Start>")]
-    Start(program::Start),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::Stop>")]
-    Stop(program::Stop),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
-    Kill(program::ProgramRef),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::Start>")]
-    Restart(program::Start),
-    Signal(program::SignalStep),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
-    ExpectRunning(program::ProgramRef),
-    ExpectExit(program::ExpectExit),
-    ExpectOutput(program::ExpectOutput),
-
-    // --- tcp: the harness as a client or a server of the program ----------
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::Connect>")]
-    Connect(tcp::Connect),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::Listen>")]
-    Listen(tcp::Listen),
-    Accept(tcp::Accept),
-    ExpectNoConnection(tcp::ExpectNoConnection),
-    Send(tcp::Send),
-    Expect(tcp::Expect),
-    Echo(tcp::EchoBack),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    ExpectEof(tcp::ConnRef),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ExpectClosed>")]
-    ExpectClosed(tcp::ExpectClosed),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    ExpectReset(tcp::ConnRef),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    Shutdown(tcp::ConnRef),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    Close(tcp::ConnRef),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
-    Abort(tcp::ConnRef),
-    ReadSlowly(tcp::ReadSlowly),
-    ExpectSilence(tcp::ExpectSilence),
-    Fill(tcp::Fill),
-
-    // --- udp: the harness's datagram endpoints ------------------------------
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<udp::UdpOpen>")]
-    UdpOpen(udp::UdpOpen),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<udp::UdpBind>")]
-    UdpBind(udp::UdpBind),
-    SendDatagram(udp::SendDatagram),
-    ExpectDatagram(udp::ExpectDatagram),
-    ExpectNoDatagram(udp::ExpectNoDatagram),
-    Relay(udp::Relay),
-
-    // --- http: HTTP/1.1 messages on a connection -------------------------------
-    SendRequest(http::SendRequest),
-    ExpectResponse(http::ExpectResponse),
-    ExpectRequest(http::ExpectRequest),
-    SendResponse(http::SendResponse),
-
-    // --- rpc: binary messages on a connection ---------------------------------
-    SendMessage(rpc::SendMessage),
-    ExpectMessage(rpc::ExpectMessage),
-
-    // --- multicast: the group -------------------------------------------------
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<multicast::Join>")]
-    Join(multicast::Join),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<multicast::MulticastSender>")]
-    MulticastSender(multicast::MulticastSender),
-    ExpectMembers(multicast::ExpectMembers),
-
-    // --- flow: steps that hold steps (here, so that serde's list of
-    // keywords keeps its order) -----------------------------------------------
-    Each(flow::Each),
-    Repeat(flow::Repeat),
-
-    // --- witness: what the kernel shows of the program --------------------
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
-    FdBaseline(program::ProgramRef),
-    ExpectFds(witness::ExpectFds),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
-    MemoryBaseline(program::ProgramRef),
-    ExpectMemory(witness::ExpectMemory),
-    ExpectAccepted(witness::ExpectAccepted),
-    ExpectRead(witness::ExpectRead),
-    ExpectReleased(witness::ExpectReleased),
-    ExpectZombies(witness::ExpectZombies),
-    #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<witness::ExpectAtRest>")]
-    ExpectAtRest(witness::ExpectAtRest),
-    ExpectIdle(witness::ExpectIdle),
-}
-
-impl Step {
-    /// The step's keyword, as written in the spec.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            Step::Start(_) => "start",
-            Step::Stop(_) => "stop",
-            Step::Kill(_) => "kill",
-            Step::Restart(_) => "restart",
-            Step::Signal(_) => "signal",
-            Step::ExpectRunning(_) => "expect_running",
-            Step::ExpectExit(_) => "expect_exit",
-            Step::ExpectOutput(_) => "expect_output",
-            Step::Connect(_) => "connect",
-            Step::Listen(_) => "listen",
-            Step::Accept(_) => "accept",
-            Step::ExpectNoConnection(_) => "expect_no_connection",
-            Step::Send(_) => "send",
-            Step::Expect(_) => "expect",
-            Step::Echo(_) => "echo",
-            Step::ExpectEof(_) => "expect_eof",
-            Step::ExpectClosed(_) => "expect_closed",
-            Step::ExpectReset(_) => "expect_reset",
-            Step::Shutdown(_) => "shutdown",
-            Step::Close(_) => "close",
-            Step::Abort(_) => "abort",
-            Step::ReadSlowly(_) => "read_slowly",
-            Step::ExpectSilence(_) => "expect_silence",
-            Step::Fill(_) => "fill",
-            Step::UdpOpen(_) => "udp_open",
-            Step::UdpBind(_) => "udp_bind",
-            Step::SendDatagram(_) => "send_datagram",
-            Step::ExpectDatagram(_) => "expect_datagram",
-            Step::ExpectNoDatagram(_) => "expect_no_datagram",
-            Step::Relay(_) => "relay",
-            Step::SendRequest(_) => "send_request",
-            Step::ExpectResponse(_) => "expect_response",
-            Step::ExpectRequest(_) => "expect_request",
-            Step::SendResponse(_) => "send_response",
-            Step::SendMessage(_) => "send_message",
-            Step::ExpectMessage(_) => "expect_message",
-            Step::Join(_) => "join",
-            Step::MulticastSender(_) => "multicast_sender",
-            Step::ExpectMembers(_) => "expect_members",
-            Step::FdBaseline(_) => "fd_baseline",
-            Step::ExpectFds(_) => "expect_fds",
-            Step::MemoryBaseline(_) => "memory_baseline",
-            Step::ExpectMemory(_) => "expect_memory",
-            Step::ExpectAccepted(_) => "expect_accepted",
-            Step::ExpectRead(_) => "expect_read",
-            Step::ExpectReleased(_) => "expect_released",
-            Step::ExpectZombies(_) => "expect_zombies",
-            Step::ExpectAtRest(_) => "expect_at_rest",
-            Step::ExpectIdle(_) => "expect_idle",
-            Step::Each(_) => "each",
-            Step::Repeat(_) => "repeat",
-        }
-    }
-
-    /// The clause a step names with `precondition:`: its failure is that
-    /// clause's, not the scenario's.
-    pub fn precondition(&self) -> Option<&str> {
-        match self {
-            Step::ExpectDatagram(e) => e.precondition.as_deref(),
-            Step::ExpectNoDatagram(e) => e.precondition.as_deref(),
-            Step::ExpectOutput(o) => o.precondition.as_deref(),
-            Step::ExpectMessage(e) => e.precondition.as_deref(),
-            Step::ExpectResponse(e) => e.precondition.as_deref(),
-            Step::ExpectRequest(e) => e.precondition.as_deref(),
-            Step::ExpectRead(r) => r.precondition.as_deref(),
-            Step::Accept(a) => a.precondition.as_deref(),
-            Step::ExpectNoConnection(e) => e.precondition.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// Which steps run on one connection: `Some(on)` for those (`on` is
-    /// `None` inside `each`, where the member is the connection), `None` for
-    /// every other step. The one classification: the checker, the dispatch
-    /// and `each` all ask it.
-    pub fn on(&self) -> Option<Option<&Name>> {
-        match self {
-            Step::Send(s) => Some(s.on.as_ref()),
-            Step::Expect(e) => Some(e.on.as_ref()),
-            Step::Echo(e) => Some(e.on.as_ref()),
-            Step::ExpectClosed(c) => Some(c.on.as_ref()),
-            Step::ExpectEof(c) | Step::ExpectReset(c) | Step::Shutdown(c) | Step::Close(c) | Step::Abort(c) => {
-                Some(c.on.as_ref())
-            }
-            Step::ReadSlowly(r) => Some(r.on.as_ref()),
-            Step::ExpectSilence(s) => Some(s.on.as_ref()),
-            Step::SendRequest(s) => Some(s.on.as_ref()),
-            Step::ExpectResponse(e) => Some(e.on.as_ref()),
-            Step::ExpectRequest(e) => Some(e.on.as_ref()),
-            Step::SendResponse(s) => Some(s.on.as_ref()),
-            Step::SendMessage(s) => Some(s.on.as_ref()),
-            Step::ExpectMessage(e) => Some(e.on.as_ref()),
-            Step::Start(_)
-            | Step::Stop(_)
-            | Step::Kill(_)
-            | Step::Restart(_)
-            | Step::Signal(_)
-            | Step::ExpectRunning(_)
-            | Step::ExpectExit(_)
-            | Step::ExpectOutput(_)
-            | Step::Connect(_)
-            | Step::Listen(_)
-            | Step::Accept(_)
-            | Step::ExpectNoConnection(_)
-            | Step::Fill(_)
-            | Step::UdpOpen(_)
-            | Step::UdpBind(_)
-            | Step::SendDatagram(_)
-            | Step::ExpectDatagram(_)
-            | Step::ExpectNoDatagram(_)
-            | Step::Relay(_)
-            | Step::Join(_)
-            | Step::MulticastSender(_)
-            | Step::ExpectMembers(_)
-            | Step::FdBaseline(_)
-            | Step::ExpectFds(_)
-            | Step::MemoryBaseline(_)
-            | Step::ExpectMemory(_)
-            | Step::ExpectAccepted(_)
-            | Step::ExpectRead(_)
-            | Step::ExpectReleased(_)
-            | Step::ExpectZombies(_)
-            | Step::ExpectAtRest(_)
-            | Step::ExpectIdle(_)
-            | Step::Each(_)
-            | Step::Repeat(_) => None,
-        }
-    }
 }
 
 /// A name that points at a program, connection or listener, with where it was
@@ -539,30 +316,4 @@ pub type Name = Spanned<String>;
 /// Arguments that can be written as a bare name.
 pub trait FromName {
     fn from_name(name: Name) -> Self;
-}
-
-/// A step's value: a bare name, or the map of its options.
-fn short<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: FromName + Deserialize<'de>,
-{
-    struct V<T>(PhantomData<T>);
-    impl<'de, T: FromName + Deserialize<'de>> Visitor<'de> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a name, or a map of the step's options")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            Ok(T::from_name(Spanned::new(
-                v.to_string(),
-                Location::UNKNOWN,
-                Location::UNKNOWN,
-            )))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            T::deserialize(de::value::MapAccessDeserializer::new(map))
-        }
-    }
-    d.deserialize_any(V(PhantomData))
 }

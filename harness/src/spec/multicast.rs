@@ -8,8 +8,11 @@
 //! 239.0.0.0/8 of the scenario's own, as `{port}` is its port (passed to
 //! programs in their command lines the same way).
 
+use super::check::{Checker, Kind, Scope};
+use super::step::Keyword;
 use super::{FromName, Name};
 use serde::Deserialize;
+use serde_saphyr::Location;
 use std::net::Ipv4Addr;
 
 /// A group as written: `{group}`, or an address of 224.0.0.0/4.
@@ -117,4 +120,29 @@ pub struct ExpectMembers {
     pub count: u32,
     #[serde(default)]
     pub within: Option<super::TimeSpan>,
+}
+
+impl Keyword for Join {
+    fn describe(&self) -> String {
+        format!("join the group on 127.0.0.1 (as `{}`)", self.name.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Endpoint, at)
+    }
+}
+
+impl Keyword for MulticastSender {
+    fn describe(&self) -> String {
+        format!("send to the group through 127.0.0.1 (as `{}`)", self.name.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Endpoint, at)
+    }
+}
+
+impl Keyword for ExpectMembers {
+    fn describe(&self) -> String {
+        format!("check that {} sockets are members of the group", self.count)
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }

@@ -1,11 +1,14 @@
 //! The `program` family: starting, stopping and signalling the programs under
 //! test, and what they print and how they end. Run by `crate::steps::program`.
 
+use super::check::{Checker, Scope};
+use super::step::{Keyword, ScriptedWait};
 use super::values::{Payload, TimeSpan};
 use super::{FromName, Name};
 use crate::matcher::Matcher;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde_saphyr::Location;
 
 /// `start: server`, or `start: { program: client, args: [...], stdin: "hi\n" }`.
 /// A program that `listens` is started when the kernel shows it listening on
@@ -257,4 +260,115 @@ impl TryFrom<RawExpectOutput> for ExpectOutput {
 /// A regex of the spec, or what is wrong with it.
 pub(super) fn compile(pattern: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::Regex::new(pattern).map_err(|e| format!("expected a valid regular expression: {e}"))
+}
+
+super::step::same_options! {
+    /// `restart: server`: as `start`, killing the program first if it
+    /// still runs; a server must bind the same port again.
+    Restart(Start)
+}
+super::step::same_options! {
+    /// `kill: server`: SIGKILL.
+    Kill(ProgramRef)
+}
+super::step::same_options! {
+    /// `expect_running: server`: the program has not ended.
+    ExpectRunning(ProgramRef)
+}
+
+/// `start` and `restart`: the program is the spec's, and its command line
+/// names only placeholders the scenario has.
+fn check_start(s: &Start, checker: &mut Checker<'_>, scope: &Scope, at: Location) {
+    checker.program(&s.program, at);
+    let command = checker
+        .programs
+        .get(&s.program.value)
+        .map(|p| p.command.clone())
+        .unwrap_or_default();
+    checker.known_placeholders(scope, command.iter().chain(s.args.iter().flatten()), at);
+}
+
+impl Keyword for Start {
+    fn describe(&self) -> String {
+        match &self.stdin {
+            Some(p) => format!("start {} with {} on its stdin", self.program.value, p.describe()),
+            None => format!("start {}", self.program.value),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        check_start(self, checker, scope, at)
+    }
+}
+
+impl Keyword for Restart {
+    fn describe(&self) -> String {
+        format!("start {} again on the same port", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        check_start(self, checker, scope, at)
+    }
+}
+
+impl Keyword for Stop {
+    fn describe(&self) -> String {
+        format!("stop {} with SIGTERM", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for Kill {
+    fn describe(&self) -> String {
+        format!("kill {} (SIGKILL)", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for SignalStep {
+    fn describe(&self) -> String {
+        format!("send {} to {}", self.signal.0.as_str(), self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for ExpectRunning {
+    fn describe(&self) -> String {
+        format!("check that {} still runs", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for ExpectExit {
+    fn describe(&self) -> String {
+        match &self.ending {
+            Ending::Status(code) => format!("wait for {} to exit with status {code}", self.program.value),
+            Ending::Signal(sig) => format!("wait for {} to be killed by {}", self.program.value, sig.0.as_str()),
+            Ending::Any => format!("wait for {} to exit", self.program.value),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.not_before.map(|t| t.0).unwrap_or_default();
+    }
+}
+
+impl Keyword for ExpectOutput {
+    fn describe(&self) -> String {
+        format!("check what {} wrote on {}", self.program.value, self.stream.as_str())
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
 }

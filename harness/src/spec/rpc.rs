@@ -16,10 +16,13 @@
 //! malformed frame (a wrong length, an unknown opcode) is written with the
 //! `tcp` family's `send` and `hex`, as malformed bytes are.
 
+use super::check::{Checker, Scope};
+use super::step::{on_words, Keyword};
 use super::values::{Size, TimeSpan};
 use super::Name;
 use crate::spec::tcp::Split;
 use serde::Deserialize;
+use serde_saphyr::Location;
 use std::collections::BTreeMap;
 
 /// A big-endian integer type of a field.
@@ -294,4 +297,39 @@ pub struct ExpectMessage {
     /// every scenario's first exchange).
     #[serde(default)]
     pub precondition: Option<String>,
+}
+
+impl Keyword for SendMessage {
+    fn describe(&self) -> String {
+        format!(
+            "send {}{}",
+            self.messages
+                .iter()
+                .map(|m| m.describe(None))
+                .collect::<Vec<_>>()
+                .join(", "),
+            on_words(&self.on)
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        for m in &self.messages {
+            checker.message(m, true, at);
+        }
+    }
+}
+
+impl Keyword for ExpectMessage {
+    fn describe(&self) -> String {
+        format!(
+            "wait for the frame {}{}",
+            self.message.describe(None),
+            on_words(&self.on)
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.message(&self.message, false, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
 }

@@ -5,10 +5,13 @@
 //! Every step after `connect`/`accept` names its connection with `on`, which
 //! inside `each` is left out (the member is the connection).
 
+use super::check::{loc_of, Checker, Kind, Scope};
+use super::step::{gaps, on_words, Keyword, ScriptedWait};
 use super::values::{Generate, Payload, Size, TimeSpan};
 use super::{FromName, Name};
 use crate::matcher::Matcher;
 use serde::Deserialize;
+use serde_saphyr::Location;
 
 /// What `connect` expects of the handshake.
 #[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
@@ -699,5 +702,233 @@ mod tests {
         assert_eq!(Split::Sizes(vec![1, 1]).writes(5), vec![1, 1, 3]);
         assert_eq!(Split::Sizes(vec![9]).writes(5), vec![5]);
         assert_eq!(Split::Whole.writes(0), Vec::<usize>::new());
+    }
+}
+
+super::step::same_options! {
+    /// `expect_eof: a`: the program half-closed or closed, with no more
+    /// bytes before.
+    ExpectEof(ConnRef)
+}
+super::step::same_options! {
+    /// `expect_reset: a`: the program reset the connection (RST).
+    ExpectReset(ConnRef)
+}
+super::step::same_options! {
+    /// `shutdown: a`: the harness's FIN, after what is queued.
+    Shutdown(ConnRef)
+}
+super::step::same_options! {
+    /// `close: a`: waits up to `within` for the queue to drain, then closes.
+    Close(ConnRef)
+}
+super::step::same_options! {
+    /// `abort: a`: RST (SO_LINGER 0), the queue dropped.
+    Abort(ConnRef)
+}
+
+impl Keyword for Connect {
+    fn describe(&self) -> String {
+        let how = match self.expect {
+            ConnectOutcome::Established => "",
+            ConnectOutcome::Refused => ", expecting a refusal",
+            ConnectOutcome::Pending => ", expecting no answer",
+        };
+        match self.count {
+            Some(n) => format!(
+                "open {n} connections one after the other ({0}#1 to {0}#{n}){how}",
+                self.name.value
+            ),
+            None => format!("connect to the server as `{}`{how}", self.name.value),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let kind = match self.count {
+            Some(n) => Kind::Group(n),
+            None => Kind::Connection,
+        };
+        checker.declare(scope, &self.name, kind, at);
+    }
+    fn connections(&self) -> usize {
+        self.count.unwrap_or(1)
+    }
+}
+
+impl Keyword for Listen {
+    fn describe(&self) -> String {
+        "listen for your client's connection".into()
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Listener, at);
+        if let Some(ListenPort::Own(_)) = self.port {
+            scope.own_ports.insert(self.name.value.clone());
+        }
+    }
+    /// Two listeners (IPv4 and IPv6), and what they accept.
+    fn connections(&self) -> usize {
+        2
+    }
+}
+
+impl Keyword for Accept {
+    fn describe(&self) -> String {
+        format!("accept your client's connection (as `{}`)", self.name.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.listener(scope, &self.on, at);
+        checker.declare(scope, &self.name, Kind::Connection, at);
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+    fn connections(&self) -> usize {
+        1
+    }
+}
+
+impl Keyword for ExpectNoConnection {
+    fn describe(&self) -> String {
+        format!(
+            "check that nothing connects to `{}` for {}",
+            self.on.value, self.duration
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.listener(scope, &self.on, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.duration.0;
+    }
+    fn connections(&self) -> usize {
+        1
+    }
+}
+
+impl Keyword for Send {
+    fn describe(&self) -> String {
+        let end = if self.shutdown { ", then half-close" } else { "" };
+        format!("send {}{}{end}", self.payload.describe(), on_words(&self.on))
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.not_filled(&self.payload, "`send` sends its bytes as written", at)
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        let size = self.payload.size();
+        wait.sent += size;
+        wait.total += gaps(self.gap, &self.split, size);
+    }
+}
+
+impl Keyword for Expect {
+    fn describe(&self) -> String {
+        match &self.expected {
+            Expected::Bytes(m) => format!("wait for {}{}", m.describe(), on_words(&self.on)),
+            Expected::Echo => format!("wait for the echo of everything sent{}", on_words(&self.on)),
+            Expected::SameAs(b) => format!("wait for what `{}` received{}", b.value, on_words(&self.on)),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let Expected::SameAs(other) = &self.expected else {
+            return;
+        };
+        if scope.each.is_some() {
+            checker.fail(
+                loc_of(other, at),
+                "expected `same_as` outside `each`, where its connection is".into(),
+            );
+        } else if scope.kind(&other.value) != Some(Kind::Connection) {
+            checker.fail(
+                loc_of(other, at),
+                format!(
+                    "expected a connection opened by an earlier `connect` or `accept`, found `{}`",
+                    other.value
+                ),
+            );
+        }
+    }
+}
+
+impl Keyword for EchoBack {
+    fn describe(&self) -> String {
+        format!(
+            "echo {} back to your client{}",
+            self.payload.describe(),
+            on_words(&self.on)
+        )
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for ExpectEof {
+    fn describe(&self) -> String {
+        format!("wait for the end of the stream (EOF){}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for ExpectClosed {
+    fn describe(&self) -> String {
+        format!("wait for the connection to be closed{}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for ExpectReset {
+    fn describe(&self) -> String {
+        format!("wait for a reset (RST){}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for Shutdown {
+    fn describe(&self) -> String {
+        format!("half-close (shutdown the sending side){}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for Close {
+    fn describe(&self) -> String {
+        format!("close the connection{}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for Abort {
+    fn describe(&self) -> String {
+        format!("reset the connection{}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+}
+
+impl Keyword for ReadSlowly {
+    fn describe(&self) -> String {
+        format!("read slowly from now on{}", on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.slow_reader = Some((self.chunk.max(1), self.gap.0));
+    }
+}
+
+impl Keyword for ExpectSilence {
+    fn describe(&self) -> String {
+        format!("check that nothing arrives for {}{}", self.duration, on_words(&self.on))
+    }
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.duration.0;
+    }
+}
+
+impl Keyword for Fill {
+    fn describe(&self) -> String {
+        format!("send on `{}` until {} stops reading", self.on.value, self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program_and_connection(&self.program, &self.on, false, scope, at)
     }
 }

@@ -8,10 +8,13 @@
 //! the group for `multicast_sender` (the `multicast` family). Datagrams are
 //! whole: an expectation is met by one datagram, never by several.
 
+use super::check::{loc_of, Checker, Kind, Scope};
+use super::step::{Keyword, ScriptedWait};
 use super::values::{Generate, Payload, TimeSpan};
 use super::{FromName, Name};
 use crate::matcher::Matcher;
 use serde::Deserialize;
+use serde_saphyr::Location;
 
 /// `udp_open: a`, or `udp_open: { as: c, count: 8 }`: a datagram socket of
 /// the harness on 127.0.0.1 (a port of the kernel's choosing), whose peer is
@@ -445,5 +448,106 @@ impl TryFrom<RawRelay> for Relay {
             plan,
             random,
         })
+    }
+}
+
+impl Keyword for UdpOpen {
+    fn describe(&self) -> String {
+        match self.count {
+            None => format!("open a UDP socket towards your server (as `{}`)", self.name.value),
+            Some(n) => format!("open {n} UDP sockets towards your server (as `{}`)", self.name.value),
+        }
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Endpoint, at);
+        for i in 1..=self.count.unwrap_or(0) {
+            scope.names.insert(format!("{}#{i}", self.name.value), Kind::Endpoint);
+        }
+        if self.count.is_some() {
+            // The name alone is no endpoint: its members are.
+            scope.names.remove(&self.name.value);
+        }
+    }
+}
+
+impl Keyword for UdpBind {
+    fn describe(&self) -> String {
+        "wait for your client's datagrams on its port".into()
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Endpoint, at)
+    }
+}
+
+impl Keyword for SendDatagram {
+    fn describe(&self) -> String {
+        format!("send the datagram {} from `{}`", self.payload.describe(), self.on.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.endpoint(scope, &self.on, at);
+        if let Some(to) = &self.to {
+            checker.endpoint(scope, to, at);
+        }
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        let pauses = u32::try_from(self.copies.saturating_sub(1)).unwrap_or(u32::MAX);
+        wait.total += self.gap.map(|g| g.0 * pauses).unwrap_or_default();
+    }
+}
+
+impl Keyword for ExpectDatagram {
+    fn describe(&self) -> String {
+        format!("wait for a datagram on `{}`", self.on.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.endpoint(scope, &self.on, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.interval.map(|i| i.at_least.0).unwrap_or_default();
+    }
+}
+
+impl Keyword for ExpectNoDatagram {
+    fn describe(&self) -> String {
+        format!(
+            "check that no datagram arrives on `{}` for {}",
+            self.on.value, self.duration
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.endpoint(scope, &self.on, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.duration.0;
+    }
+}
+
+impl Keyword for Relay {
+    fn describe(&self) -> String {
+        format!(
+            "stand between your client and {}, losing datagrams as planned",
+            self.to.value
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.declare(scope, &self.name, Kind::Relay, at);
+        checker.program(&self.to, at);
+        if let Some(p) = checker.programs.get(&self.to.value) {
+            if !p.command.iter().any(|a| a.contains("{port2}")) {
+                checker.fail(
+                    loc_of(&self.to, at),
+                    format!(
+                        "expected a program given `{{port2}}` in its command (the relay listens on `{{port}}` and passes datagrams on to `{{port2}}`), found `{}`",
+                        self.to.value
+                    ),
+                );
+            }
+        }
     }
 }

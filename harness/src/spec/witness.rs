@@ -4,9 +4,13 @@
 //! what the program holds with no client connected; the expectations below
 //! compare with that.
 
+use super::check::{Checker, Scope};
+use super::program::ProgramRef;
+use super::step::{Keyword, ScriptedWait};
 use super::values::{Size, TimeSpan};
 use super::Name;
 use serde::Deserialize;
+use serde_saphyr::Location;
 
 /// `expect_fds: { program: server, above_baseline: 0 }`: once its clients
 /// are gone, the program holds at most this many descriptors more than at
@@ -169,5 +173,134 @@ impl TryFrom<RawExpectIdle> for ExpectIdle {
             max_processes: raw.max_processes,
             max_rss_growth: raw.max_rss_growth,
         })
+    }
+}
+
+super::step::same_options! {
+    /// `fd_baseline: server`: counts the program's open descriptors, for a
+    /// later `expect_fds`.
+    FdBaseline(ProgramRef)
+}
+super::step::same_options! {
+    /// `memory_baseline: server`: measures the program's memory, for a
+    /// later `expect_memory`.
+    MemoryBaseline(ProgramRef)
+}
+
+impl Keyword for FdBaseline {
+    fn describe(&self) -> String {
+        format!("count {}'s open descriptors", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at);
+        scope.fd_baselines.insert(self.program.value.clone());
+    }
+}
+
+impl Keyword for ExpectFds {
+    fn describe(&self) -> String {
+        format!(
+            "check that {} is back to the descriptors it had before",
+            self.program.value
+        )
+    }
+    /// Found while the scenario ran, a missing baseline was charged to the
+    /// student: it is the spec's to get right.
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let before = &scope.fd_baselines;
+        checker.program_with_baseline(&self.program, before, "an `fd_baseline", "expect_fds", at)
+    }
+}
+
+impl Keyword for MemoryBaseline {
+    fn describe(&self) -> String {
+        format!("measure {}'s memory", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at);
+        scope.memory_baselines.insert(self.program.value.clone());
+    }
+}
+
+impl Keyword for ExpectMemory {
+    fn describe(&self) -> String {
+        format!(
+            "check that {}'s memory grew by at most {}",
+            self.program.value,
+            crate::escape::bytes(self.growth_at_most.0)
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        let before = &scope.memory_baselines;
+        checker.program_with_baseline(&self.program, before, "a `memory_baseline", "expect_memory", at)
+    }
+}
+
+impl Keyword for ExpectAccepted {
+    fn describe(&self) -> String {
+        format!("wait for {} to accept `{}`", self.program.value, self.connection.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program_and_connection(&self.program, &self.connection, true, scope, at)
+    }
+}
+
+impl Keyword for ExpectRead {
+    fn describe(&self) -> String {
+        format!(
+            "wait for {} to read everything sent on `{}`",
+            self.program.value, self.connection.value
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program_and_connection(&self.program, &self.connection, false, scope, at)
+    }
+    fn precondition(&self) -> Option<&str> {
+        self.precondition.as_deref()
+    }
+}
+
+impl Keyword for ExpectReleased {
+    fn describe(&self) -> String {
+        format!(
+            "wait for {} to close its end of `{}`",
+            self.program.value, self.connection.value
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+        checker.program_and_connection(&self.program, &self.connection, false, scope, at)
+    }
+}
+
+impl Keyword for ExpectZombies {
+    fn describe(&self) -> String {
+        format!(
+            "check that {} leaves at most {} finished child unreaped",
+            self.program.value, self.at_most
+        )
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for ExpectAtRest {
+    fn describe(&self) -> String {
+        format!("wait until {} is at rest", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+}
+
+impl Keyword for ExpectIdle {
+    fn describe(&self) -> String {
+        format!("watch {} while idle for {}", self.program.value, self.duration)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at)
+    }
+    fn scripted_wait(&self, wait: &mut ScriptedWait) {
+        wait.total += self.duration.0;
     }
 }

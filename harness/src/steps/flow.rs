@@ -6,121 +6,133 @@
 //! rounds record in branches, which are appended in order, and only once
 //! when they are alike.
 
-use super::{closed_early, run, run_on, StepError, StepResult};
+use super::{closed_early, run, run_on, StepError};
+use super::{OnContext, Run};
 use crate::conn::Conn;
 use crate::scenario::Play;
 use crate::spec::flow::{Each, Repeat};
 use std::future::Future;
 use std::pin::Pin;
 
-pub(super) async fn each(play: &mut Play<'_>, e: &Each) -> StepResult {
-    let members = play.groups.get(&e.connections.value).cloned().unwrap_or_default();
-    let mut conns: Vec<Conn> = Vec::new();
-    for m in &members {
-        let mut c = play.conns.remove(m).ok_or_else(|| format!("`{m}` is closed"))?;
-        c.transcript = play.transcript.branch();
-        conns.push(c);
-    }
-    let steps = &e.steps;
-    let spec = play.spec;
-    let placeholders = &play.placeholders();
-    let futures = conns.into_iter().map(|mut conn| async move {
-        let mut result = Ok(());
-        for step in steps {
-            if let Err(why) = run_on(&mut conn, &step.value, spec, placeholders).await {
-                result = Err(why);
-                break;
-            }
+impl Run for Each {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let e = self;
+        let members = play.groups.get(&e.connections.value).cloned().unwrap_or_default();
+        let mut conns: Vec<Conn> = Vec::new();
+        for m in &members {
+            let mut c = play.conns.remove(m).ok_or_else(|| format!("`{m}` is closed"))?;
+            c.transcript = play.transcript.branch();
+            conns.push(c);
         }
-        (conn, result)
-    });
-    let done = join_all(futures.collect()).await;
-    // Members' events go in member order, and only once when they are
-    // alike, so the transcript is the same whatever the scheduler did.
-    let group = &e.connections.value;
-    let texts: Vec<Vec<(String, String)>> = done
-        .iter()
-        .map(|(c, _)| {
-            c.transcript
-                .events()
-                .into_iter()
-                .map(|ev| (ev.actor.replace(&c.name, group), ev.text))
-                .collect()
-        })
-        .collect();
-    let alike = texts.windows(2).all(|w| w[0] == w[1]);
-    let mut first_error = None;
-    for (i, (mut conn, result)) in done.into_iter().enumerate() {
-        if alike && i == 0 {
-            let mut evs = conn.transcript.events();
-            for ev in &mut evs {
-                ev.actor = format!("{group}#*");
+        let steps = &e.steps;
+        let placeholders = play.placeholders();
+        let cx = &OnContext {
+            spec: play.spec,
+            placeholders: &placeholders,
+        };
+        let futures = conns.into_iter().map(|mut conn| async move {
+            let mut result = Ok(());
+            for step in steps {
+                if let Err(why) = run_on(&mut conn, &step.value, cx).await {
+                    result = Err(why);
+                    break;
+                }
             }
-            play.transcript.append(evs);
-        } else if !alike {
-            play.transcript.append(conn.transcript.events());
-        }
-        if let Err(why) = result {
-            if first_error.is_none() {
-                first_error = Some(format!("{}: {why}", conn.name));
-                play.precondition = closed_early(play.spec, &conn);
+            (conn, result)
+        });
+        let done = join_all(futures.collect()).await;
+        // Members' events go in member order, and only once when they are
+        // alike, so the transcript is the same whatever the scheduler did.
+        let group = &e.connections.value;
+        let texts: Vec<Vec<(String, String)>> = done
+            .iter()
+            .map(|(c, _)| {
+                c.transcript
+                    .events()
+                    .into_iter()
+                    .map(|ev| (ev.actor.replace(&c.name, group), ev.text))
+                    .collect()
+            })
+            .collect();
+        let alike = texts.windows(2).all(|w| w[0] == w[1]);
+        let mut first_error = None;
+        for (i, (mut conn, result)) in done.into_iter().enumerate() {
+            if alike && i == 0 {
+                let mut evs = conn.transcript.events();
+                for ev in &mut evs {
+                    ev.actor = format!("{group}#*");
+                }
+                play.transcript.append(evs);
+            } else if !alike {
+                play.transcript.append(conn.transcript.events());
             }
+            if let Err(why) = result {
+                if first_error.is_none() {
+                    first_error = Some(format!("{}: {why}", conn.name));
+                    play.precondition = closed_early(play.spec, &conn);
+                }
+            }
+            conn.transcript = play.transcript.clone();
+            play.conns.insert(conn.name.clone(), conn);
         }
-        conn.transcript = play.transcript.clone();
-        play.conns.insert(conn.name.clone(), conn);
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
-pub(super) async fn repeat(play: &mut Play<'_>, r: &Repeat) -> Result<(), StepError> {
-    let parent = play.transcript.clone();
-    let mut first: Option<Vec<(String, String)>> = None;
-    let mut alike = true;
-    for round in 1..=r.times {
-        play.transcript = parent.branch();
-        play.rounds.push(round);
-        let mut result = Ok(());
-        for step in &r.steps {
-            match run(play, step).await {
-                Ok(()) => {}
-                Err(StepError::Failed(why)) => {
-                    result = Err(StepError::Failed(format!("round {round} of {}: {why}", r.times)));
-                    break;
+impl Run for Repeat {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let r = self;
+        let parent = play.transcript.clone();
+        let mut first: Option<Vec<(String, String)>> = None;
+        let mut alike = true;
+        for round in 1..=r.times {
+            play.transcript = parent.branch();
+            play.rounds.push(round);
+            let mut result = Ok(());
+            for step in &r.steps {
+                match run(play, step).await {
+                    Ok(()) => {}
+                    Err(StepError::Failed(why)) => {
+                        result = Err(StepError::Failed(format!("round {round} of {}: {why}", r.times)));
+                        break;
+                    }
+                    Err(cannot) => {
+                        result = Err(cannot);
+                        break;
+                    }
                 }
-                Err(cannot) => {
-                    result = Err(cannot);
-                    break;
+            }
+            play.rounds.pop();
+            let events = play.transcript.events();
+            let texts: Vec<(String, String)> = events.iter().map(|e| (e.actor.clone(), e.text.clone())).collect();
+            match &first {
+                None => {
+                    first = Some(texts);
+                    parent.append(events);
+                }
+                Some(f) if *f == texts && result.is_ok() => {}
+                Some(_) => {
+                    alike = false;
+                    parent.record("", format!("round {round}:"));
+                    parent.append(events);
                 }
             }
-        }
-        play.rounds.pop();
-        let events = play.transcript.events();
-        let texts: Vec<(String, String)> = events.iter().map(|e| (e.actor.clone(), e.text.clone())).collect();
-        match &first {
-            None => {
-                first = Some(texts);
-                parent.append(events);
-            }
-            Some(f) if *f == texts && result.is_ok() => {}
-            Some(_) => {
-                alike = false;
-                parent.record("", format!("round {round}:"));
-                parent.append(events);
+            if result.is_err() {
+                play.transcript = parent;
+                return result;
             }
         }
-        if result.is_err() {
-            play.transcript = parent;
-            return result;
-        }
+        play.transcript = parent;
+        let note = if alike { "alike" } else { "not all alike" };
+        play.transcript
+            .record("", format!("repeated {} times, {note}", r.times));
+        Ok(())
     }
-    play.transcript = parent;
-    let note = if alike { "alike" } else { "not all alike" };
-    play.transcript
-        .record("", format!("repeated {} times, {note}", r.times));
-    Ok(())
 }
 
 /// Runs futures concurrently on this task and returns their outputs in order.

@@ -6,6 +6,7 @@
 //! HTTP's terms.
 
 use super::StepResult;
+use super::{OnContext, RunOn};
 use crate::conn::Conn;
 use crate::escape;
 use crate::http::{Framing, Message, Start};
@@ -15,104 +16,127 @@ use crate::spec::{Placeholders, Spec};
 use crate::transcript::{Mismatch, Wire};
 use std::time::Duration;
 
-pub(super) async fn send_request(conn: &mut Conn, ph: &Placeholders, s: &SendRequest) -> StepResult {
-    let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
-    let what: Vec<String> = s.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
-    super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
+impl RunOn for SendRequest {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let s = self;
+        let ph = cx.placeholders;
+        let _ = cx;
+        let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
+        let what: Vec<String> = s.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
+        super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
+    }
 }
 
-pub(super) async fn send_response(conn: &mut Conn, ph: &Placeholders, s: &SendResponse) -> StepResult {
-    let body = s.body.bytes();
-    let framing = match s.framing {
-        crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
-        crate::spec::http::Framing::Chunked => "chunked".into(),
-        crate::spec::http::Framing::Close => "until close".into(),
-    };
-    let cut = s
-        .truncate
-        .map(|t| format!(", cut after {t} bytes of it"))
-        .unwrap_or_default();
-    let what = format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body));
-    super::tcp::write(conn, s.bytes(ph), what, &s.split, s.gap, None, false).await?;
-    if s.closes() {
-        conn.transcript.record_wire(&conn.name, Wire::Close);
-        conn.close(within(None)).await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn expect_response(conn: &mut Conn, spec: &Spec, ph: &Placeholders, e: &ExpectResponse) -> StepResult {
-    let message = read(conn, false, e.to_head, within(e.within)).await?;
-    let Start::Status { code, .. } = &message.head.start else {
-        return Err("the parser read a request where a response was due".into());
-    };
-    let mut wrong = Vec::new();
-    if let Some(status) = &e.status {
-        if !status.accepts(*code) {
-            wrong.push(format!(
-                "expected status {}, got `{}`",
-                status.describe(),
-                message.head.start_line()
-            ));
-        }
-    }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, false));
-    if let Some(f) = e.framing {
-        let ok = match f {
-            FramingCheck::Length => {
-                matches!(message.framing, Framing::Length(_))
-                    || (e.to_head && message.head.value("content-length").is_some())
-            }
-            FramingCheck::Chunked => message.framing == Framing::Chunked,
-            FramingCheck::Close => message.framing == Framing::Close,
+impl RunOn for SendResponse {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let s = self;
+        let ph = cx.placeholders;
+        let _ = cx;
+        let body = s.body.bytes();
+        let framing = match s.framing {
+            crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
+            crate::spec::http::Framing::Chunked => "chunked".into(),
+            crate::spec::http::Framing::Close => "until close".into(),
         };
-        if !ok {
-            let how = match message.framing {
-                Framing::Close => "no Content-Length (nor chunked): its body ran until the connection closed".into(),
-                other => other.describe(),
-            };
-            let want = match f {
-                FramingCheck::Length => "an exact Content-Length",
-                FramingCheck::Chunked => "chunked coding",
-                FramingCheck::Close => "the connection's close",
-            };
-            wrong.push(format!("expected the body delimited by {want}, got {how}"));
+        let cut = s
+            .truncate
+            .map(|t| format!(", cut after {t} bytes of it"))
+            .unwrap_or_default();
+        let what = format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body));
+        super::tcp::write(conn, s.bytes(ph), what, &s.split, s.gap, None, false).await?;
+        if s.closes() {
+            conn.transcript.record_wire(&conn.name, Wire::Close);
+            conn.close(within(None)).await?;
         }
+        Ok(())
     }
-    if let Some(body) = &e.body {
-        if let Some(why) = check_body(&message.body.bytes, body, spec) {
-            wrong.push(why);
-        }
-    }
-    finish(conn, &message, wrong, ph)
 }
 
-pub(super) async fn expect_request(conn: &mut Conn, ph: &Placeholders, e: &ExpectRequest) -> StepResult {
-    let message = read(conn, true, false, within(e.within)).await?;
-    let Start::Request {
-        method,
-        target,
-        version,
-    } = &message.head.start
-    else {
-        return Err("the parser read a response where a request was due".into());
-    };
-    let fill = |s: &str| ph.fill(s);
-    let mut wrong = Vec::new();
-    for (part, want, got) in [
-        ("method", &e.method, method),
-        ("target", &e.target, target),
-        ("version", &e.version, version),
-    ] {
-        if let Some(want) = want {
-            if fill(want) != *got {
-                wrong.push(format!("expected the {part} `{}`, got `{got}`", fill(want)));
+impl RunOn for ExpectResponse {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let e = self;
+        let spec = cx.spec;
+        let ph = cx.placeholders;
+        let _ = cx;
+        let message = read(conn, false, e.to_head, within(e.within)).await?;
+        let Start::Status { code, .. } = &message.head.start else {
+            return Err("the parser read a request where a response was due".into());
+        };
+        let mut wrong = Vec::new();
+        if let Some(status) = &e.status {
+            if !status.accepts(*code) {
+                wrong.push(format!(
+                    "expected status {}, got `{}`",
+                    status.describe(),
+                    message.head.start_line()
+                ));
             }
         }
+        wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, false));
+        if let Some(f) = e.framing {
+            let ok = match f {
+                FramingCheck::Length => {
+                    matches!(message.framing, Framing::Length(_))
+                        || (e.to_head && message.head.value("content-length").is_some())
+                }
+                FramingCheck::Chunked => message.framing == Framing::Chunked,
+                FramingCheck::Close => message.framing == Framing::Close,
+            };
+            if !ok {
+                let how = match message.framing {
+                    Framing::Close => {
+                        "no Content-Length (nor chunked): its body ran until the connection closed".into()
+                    }
+                    other => other.describe(),
+                };
+                let want = match f {
+                    FramingCheck::Length => "an exact Content-Length",
+                    FramingCheck::Chunked => "chunked coding",
+                    FramingCheck::Close => "the connection's close",
+                };
+                wrong.push(format!("expected the body delimited by {want}, got {how}"));
+            }
+        }
+        if let Some(body) = &e.body {
+            if let Some(why) = check_body(&message.body.bytes, body, spec) {
+                wrong.push(why);
+            }
+        }
+        finish(conn, &message, wrong, ph)
     }
-    wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, true));
-    wrong.extend(once_each(&message, &e.headers));
-    finish(conn, &message, wrong, ph)
+}
+
+impl RunOn for ExpectRequest {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let e = self;
+        let ph = cx.placeholders;
+        let _ = cx;
+        let message = read(conn, true, false, within(e.within)).await?;
+        let Start::Request {
+            method,
+            target,
+            version,
+        } = &message.head.start
+        else {
+            return Err("the parser read a response where a request was due".into());
+        };
+        let fill = |s: &str| ph.fill(s);
+        let mut wrong = Vec::new();
+        for (part, want, got) in [
+            ("method", &e.method, method),
+            ("target", &e.target, target),
+            ("version", &e.version, version),
+        ] {
+            if let Some(want) = want {
+                if fill(want) != *got {
+                    wrong.push(format!("expected the {part} `{}`, got `{got}`", fill(want)));
+                }
+            }
+        }
+        wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, true));
+        wrong.extend(once_each(&message, &e.headers));
+        finish(conn, &message, wrong, ph)
+    }
 }
 
 /// Reads a message, recording what ended a failed wait.

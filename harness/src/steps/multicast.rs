@@ -2,7 +2,8 @@
 //! multicast_sender open the harness's endpoints on the group; expect_members
 //! asks the kernel who is in it.
 
-use super::{StepError, StepResult};
+use super::Run;
+use super::StepError;
 use crate::datagram::Endpoint;
 use crate::scenario::Play;
 use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
@@ -10,52 +11,64 @@ use crate::spec::values::within;
 use crate::witness;
 use std::net::Ipv4Addr;
 
-pub(super) fn join(play: &mut Play<'_>, j: &Join) -> Result<(), StepError> {
-    let group = play.group_of(j.group);
-    let name = &j.name.value;
-    let endpoint = Endpoint::member(name, group, play.setting.port, play.decoy)
-        .map_err(|e| StepError::CannotRun(format!("the grader could not join the group on 127.0.0.1: {e}")))?;
-    play.endpoints.insert(name.clone(), endpoint);
-    play.transcript
-        .record(name, format!("joined {} on lo, port {{port}}", j.group));
-    Ok(())
-}
-
-pub(super) fn multicast_sender(play: &mut Play<'_>, s: &MulticastSender) -> Result<(), StepError> {
-    let group = play.group_of(s.group);
-    let name = &s.name.value;
-    let endpoint = Endpoint::sender(name, group, play.setting.port)
-        .map_err(|e| StepError::CannotRun(format!("the grader could not open its multicast socket: {e}")))?;
-    play.endpoints.insert(name.clone(), endpoint);
-    play.transcript.record(
-        name,
-        format!("udp socket, peer {} port {{port}}, through lo, TTL 1", s.group),
-    );
-    Ok(())
-}
-
-pub(super) async fn expect_members(play: &mut Play<'_>, m: &ExpectMembers) -> StepResult {
-    let group = play.group_of(m.group);
-    let bound = within(m.within);
-    let (found, count) = match witness::poll_until(bound, || {
-        let count = witness::igmp_members(None, group);
-        (count == m.count, count)
-    })
-    .await
-    {
-        Ok(count) => (true, count),
-        Err(count) => (false, count),
-    };
-    play.transcript
-        .record("", format!("members of {} on lo: {count}", m.group));
-    if found {
-        return Ok(());
+impl Run for Join {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let j = self;
+        let group = play.group_of(j.group);
+        let name = &j.name.value;
+        let endpoint = Endpoint::member(name, group, play.setting.port, play.decoy)
+            .map_err(|e| StepError::CannotRun(format!("the grader could not join the group on 127.0.0.1: {e}")))?;
+        play.endpoints.insert(name.clone(), endpoint);
+        play.transcript
+            .record(name, format!("joined {} on lo, port {{port}}", j.group));
+        Ok(())
     }
-    Err(format!(
-        "expected {} sockets joined to the group on lo within {}ms; the kernel shows {count}",
-        m.count,
-        bound.as_millis()
-    ))
+}
+
+impl Run for MulticastSender {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let s = self;
+        let group = play.group_of(s.group);
+        let name = &s.name.value;
+        let endpoint = Endpoint::sender(name, group, play.setting.port)
+            .map_err(|e| StepError::CannotRun(format!("the grader could not open its multicast socket: {e}")))?;
+        play.endpoints.insert(name.clone(), endpoint);
+        play.transcript.record(
+            name,
+            format!("udp socket, peer {} port {{port}}, through lo, TTL 1", s.group),
+        );
+        Ok(())
+    }
+}
+
+impl Run for ExpectMembers {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let m = self;
+        let group = play.group_of(m.group);
+        let bound = within(m.within);
+        let (found, count) = match witness::poll_until(bound, || {
+            let count = witness::igmp_members(None, group);
+            (count == m.count, count)
+        })
+        .await
+        {
+            Ok(count) => (true, count),
+            Err(count) => (false, count),
+        };
+        play.transcript
+            .record("", format!("members of {} on lo: {count}", m.group));
+        if found {
+            return Ok(());
+        }
+        Err(format!(
+            "expected {} sockets joined to the group on lo within {}ms; the kernel shows {count}",
+            m.count,
+            bound.as_millis()
+        ))
+    }
 }
 
 impl Play<'_> {

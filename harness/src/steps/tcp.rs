@@ -3,14 +3,15 @@
 //! expect_reset, shutdown, close, abort and read_slowly act on one
 //! connection (`super::run_on`), at the top level or inside `each`.
 
-use super::StepResult;
+use super::{OnContext, Run, RunOn};
+use super::{StepError, StepResult};
 use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
 use crate::program_time::{with_busy_note, Deadline};
 use crate::scenario::Play;
 use crate::spec::tcp::{
-    Accept, ConnRef, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectNoConnection, ExpectSilence,
-    Expected, Fill, Listen, ListenPort, ReadSlowly, Send,
+    Abort, Accept, Close, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectEof, ExpectNoConnection,
+    ExpectReset, ExpectSilence, Expected, Fill, Listen, ListenPort, ReadSlowly, Send, Shutdown,
 };
 use crate::spec::values::{within, DEFAULT_WITHIN};
 use crate::transcript::{Ended, Mismatch, Wire};
@@ -18,82 +19,86 @@ use crate::verdict::Observed;
 use crate::witness;
 use std::time::Duration;
 
-pub(super) async fn connect(play: &mut Play<'_>, c: &Connect) -> StepResult {
-    let bound = within(c.within);
-    let base = c.name.value.clone();
-    let names: Vec<String> = match c.count {
-        None => vec![base.clone()],
-        Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
-    };
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], play.setting.port));
-    let mut outcomes = Vec::new();
-    let mut pacing = (c.count.is_some() && !c.burst).then(|| Pacing::new(play.setting.port));
-    // One after the other: each handshake completes (or not) before the
-    // next begins, so a full backlog is seen exactly where it fills.
-    for (i, name) in names.iter().enumerate() {
-        if let Some(pacing) = &mut pacing {
-            pacing.before_connect().await;
-        }
-        let outcome = match Deadline::after(bound)
-            .within(conn::connect(addr, c.rcvbuf.map(|s| s.0)))
-            .await
-        {
-            Some(Ok(stream)) => {
-                let mut conn = Conn::new(name, stream, play.transcript.clone());
-                conn.outgoing = true;
-                conn.far_end = play
-                    .spec
-                    .server()
-                    .and_then(|s| play.programs.get(s))
-                    .map(|p| conn::FarEnd {
-                        pid: p.pid,
-                        port: play.setting.port,
-                    });
-                play.conns.insert(name.clone(), conn);
-                ConnectOutcome::Established
-            }
-            Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,
-            Some(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
-            None => ConnectOutcome::Pending,
+impl Run for Connect {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let c = self;
+        let bound = within(c.within);
+        let base = c.name.value.clone();
+        let names: Vec<String> = match c.count {
+            None => vec![base.clone()],
+            Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
         };
-        outcomes.push(outcome);
-        if outcome != c.expect {
-            let done = outcomes.iter().filter(|o| **o == ConnectOutcome::Established).count();
-            play.transcript.record_wire(
-                name,
-                Wire::Connect {
-                    peer: play.spec.server().map(String::from),
-                    count: None,
-                    outcome,
-                },
-            );
-            let count = match c.count {
-                Some(n) => format!("connection {} of {n}: ", i + 1),
-                None => String::new(),
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], play.setting.port));
+        let mut outcomes = Vec::new();
+        let mut pacing = (c.count.is_some() && !c.burst).then(|| Pacing::new(play.setting.port));
+        // One after the other: each handshake completes (or not) before the
+        // next begins, so a full backlog is seen exactly where it fills.
+        for (i, name) in names.iter().enumerate() {
+            if let Some(pacing) = &mut pacing {
+                pacing.before_connect().await;
+            }
+            let outcome = match Deadline::after(bound)
+                .within(conn::connect(addr, c.rcvbuf.map(|s| s.0)))
+                .await
+            {
+                Some(Ok(stream)) => {
+                    let mut conn = Conn::new(name, stream, play.transcript.clone());
+                    conn.outgoing = true;
+                    conn.far_end = play
+                        .spec
+                        .server()
+                        .and_then(|s| play.programs.get(s))
+                        .map(|p| conn::FarEnd {
+                            pid: p.pid,
+                            port: play.setting.port,
+                        });
+                    play.conns.insert(name.clone(), conn);
+                    ConnectOutcome::Established
+                }
+                Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,
+                Some(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
+                None => ConnectOutcome::Pending,
             };
-            let extra = if outcome == ConnectOutcome::Pending && c.count.is_some() {
-                format!(" ({done} completed their handshake before it)")
-            } else {
-                String::new()
-            };
-            return Err(format!(
-                "{count}expected the connection to be {} within {}ms; it was {}{extra}",
-                c.expect.as_str(),
-                bound.as_millis(),
-                outcome.as_str()
-            ));
+            outcomes.push(outcome);
+            if outcome != c.expect {
+                let done = outcomes.iter().filter(|o| **o == ConnectOutcome::Established).count();
+                play.transcript.record_wire(
+                    name,
+                    Wire::Connect {
+                        peer: play.spec.server().map(String::from),
+                        count: None,
+                        outcome,
+                    },
+                );
+                let count = match c.count {
+                    Some(n) => format!("connection {} of {n}: ", i + 1),
+                    None => String::new(),
+                };
+                let extra = if outcome == ConnectOutcome::Pending && c.count.is_some() {
+                    format!(" ({done} completed their handshake before it)")
+                } else {
+                    String::new()
+                };
+                return Err(format!(
+                    "{count}expected the connection to be {} within {}ms; it was {}{extra}",
+                    c.expect.as_str(),
+                    bound.as_millis(),
+                    outcome.as_str()
+                ));
+            }
         }
+        let connected = Wire::Connect {
+            peer: play.spec.server().map(String::from),
+            count: c.count,
+            outcome: c.expect,
+        };
+        play.transcript.record_wire(&base, connected);
+        if c.count.is_some() {
+            play.groups.insert(base, names);
+        }
+        Ok(())
     }
-    let connected = Wire::Connect {
-        peer: play.spec.server().map(String::from),
-        count: c.count,
-        outcome: c.expect,
-    };
-    play.transcript.record_wire(&base, connected);
-    if c.count.is_some() {
-        play.groups.insert(base, names);
-    }
-    Ok(())
 }
 
 /// Keeps a `count` of connections from testing the listen backlog: each
@@ -156,72 +161,80 @@ impl Pacing {
     }
 }
 
-pub(super) fn listen(play: &mut Play<'_>, l: &Listen) -> Result<(), super::StepError> {
-    let name = &l.name.value;
-    let port = match l.port {
-        Some(ListenPort::Number(port)) if !play.setting.own_netns => {
-            return Err(super::StepError::CannotRun(format!(
-                "this scenario needs port {port} of its own, which only a network namespace gives \
-                 (run as root, `--isolation netns`)"
-            )))
+impl Run for Listen {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let l = self;
+        let name = &l.name.value;
+        let port = match l.port {
+            Some(ListenPort::Number(port)) if !play.setting.own_netns => {
+                return Err(super::StepError::CannotRun(format!(
+                    "this scenario needs port {port} of its own, which only a network namespace gives \
+                     (run as root, `--isolation netns`)"
+                )))
+            }
+            Some(ListenPort::Number(port)) => port,
+            Some(ListenPort::Own(_)) => 0,
+            None => play.setting.port,
+        };
+        let mut listener = Listener::bind(port)
+            .map_err(|e| super::StepError::CannotRun(format!("the grader could not listen on port {port}: {e}")))?;
+        match l.port {
+            Some(ListenPort::Number(port)) => play.transcript.record(name, format!("listening on port {port}")),
+            Some(ListenPort::Own(_)) => {
+                listener.own_port = true;
+                play.transcript.record(name, format!("listening on {{port:{name}}}"));
+            }
+            None => play.transcript.record_wire(name, Wire::Listen),
         }
-        Some(ListenPort::Number(port)) => port,
-        Some(ListenPort::Own(_)) => 0,
-        None => play.setting.port,
-    };
-    let mut listener = Listener::bind(port)
-        .map_err(|e| super::StepError::CannotRun(format!("the grader could not listen on port {port}: {e}")))?;
-    match l.port {
-        Some(ListenPort::Number(port)) => play.transcript.record(name, format!("listening on port {port}")),
-        Some(ListenPort::Own(_)) => {
-            listener.own_port = true;
-            play.transcript.record(name, format!("listening on {{port:{name}}}"));
-        }
-        None => play.transcript.record_wire(name, Wire::Listen),
+        play.listeners.insert(name.clone(), listener);
+        Ok(())
     }
-    play.listeners.insert(name.clone(), listener);
-    Ok(())
 }
 
-pub(super) async fn accept(play: &mut Play<'_>, a: &Accept) -> StepResult {
-    let bound = within(a.within);
-    let listener = play
-        .listeners
-        .get(&a.on.value)
-        .ok_or_else(|| format!("`{}` is not listening", a.on.value))?;
-    let name = a.name.value.clone();
-    let mut deadline = Deadline::after(bound);
-    // Looks at the kernel between waits: once no program can connect any
-    // more, the step fails then rather than at its bound (a proxy that
-    // never contacts its origin costs 200ms here, not the bound).
-    let mut watch = super::stillness::Watch::of(play);
-    let Some(accepted) = watch.unless_still(deadline.within(listener.accept())).await else {
-        return Err(format!(
-            "expected a program to connect to `{}` (port {}); {}",
-            a.on.value,
-            shown_port(listener, &a.on.value),
-            super::stillness::why_nothing_more(&watch, "connect"),
-        ));
-    };
-    match accepted {
-        Some(Ok((stream, _))) => {
-            // The client under test is who connected.
-            let peer = play.client_name().map(String::from);
-            play.transcript.record_wire(&name, Wire::Accepted { peer });
-            let conn = Conn::new(&name, stream, play.transcript.clone());
-            play.conns.insert(name, conn);
-            Ok(())
-        }
-        Some(Err(e)) => Err(format!("accept failed: {e}")),
-        None => Err(with_busy_note(
-            format!(
-                "expected a program to connect to `{}` (port {}) within {}ms; none did",
+impl Run for Accept {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let a = self;
+        let bound = within(a.within);
+        let listener = play
+            .listeners
+            .get(&a.on.value)
+            .ok_or_else(|| format!("`{}` is not listening", a.on.value))?;
+        let name = a.name.value.clone();
+        let mut deadline = Deadline::after(bound);
+        // Looks at the kernel between waits: once no program can connect any
+        // more, the step fails then rather than at its bound (a proxy that
+        // never contacts its origin costs 200ms here, not the bound).
+        let mut watch = super::stillness::Watch::of(play);
+        let Some(accepted) = watch.unless_still(deadline.within(listener.accept())).await else {
+            return Err(format!(
+                "expected a program to connect to `{}` (port {}); {}",
                 a.on.value,
                 shown_port(listener, &a.on.value),
-                bound.as_millis()
-            ),
-            &deadline,
-        )),
+                super::stillness::why_nothing_more(&watch, "connect"),
+            ));
+        };
+        match accepted {
+            Some(Ok((stream, _))) => {
+                // The client under test is who connected.
+                let peer = play.client_name().map(String::from);
+                play.transcript.record_wire(&name, Wire::Accepted { peer });
+                let conn = Conn::new(&name, stream, play.transcript.clone());
+                play.conns.insert(name, conn);
+                Ok(())
+            }
+            Some(Err(e)) => Err(format!("accept failed: {e}")),
+            None => Err(with_busy_note(
+                format!(
+                    "expected a program to connect to `{}` (port {}) within {}ms; none did",
+                    a.on.value,
+                    shown_port(listener, &a.on.value),
+                    bound.as_millis()
+                ),
+                &deadline,
+            )),
+        }
     }
 }
 
@@ -235,49 +248,57 @@ fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
     }
 }
 
-pub(super) async fn expect_no_connection(play: &mut Play<'_>, e: &ExpectNoConnection) -> StepResult {
-    let on = &e.on.value;
-    let listener = play
-        .listeners
-        .get(on)
-        .ok_or_else(|| format!("`{on}` is not listening"))?;
-    match Deadline::on_the_wall_clock(e.duration.0)
-        .within(listener.accept())
-        .await
-    {
-        None => {
-            play.transcript.record(on, format!("no connection for {}", e.duration));
-            Ok(())
-        }
-        Some(Err(e)) => Err(format!("accept failed: {e}")),
-        Some(Ok((stream, from))) => {
-            // Kept open, as `accept` would keep it, until the scenario ends:
-            // the program sees the connection it made, not a reset.
-            let name = format!("{on}: unexpected");
-            play.transcript.record_wire(&name, Wire::Accepted { peer: None });
-            let conn = Conn::new(&name, stream, play.transcript.clone());
-            play.conns.insert(name, conn);
-            Err(format!(
-                "expected nothing to connect to `{on}` for {}; a connection came from port {}",
-                e.duration,
-                from.port()
-            ))
+impl Run for ExpectNoConnection {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let e = self;
+        let on = &e.on.value;
+        let listener = play
+            .listeners
+            .get(on)
+            .ok_or_else(|| format!("`{on}` is not listening"))?;
+        match Deadline::on_the_wall_clock(e.duration.0)
+            .within(listener.accept())
+            .await
+        {
+            None => {
+                play.transcript.record(on, format!("no connection for {}", e.duration));
+                Ok(())
+            }
+            Some(Err(e)) => Err(format!("accept failed: {e}")),
+            Some(Ok((stream, from))) => {
+                // Kept open, as `accept` would keep it, until the scenario ends:
+                // the program sees the connection it made, not a reset.
+                let name = format!("{on}: unexpected");
+                play.transcript.record_wire(&name, Wire::Accepted { peer: None });
+                let conn = Conn::new(&name, stream, play.transcript.clone());
+                play.conns.insert(name, conn);
+                Err(format!(
+                    "expected nothing to connect to `{on}` for {}; a connection came from port {}",
+                    e.duration,
+                    from.port()
+                ))
+            }
         }
     }
 }
 
-pub(super) async fn send(conn: &mut Conn, s: &Send) -> StepResult {
-    let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
-    write(
-        conn,
-        s.payload.bytes(),
-        s.payload.describe(),
-        &s.split,
-        s.gap,
-        wait,
-        s.shutdown,
-    )
-    .await
+impl RunOn for Send {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let s = self;
+        let _ = cx;
+        let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
+        write(
+            conn,
+            s.payload.bytes(),
+            s.payload.describe(),
+            &s.split,
+            s.gap,
+            wait,
+            s.shutdown,
+        )
+        .await
+    }
 }
 
 /// Queues a step's bytes on the connection, cut as `split` says, `gap`
@@ -311,13 +332,17 @@ pub(super) async fn write(
     conn.send(bytes, writes, gap, wait, shutdown).await
 }
 
-pub(super) async fn expect(conn: &mut Conn, e: &Expect) -> StepResult {
-    match &e.expected {
-        Expected::Bytes(matcher) => expect_with(conn, Some(matcher), e.within).await,
-        Expected::Echo => expect_with(conn, None, e.within).await,
-        // The checker keeps `same_as` out of `each`, and `super::run`
-        // answers it at the top level, where the other connection is.
-        Expected::SameAs(_) => Err("`same_as` needs the other connection, outside `each`".into()),
+impl RunOn for Expect {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let e = self;
+        let _ = cx;
+        match &e.expected {
+            Expected::Bytes(matcher) => expect_with(conn, Some(matcher), e.within).await,
+            Expected::Echo => expect_with(conn, None, e.within).await,
+            // The checker keeps `same_as` out of `each`, and `super::run`
+            // answers it at the top level, where the other connection is.
+            Expected::SameAs(_) => Err("`same_as` needs the other connection, outside `each`".into()),
+        }
     }
 }
 
@@ -379,90 +404,106 @@ async fn expect_with(
     }
 }
 
-pub(super) async fn echo_back(conn: &mut Conn, e: &EchoBack) -> StepResult {
-    let t = conn.transcript.clone();
-    let want = e.payload.bytes();
-    match conn.echo_back(&want, within(e.within)).await {
-        Ok(()) => {
-            // How many writes it took depends on how the kernel split the
-            // bytes, so it stays out of the transcript.
-            let echo = Wire::Echo {
-                what: e.payload.describe(),
-                echoed: Some(want.len()),
-                mismatch: None,
-            };
-            t.record_wire(&conn.name, echo);
-            Ok(())
-        }
-        Err(why) => {
-            // conn.rs says what arrived in words: the bytes stay there.
-            let echo = Wire::Echo {
-                what: e.payload.describe(),
-                echoed: None,
-                mismatch: Some(Mismatch {
-                    expected: e.payload.describe(),
-                    got: why.clone(),
-                }),
-            };
-            t.record_wire(&conn.name, echo);
-            Err(why)
+impl RunOn for EchoBack {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let e = self;
+        let _ = cx;
+        let t = conn.transcript.clone();
+        let want = e.payload.bytes();
+        match conn.echo_back(&want, within(e.within)).await {
+            Ok(()) => {
+                // How many writes it took depends on how the kernel split the
+                // bytes, so it stays out of the transcript.
+                let echo = Wire::Echo {
+                    what: e.payload.describe(),
+                    echoed: Some(want.len()),
+                    mismatch: None,
+                };
+                t.record_wire(&conn.name, echo);
+                Ok(())
+            }
+            Err(why) => {
+                // conn.rs says what arrived in words: the bytes stay there.
+                let echo = Wire::Echo {
+                    what: e.payload.describe(),
+                    echoed: None,
+                    mismatch: Some(Mismatch {
+                        expected: e.payload.describe(),
+                        got: why.clone(),
+                    }),
+                };
+                t.record_wire(&conn.name, echo);
+                Err(why)
+            }
         }
     }
 }
 
-pub(super) async fn expect_eof(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Eof, within(c.within))
-        .await
-        .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))?;
-    conn.transcript.record_wire(&conn.name, Wire::Eof);
-    Ok(())
+impl RunOn for ExpectEof {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let c = self;
+        let _ = cx;
+        conn.expect_end(PeerState::Eof, within(c.within))
+            .await
+            .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))?;
+        conn.transcript.record_wire(&conn.name, Wire::Eof);
+        Ok(())
+    }
 }
 
 /// The program closed the connection, with no bytes more: a FIN, or the
 /// reset a kernel sends for a program that closes with bytes of the
 /// grader's unread (a server that stops reading a head too long, answers
 /// and closes). Either is a close; only what came before it counts.
-pub(super) async fn expect_closed(conn: &mut Conn, c: &ExpectClosed) -> StepResult {
-    if c.whatever_arrives {
-        let (taken, total) = conn.take_until_end(within(c.within)).await?;
-        if total > 0 {
-            conn.transcript.record_wire(
-                &conn.name,
-                Wire::Received {
-                    shown: escape::quote(&taken, 60),
-                    bytes: total,
-                    mismatch: None,
-                    ended: None,
-                },
-            );
+impl RunOn for ExpectClosed {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let c = self;
+        let _ = cx;
+        if c.whatever_arrives {
+            let (taken, total) = conn.take_until_end(within(c.within)).await?;
+            if total > 0 {
+                conn.transcript.record_wire(
+                    &conn.name,
+                    Wire::Received {
+                        shown: escape::quote(&taken, 60),
+                        bytes: total,
+                        mismatch: None,
+                        ended: None,
+                    },
+                );
+            }
+            let end = if conn.peer == PeerState::Reset {
+                Wire::Reset
+            } else {
+                Wire::Eof
+            };
+            conn.transcript.record_wire(&conn.name, end);
+            return Ok(());
         }
-        let end = if conn.peer == PeerState::Reset {
-            Wire::Reset
-        } else {
-            Wire::Eof
-        };
-        conn.transcript.record_wire(&conn.name, end);
-        return Ok(());
+        match conn.expect_end(PeerState::Eof, within(c.within)).await {
+            Ok(()) => conn.transcript.record_wire(&conn.name, Wire::Eof),
+            Err(_) if conn.peer == PeerState::Reset && conn.inbox.is_empty() => {
+                conn.transcript.record_wire(&conn.name, Wire::Reset)
+            }
+            Err(e) => {
+                drawn_end(conn, "the connection closed");
+                return Err(e.replace("end of stream (EOF)", "the connection to be closed"));
+            }
+        }
+        Ok(())
     }
-    match conn.expect_end(PeerState::Eof, within(c.within)).await {
-        Ok(()) => conn.transcript.record_wire(&conn.name, Wire::Eof),
-        Err(_) if conn.peer == PeerState::Reset && conn.inbox.is_empty() => {
-            conn.transcript.record_wire(&conn.name, Wire::Reset)
-        }
-        Err(e) => {
-            drawn_end(conn, "the connection closed");
-            return Err(e.replace("end of stream (EOF)", "the connection to be closed"));
-        }
-    }
-    Ok(())
 }
 
-pub(super) async fn expect_reset(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.expect_end(PeerState::Reset, within(c.within))
-        .await
-        .inspect_err(|_| drawn_end(conn, "a reset (RST)"))?;
-    conn.transcript.record_wire(&conn.name, Wire::Reset);
-    Ok(())
+impl RunOn for ExpectReset {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let c = self;
+        let _ = cx;
+        conn.expect_end(PeerState::Reset, within(c.within))
+            .await
+            .inspect_err(|_| drawn_end(conn, "a reset (RST)"))?;
+        conn.transcript.record_wire(&conn.name, Wire::Reset);
+        Ok(())
+    }
 }
 
 /// What came instead of the end or the silence `expected`, for the diagram
@@ -487,21 +528,31 @@ fn drawn_end(conn: &Conn, expected: &str) {
     conn.transcript.record_drawn(&conn.name, wire);
 }
 
-pub(super) fn shutdown(conn: &mut Conn, _: &ConnRef) -> StepResult {
-    conn.transcript
-        .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
-    conn.shutdown()
+impl RunOn for Shutdown {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let _ = cx;
+        conn.transcript
+            .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
+        conn.shutdown()
+    }
 }
 
-pub(super) async fn close(conn: &mut Conn, c: &ConnRef) -> StepResult {
-    conn.transcript.record_wire(&conn.name, Wire::Close);
-    conn.close(within(c.within)).await
+impl RunOn for Close {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let c = self;
+        let _ = cx;
+        conn.transcript.record_wire(&conn.name, Wire::Close);
+        conn.close(within(c.within)).await
+    }
 }
 
-pub(super) async fn abort(conn: &mut Conn, _: &ConnRef) -> StepResult {
-    conn.transcript.record_wire(&conn.name, Wire::Abort);
-    conn.abort().await;
-    Ok(())
+impl RunOn for Abort {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let _ = cx;
+        conn.transcript.record_wire(&conn.name, Wire::Abort);
+        conn.abort().await;
+        Ok(())
+    }
 }
 
 /// Why a connection to the server stays open although the server should
@@ -604,53 +655,65 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::
     .await;
 }
 
-pub(super) async fn expect_silence(conn: &mut Conn, s: &ExpectSilence) -> StepResult {
-    conn.expect_silence(s.duration.0)
-        .await
-        .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))?;
-    conn.transcript
-        .record(&conn.name, format!("<- nothing for {}", s.duration));
-    Ok(())
-}
-
-pub(super) fn read_slowly(conn: &mut Conn, r: &ReadSlowly) -> StepResult {
-    conn.transcript
-        .record(&conn.name, format!("reads slowly: {} bytes every {}", r.chunk, r.gap));
-    conn.read_slowly(r.chunk, r.gap.0);
-    Ok(())
-}
-
-pub(super) async fn fill(play: &mut Play<'_>, f: &Fill) -> StepResult {
-    let pid = play.running(&f.program.value)?.pid;
-    let spec = play.spec;
-    let conn = play.conn(Some(&f.on))?;
-    let t = conn.transcript.clone();
-    let bound = f.within.map(|w| w.0).unwrap_or(Duration::from_secs(10));
-    let filled = match conn.push_until_full(f.at_most, bound).await {
-        Ok(filled) => filled,
-        Err(why) => {
-            // A program that reset the connection stopped serving it: the
-            // precondition that keeps connections open, not this step's.
-            let precondition = super::closed_early(spec, conn);
-            play.precondition = precondition;
-            return Err(why);
-        }
-    };
-    // How many bytes it took depends on the buffer sizes the kernel chose:
-    // the count goes to the full transcript only, so snapshots stay stable.
-    let how = match filled.window_closed {
-        true => "until its receive window closed",
-        false => "up to `at_most` (the kernel shows no window)",
-    };
-    t.record_wire(&conn.name, Wire::Fill { how });
-    t.record_full_only(&conn.name, format!("({} written)", escape::bytes(filled.written)));
-    // Bounded: a program that spins never rests, and that is a verdict the
-    // next steps give, not this one.
-    let rested = witness::poll_until(Duration::from_millis(500), || (witness::tree_at_rest(pid), ()))
-        .await
-        .is_ok();
-    if !rested {
-        t.record(&f.program.value, "never at rest (still running after 500ms)");
+impl RunOn for ExpectSilence {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let s = self;
+        let _ = cx;
+        conn.expect_silence(s.duration.0)
+            .await
+            .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))?;
+        conn.transcript
+            .record(&conn.name, format!("<- nothing for {}", s.duration));
+        Ok(())
     }
-    Ok(())
+}
+
+impl RunOn for ReadSlowly {
+    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+        let r = self;
+        let _ = cx;
+        conn.transcript
+            .record(&conn.name, format!("reads slowly: {} bytes every {}", r.chunk, r.gap));
+        conn.read_slowly(r.chunk, r.gap.0);
+        Ok(())
+    }
+}
+
+impl Run for Fill {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let f = self;
+        let pid = play.running(&f.program.value)?.pid;
+        let spec = play.spec;
+        let conn = play.conn(Some(&f.on))?;
+        let t = conn.transcript.clone();
+        let bound = f.within.map(|w| w.0).unwrap_or(Duration::from_secs(10));
+        let filled = match conn.push_until_full(f.at_most, bound).await {
+            Ok(filled) => filled,
+            Err(why) => {
+                // A program that reset the connection stopped serving it: the
+                // precondition that keeps connections open, not this step's.
+                let precondition = super::closed_early(spec, conn);
+                play.precondition = precondition;
+                return Err(why);
+            }
+        };
+        // How many bytes it took depends on the buffer sizes the kernel chose:
+        // the count goes to the full transcript only, so snapshots stay stable.
+        let how = match filled.window_closed {
+            true => "until its receive window closed",
+            false => "up to `at_most` (the kernel shows no window)",
+        };
+        t.record_wire(&conn.name, Wire::Fill { how });
+        t.record_full_only(&conn.name, format!("({} written)", escape::bytes(filled.written)));
+        // Bounded: a program that spins never rests, and that is a verdict the
+        // next steps give, not this one.
+        let rested = witness::poll_until(Duration::from_millis(500), || (witness::tree_at_rest(pid), ()))
+            .await
+            .is_ok();
+        if !rested {
+            t.record(&f.program.value, "never at rest (still running after 500ms)");
+        }
+        Ok(())
+    }
 }

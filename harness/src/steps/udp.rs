@@ -2,6 +2,7 @@
 //! open the harness's endpoints; send_datagram, expect_datagram and
 //! expect_no_datagram act on one.
 
+use super::Run;
 use super::{StepError, StepResult};
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
@@ -15,299 +16,320 @@ use crate::transcript::{Mismatch, Wire};
 use crate::verdict::{Observed, Precondition};
 use std::net::SocketAddr;
 
-pub(super) fn udp_open(play: &mut Play<'_>, o: &UdpOpen) -> Result<(), StepError> {
-    let base = &o.name.value;
-    let names: Vec<String> = match o.count {
-        None => vec![base.clone()],
-        Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
-    };
-    for name in &names {
-        let endpoint = Endpoint::client(name, play.setting.port)
-            .map_err(|e| StepError::CannotRun(format!("the grader could not open a UDP socket: {e}")))?;
+impl Run for UdpOpen {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let o = self;
+        let base = &o.name.value;
+        let names: Vec<String> = match o.count {
+            None => vec![base.clone()],
+            Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
+        };
+        for name in &names {
+            let endpoint = Endpoint::client(name, play.setting.port)
+                .map_err(|e| StepError::CannotRun(format!("the grader could not open a UDP socket: {e}")))?;
+            play.endpoints.insert(name.clone(), endpoint);
+        }
+        let what = match o.count {
+            None => "udp socket, peer {port}".to_string(),
+            Some(n) => format!("{n} udp sockets, peer {{port}}"),
+        };
+        play.transcript.record(base, what);
+        Ok(())
+    }
+}
+
+impl Run for UdpBind {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let b = self;
+        let name = &b.name.value;
+        let endpoint = Endpoint::server(name, play.setting.port).map_err(|e| {
+            let port = play.setting.port;
+            StepError::CannotRun(format!("the grader could not bind port {port} for the client: {e}"))
+        })?;
         play.endpoints.insert(name.clone(), endpoint);
+        play.transcript.record(name, "udp socket bound to {port}");
+        Ok(())
     }
-    let what = match o.count {
-        None => "udp socket, peer {port}".to_string(),
-        Some(n) => format!("{n} udp sockets, peer {{port}}"),
-    };
-    play.transcript.record(base, what);
-    Ok(())
 }
 
-pub(super) fn udp_bind(play: &mut Play<'_>, b: &UdpBind) -> Result<(), StepError> {
-    let name = &b.name.value;
-    let endpoint = Endpoint::server(name, play.setting.port).map_err(|e| {
-        let port = play.setting.port;
-        StepError::CannotRun(format!("the grader could not bind port {port} for the client: {e}"))
-    })?;
-    play.endpoints.insert(name.clone(), endpoint);
-    play.transcript.record(name, "udp socket bound to {port}");
-    Ok(())
-}
-
-pub(super) fn relay(play: &mut Play<'_>, r: &Relay) -> Result<(), StepError> {
-    crate::relay::start(
-        r,
-        play.setting.port,
-        play.setting.port2,
-        play.transcript.clone(),
-        play.relay_holds.clone(),
-    )
-    .map_err(|e| {
-        let port = play.setting.port;
-        StepError::CannotRun(format!("the grader could not bind port {port} for its relay: {e}"))
-    })?;
-    let mut decisions: Vec<_> = r.plan.iter().collect();
-    decisions.sort_by_key(|(nth, _)| (nth.reply, nth.n));
-    let mut plan: Vec<String> = decisions
-        .into_iter()
-        .map(|(nth, fate)| match fate {
-            Fate::Deliver => format!("{nth}: passed on"),
-            Fate::Drop => format!("{nth}: dropped"),
-            Fate::Duplicate => format!("{nth}: duplicated"),
-            Fate::Delay(d) => format!("{nth}: {}ms late", d.as_millis()),
-        })
-        .collect();
-    play.relay_replies = r
-        .plan
-        .iter()
-        .filter(|(nth, fate)| nth.reply && matches!(fate, Fate::Duplicate | Fate::Delay(_)))
-        .map(|(nth, fate)| match fate {
-            Fate::Duplicate => format!("{nth} was duplicated"),
-            Fate::Delay(d) => format!("{nth} was held back {}ms", d.as_millis()),
-            Fate::Deliver | Fate::Drop => String::new(),
-        })
-        .collect();
-    if let Some((seed, loss)) = r.random {
-        plan.push(format!("the others: {loss}% lost (seed {seed})"));
-    }
-    let plan = if plan.is_empty() {
-        "everything passed on".to_string()
-    } else {
-        plan.join("; ")
-    };
-    play.transcript.record(
-        &r.name.value,
-        format!("relay {{port}} <-> {} at {{port2}}: {plan}", r.to.value),
-    );
-    Ok(())
-}
-
-pub(super) async fn send_datagram(play: &mut Play<'_>, s: &SendDatagram) -> StepResult {
-    let to = match &s.to {
-        Some(other) => play.endpoint(other)?.peer,
-        None => play.endpoint(&s.on)?.peer,
-    };
-    let peer_of = s.to.as_ref().unwrap_or(&s.on).value.clone();
-    let Some(to) = to else {
-        return Err(format!(
-            "`{peer_of}` has nobody to send to yet: a `udp_bind` endpoint answers the sender of the last datagram it received, and none has arrived"
-        ));
-    };
-    let whom = play.describe_addr(to);
-    let bytes = s.payload.bytes();
-    if play.endpoint(s.to.as_ref().unwrap_or(&s.on))?.role == Role::Server {
-        play.offered.extend((0..s.copies).map(|_| Offered {
-            from: s.on.value.clone(),
-            bytes: bytes.clone(),
-            foreign: s.to.is_some(),
-        }));
-    }
-    let transcript = play.transcript.clone();
-    let endpoint = play.endpoint(&s.on)?;
-    if let Some(gap) = s.gap {
-        endpoint.send_in_background(bytes.clone(), to, s.copies, gap.0);
-        transcript.record_wire(
-            &s.on.value,
-            Wire::Datagram {
-                outgoing: true,
-                shown: s.payload.describe(),
-                bytes: bytes.len(),
-                whom: format!("to {whom}, {} copies {gap} apart", s.copies),
-                mismatch: None,
-                fate: None,
-            },
+impl Run for Relay {
+    type Error = StepError;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+        let r = self;
+        crate::relay::start(
+            r,
+            play.setting.port,
+            play.setting.port2,
+            play.transcript.clone(),
+            play.relay_holds.clone(),
+        )
+        .map_err(|e| {
+            let port = play.setting.port;
+            StepError::CannotRun(format!("the grader could not bind port {port} for its relay: {e}"))
+        })?;
+        let mut decisions: Vec<_> = r.plan.iter().collect();
+        decisions.sort_by_key(|(nth, _)| (nth.reply, nth.n));
+        let mut plan: Vec<String> = decisions
+            .into_iter()
+            .map(|(nth, fate)| match fate {
+                Fate::Deliver => format!("{nth}: passed on"),
+                Fate::Drop => format!("{nth}: dropped"),
+                Fate::Duplicate => format!("{nth}: duplicated"),
+                Fate::Delay(d) => format!("{nth}: {}ms late", d.as_millis()),
+            })
+            .collect();
+        play.relay_replies = r
+            .plan
+            .iter()
+            .filter(|(nth, fate)| nth.reply && matches!(fate, Fate::Duplicate | Fate::Delay(_)))
+            .map(|(nth, fate)| match fate {
+                Fate::Duplicate => format!("{nth} was duplicated"),
+                Fate::Delay(d) => format!("{nth} was held back {}ms", d.as_millis()),
+                Fate::Deliver | Fate::Drop => String::new(),
+            })
+            .collect();
+        if let Some((seed, loss)) = r.random {
+            plan.push(format!("the others: {loss}% lost (seed {seed})"));
+        }
+        let plan = if plan.is_empty() {
+            "everything passed on".to_string()
+        } else {
+            plan.join("; ")
+        };
+        play.transcript.record(
+            &r.name.value,
+            format!("relay {{port}} <-> {} at {{port2}}: {plan}", r.to.value),
         );
-        return Ok(());
+        Ok(())
     }
-    for _ in 0..s.copies {
-        endpoint
-            .send_to(&bytes, to)
-            .await
-            .map_err(|e| format!("sending a datagram failed: {}", crate::conn::os_error(&e)))?;
-        transcript.record_wire(
-            &s.on.value,
-            Wire::Datagram {
-                outgoing: true,
-                shown: s.payload.describe(),
-                bytes: bytes.len(),
-                whom: format!("to {whom}"),
-                mismatch: None,
-                fate: None,
-            },
-        );
-    }
-    Ok(())
 }
 
-pub(super) async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> StepResult {
-    let bound = within(e.within);
-    let name = e.on.value.clone();
-    let mut watch = super::stillness::Watch::of(play);
-    let endpoint = play.endpoint(&e.on)?;
-    let role = endpoint.role;
-    let expected_from = endpoint.peer;
-    let previous = endpoint.last_arrival;
-    let previous_mark = endpoint.last_mark.take();
-    let echo = endpoint.last_sent.clone();
-    let mut deadline = Deadline::after(bound);
-    // Looks at the kernel between waits (`stillness`): once no program can
-    // send any more, the step fails then rather than at its bound.
-    let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
-    let still = received.is_none();
-    let received = received.unwrap_or(Ok(None));
-    let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))? else {
-        if still {
-            play.transcript
-                .record(&name, "<- no datagram, and nothing more could come");
+impl Run for SendDatagram {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let s = self;
+        let to = match &s.to {
+            Some(other) => play.endpoint(other)?.peer,
+            None => play.endpoint(&s.on)?.peer,
+        };
+        let peer_of = s.to.as_ref().unwrap_or(&s.on).value.clone();
+        let Some(to) = to else {
             return Err(format!(
-                "expected {} on `{name}`; nothing arrived, and {}{}",
-                describe_expected(&e.expected),
-                super::stillness::why_nothing_more(&watch, "send one"),
-                play.who_ended()
-            ));
-        }
-        play.transcript
-            .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
-        return Err(with_busy_note(
-            format!(
-                "expected {} on `{name}` within {}ms; nothing arrived{}",
-                describe_expected(&e.expected),
-                bound.as_millis(),
-                play.who_ended()
-            ),
-            &deadline,
-        ));
-    };
-    endpoint.last_arrival = Some(d.arrived);
-    endpoint.last_mark = Some(crate::program_time::Mark::now());
-    play.datagram_arrived = Some(d.arrived);
-    // What fails this step from here on is in this datagram.
-    play.failure_seen_at = Some(d.arrived);
-    if role == Role::Server {
-        play.request = Some(d.bytes.clone());
-        play.offered.clear();
-    }
-    let whom = match role {
-        Role::Server => "from the client".to_string(),
-        // What a member sees of a sender: its address, the TTL and the
-        // interface the datagram came through (the sender's port is its own
-        // business).
-        Role::Member => {
-            let ttl = d.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default();
-            let through = d
-                .interface
-                .map(|i| format!(", through {}", datagram::interface_name(i)))
-                .unwrap_or_default();
-            format!("from {}{ttl}{through}", d.from.ip())
-        }
-        _ => format!("from {}", play.describe_addr(d.from)),
-    };
-    let matcher = match (&e.expected, echo) {
-        (ExpectedDatagram::Bytes(m), _) => m,
-        (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
-        (ExpectedDatagram::Echo, None) => {
-            return Err(format!(
-                "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
-            ))
-        }
-    };
-    let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
-    let mismatch = (!matched).then(|| Mismatch {
-        expected: describe_matcher(matcher),
-        got: escape::quote(&d.bytes, 200),
-    });
-    let interval = previous.and_then(|p| d.arrived.duration_since(p).ok());
-    let detail = interval.map(|i| format!("{}ms after the previous datagram", i.as_millis()));
-    let wire = Wire::Datagram {
-        outgoing: false,
-        shown: escape::quote(&d.bytes, 80),
-        bytes: d.bytes.len(),
-        whom,
-        mismatch: mismatch.clone(),
-        fate: None,
-    };
-    match (&detail, e.interval) {
-        (Some(detail), Some(_)) => play.transcript.record_wire_with_detail(&name, wire, detail.clone()),
-        _ => play.transcript.record_wire(&name, wire),
-    }
-    // Where it came from, before what it holds: a reply from the wrong
-    // port is wrong whatever its bytes.
-    if role == Role::Client && Some(d.from) != expected_from {
-        return Err(format!(
-            "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
-            play.describe_addr(d.from)
-        ));
-    }
-    if role == Role::Member {
-        through_loopback(play, &name, &d)?;
-    }
-    if d.truncated {
-        return Err(format!(
-            "a datagram on `{name}` was longer than {} bytes",
-            d.bytes.len()
-        ));
-    }
-    if let Some(m) = mismatch {
-        let diff = matcher
-            .mismatch(&d.bytes)
-            .map(|(_, _, diff)| diff)
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("; {d}"))
-            .unwrap_or_default();
-        return Err(format!(
-            "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
-            m.expected,
-            m.got,
-            escape::bytes(d.bytes.len())
-        ));
-    }
-    if let Some(want) = e.ttl {
-        match d.ttl {
-            Some(ttl) if ttl == i32::from(want) => {}
-            Some(ttl) => {
-                return Err(format!(
-                    "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
-                ))
-            }
-            None => return Err(format!("`{name}` does not read TTLs: `ttl` needs a `join` endpoint")),
-        }
-    }
-    if let Some(bounds) = e.interval {
-        let Some(gap) = interval else {
-            return Err(format!(
-                "`interval` measures from the previous datagram on `{name}`, and this is the first"
+                "`{peer_of}` has nobody to send to yet: a `udp_bind` endpoint answers the sender of the last datagram it received, and none has arrived"
             ));
         };
-        // Too late only in the programs' time: what a busy machine kept
-        // them waiting for a CPU in between is not the program's delay.
-        // (Too soon needs no such care: load never makes anything sooner.)
-        let stolen = || previous_mark.as_ref().map(|m| m.waited_since()).unwrap_or_default();
-        if gap < bounds.at_least.0 || (gap > bounds.at_most.0 && gap > bounds.at_most.0 + stolen()) {
-            let how = if gap < bounds.at_least.0 {
-                "too soon"
-            } else {
-                "too late"
-            };
+        let whom = play.describe_addr(to);
+        let bytes = s.payload.bytes();
+        if play.endpoint(s.to.as_ref().unwrap_or(&s.on))?.role == Role::Server {
+            play.offered.extend((0..s.copies).map(|_| Offered {
+                from: s.on.value.clone(),
+                bytes: bytes.clone(),
+                foreign: s.to.is_some(),
+            }));
+        }
+        let transcript = play.transcript.clone();
+        let endpoint = play.endpoint(&s.on)?;
+        if let Some(gap) = s.gap {
+            endpoint.send_in_background(bytes.clone(), to, s.copies, gap.0);
+            transcript.record_wire(
+                &s.on.value,
+                Wire::Datagram {
+                    outgoing: true,
+                    shown: s.payload.describe(),
+                    bytes: bytes.len(),
+                    whom: format!("to {whom}, {} copies {gap} apart", s.copies),
+                    mismatch: None,
+                    fate: None,
+                },
+            );
+            return Ok(());
+        }
+        for _ in 0..s.copies {
+            endpoint
+                .send_to(&bytes, to)
+                .await
+                .map_err(|e| format!("sending a datagram failed: {}", crate::conn::os_error(&e)))?;
+            transcript.record_wire(
+                &s.on.value,
+                Wire::Datagram {
+                    outgoing: true,
+                    shown: s.payload.describe(),
+                    bytes: bytes.len(),
+                    whom: format!("to {whom}"),
+                    mismatch: None,
+                    fate: None,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Run for ExpectDatagram {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let e = self;
+        let bound = within(e.within);
+        let name = e.on.value.clone();
+        let mut watch = super::stillness::Watch::of(play);
+        let endpoint = play.endpoint(&e.on)?;
+        let role = endpoint.role;
+        let expected_from = endpoint.peer;
+        let previous = endpoint.last_arrival;
+        let previous_mark = endpoint.last_mark.take();
+        let echo = endpoint.last_sent.clone();
+        let mut deadline = Deadline::after(bound);
+        // Looks at the kernel between waits (`stillness`): once no program can
+        // send any more, the step fails then rather than at its bound.
+        let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
+        let still = received.is_none();
+        let received = received.unwrap_or(Ok(None));
+        let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
+        else {
+            if still {
+                play.transcript
+                    .record(&name, "<- no datagram, and nothing more could come");
+                return Err(format!(
+                    "expected {} on `{name}`; nothing arrived, and {}{}",
+                    describe_expected(&e.expected),
+                    super::stillness::why_nothing_more(&watch, "send one"),
+                    play.who_ended()
+                ));
+            }
+            play.transcript
+                .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
+            return Err(with_busy_note(
+                format!(
+                    "expected {} on `{name}` within {}ms; nothing arrived{}",
+                    describe_expected(&e.expected),
+                    bound.as_millis(),
+                    play.who_ended()
+                ),
+                &deadline,
+            ));
+        };
+        endpoint.last_arrival = Some(d.arrived);
+        endpoint.last_mark = Some(crate::program_time::Mark::now());
+        play.datagram_arrived = Some(d.arrived);
+        // What fails this step from here on is in this datagram.
+        play.failure_seen_at = Some(d.arrived);
+        if role == Role::Server {
+            play.request = Some(d.bytes.clone());
+            play.offered.clear();
+        }
+        let whom = match role {
+            Role::Server => "from the client".to_string(),
+            // What a member sees of a sender: its address, the TTL and the
+            // interface the datagram came through (the sender's port is its own
+            // business).
+            Role::Member => {
+                let ttl = d.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default();
+                let through = d
+                    .interface
+                    .map(|i| format!(", through {}", datagram::interface_name(i)))
+                    .unwrap_or_default();
+                format!("from {}{ttl}{through}", d.from.ip())
+            }
+            _ => format!("from {}", play.describe_addr(d.from)),
+        };
+        let matcher = match (&e.expected, echo) {
+            (ExpectedDatagram::Bytes(m), _) => m,
+            (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
+            (ExpectedDatagram::Echo, None) => {
+                return Err(format!(
+                    "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
+                ))
+            }
+        };
+        let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
+        let mismatch = (!matched).then(|| Mismatch {
+            expected: describe_matcher(matcher),
+            got: escape::quote(&d.bytes, 200),
+        });
+        let interval = previous.and_then(|p| d.arrived.duration_since(p).ok());
+        let detail = interval.map(|i| format!("{}ms after the previous datagram", i.as_millis()));
+        let wire = Wire::Datagram {
+            outgoing: false,
+            shown: escape::quote(&d.bytes, 80),
+            bytes: d.bytes.len(),
+            whom,
+            mismatch: mismatch.clone(),
+            fate: None,
+        };
+        match (&detail, e.interval) {
+            (Some(detail), Some(_)) => play.transcript.record_wire_with_detail(&name, wire, detail.clone()),
+            _ => play.transcript.record_wire(&name, wire),
+        }
+        // Where it came from, before what it holds: a reply from the wrong
+        // port is wrong whatever its bytes.
+        if role == Role::Client && Some(d.from) != expected_from {
             return Err(format!(
-                "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
-                gap.as_millis(),
-                bounds.at_least,
-                bounds.at_most
+                "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
+                play.describe_addr(d.from)
             ));
         }
+        if role == Role::Member {
+            through_loopback(play, &name, &d)?;
+        }
+        if d.truncated {
+            return Err(format!(
+                "a datagram on `{name}` was longer than {} bytes",
+                d.bytes.len()
+            ));
+        }
+        if let Some(m) = mismatch {
+            let diff = matcher
+                .mismatch(&d.bytes)
+                .map(|(_, _, diff)| diff)
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("; {d}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
+                m.expected,
+                m.got,
+                escape::bytes(d.bytes.len())
+            ));
+        }
+        if let Some(want) = e.ttl {
+            match d.ttl {
+                Some(ttl) if ttl == i32::from(want) => {}
+                Some(ttl) => {
+                    return Err(format!(
+                        "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
+                    ))
+                }
+                None => return Err(format!("`{name}` does not read TTLs: `ttl` needs a `join` endpoint")),
+            }
+        }
+        if let Some(bounds) = e.interval {
+            let Some(gap) = interval else {
+                return Err(format!(
+                    "`interval` measures from the previous datagram on `{name}`, and this is the first"
+                ));
+            };
+            // Too late only in the programs' time: what a busy machine kept
+            // them waiting for a CPU in between is not the program's delay.
+            // (Too soon needs no such care: load never makes anything sooner.)
+            let stolen = || previous_mark.as_ref().map(|m| m.waited_since()).unwrap_or_default();
+            if gap < bounds.at_least.0 || (gap > bounds.at_most.0 && gap > bounds.at_most.0 + stolen()) {
+                let how = if gap < bounds.at_least.0 {
+                    "too soon"
+                } else {
+                    "too late"
+                };
+                return Err(format!(
+                    "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
+                    gap.as_millis(),
+                    bounds.at_least,
+                    bounds.at_most
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A datagram a member heard through another interface than `lo`: the
@@ -336,62 +358,66 @@ fn through_loopback(play: &mut Play<'_>, name: &str, d: &Datagram) -> StepResult
     ))
 }
 
-pub(super) async fn expect_no_datagram(play: &mut Play<'_>, e: &ExpectNoDatagram) -> StepResult {
-    let name = e.on.value.clone();
-    let arrived = play.datagram_arrived;
-    let endpoint = play.endpoint(&e.on)?;
-    // Counted from the arrival of the datagram the step before received on
-    // this endpoint, as the kernel stamped it, if there is one (a client
-    // must not resend within 300 ms of its request): a grader that got to
-    // this step late on a busy machine must not take in the resend due at
-    // 500 ms.
-    let now = std::time::SystemTime::now();
-    let from = arrived
-        .filter(|at| Some(*at) == endpoint.last_arrival && *at <= now)
-        .unwrap_or(now);
-    let until = from + e.duration.0;
-    let span = until.duration_since(now).unwrap_or_default();
-    let mut got = endpoint
-        .recv(&mut Deadline::on_the_wall_clock(span))
-        .await
-        .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
-    // Judged by the kernel's stamp, not by when the grader got to read it.
-    if let Some(late) = got.take_if(|d| d.arrived > until) {
-        endpoint.hold(late);
-    }
-    match got {
-        None => {
-            play.transcript
-                .record(&name, format!("<- no datagram for {}", e.duration));
-            Ok(())
+impl Run for ExpectNoDatagram {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let e = self;
+        let name = e.on.value.clone();
+        let arrived = play.datagram_arrived;
+        let endpoint = play.endpoint(&e.on)?;
+        // Counted from the arrival of the datagram the step before received on
+        // this endpoint, as the kernel stamped it, if there is one (a client
+        // must not resend within 300 ms of its request): a grader that got to
+        // this step late on a busy machine must not take in the resend due at
+        // 500 ms.
+        let now = std::time::SystemTime::now();
+        let from = arrived
+            .filter(|at| Some(*at) == endpoint.last_arrival && *at <= now)
+            .unwrap_or(now);
+        let until = from + e.duration.0;
+        let span = until.duration_since(now).unwrap_or_default();
+        let mut got = endpoint
+            .recv(&mut Deadline::on_the_wall_clock(span))
+            .await
+            .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
+        // Judged by the kernel's stamp, not by when the grader got to read it.
+        if let Some(late) = got.take_if(|d| d.arrived > until) {
+            endpoint.hold(late);
         }
-        Some(d) => {
-            endpoint.last_arrival = Some(d.arrived);
-            let whom = format!("from {}", play.describe_addr(d.from));
-            play.transcript.record_wire(
-                &name,
-                Wire::Datagram {
-                    outgoing: false,
-                    shown: escape::quote(&d.bytes, 80),
-                    bytes: d.bytes.len(),
-                    whom,
-                    mismatch: Some(Mismatch {
-                        expected: "no datagram".into(),
-                        got: escape::quote(&d.bytes, 200),
-                    }),
-                    fate: None,
-                },
-            );
-            play.failure_seen_at = Some(d.arrived);
-            if let Some((_, prog)) = client_program(play) {
-                prog.output_caught_up().await;
+        match got {
+            None => {
+                play.transcript
+                    .record(&name, format!("<- no datagram for {}", e.duration));
+                Ok(())
             }
-            play.observed = reply_taken(play);
-            Err(format!(
-                "expected no datagram on `{name}` for {}; {} arrived",
-                e.duration,
-                escape::quote(&d.bytes, 80)
-            ))
+            Some(d) => {
+                endpoint.last_arrival = Some(d.arrived);
+                let whom = format!("from {}", play.describe_addr(d.from));
+                play.transcript.record_wire(
+                    &name,
+                    Wire::Datagram {
+                        outgoing: false,
+                        shown: escape::quote(&d.bytes, 80),
+                        bytes: d.bytes.len(),
+                        whom,
+                        mismatch: Some(Mismatch {
+                            expected: "no datagram".into(),
+                            got: escape::quote(&d.bytes, 200),
+                        }),
+                        fate: None,
+                    },
+                );
+                play.failure_seen_at = Some(d.arrived);
+                if let Some((_, prog)) = client_program(play) {
+                    prog.output_caught_up().await;
+                }
+                play.observed = reply_taken(play);
+                Err(format!(
+                    "expected no datagram on `{name}` for {}; {} arrived",
+                    e.duration,
+                    escape::quote(&d.bytes, 80)
+                ))
+            }
         }
     }
 }

@@ -7,13 +7,13 @@
 //! (saying how) when the program died: a dead program holds no descriptor,
 //! which is no pass.
 
-use super::StepResult;
+use super::Run;
 use crate::scenario::Play;
-use crate::spec::program::ProgramRef;
 use crate::spec::values::within;
 use crate::spec::witness::{
     ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
 };
+use crate::spec::witness::{FdBaseline, MemoryBaseline};
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 
@@ -27,260 +27,289 @@ const RELEASE_ADVICE: &str =
 const MEMORY_ADVICE: &str =
     "Memory that grows with every client is a leak: free() what you allocated for a client when it leaves";
 
-pub(super) fn fd_baseline(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
-    let name = &p.program.value;
-    let pid = play.running(name)?.pid;
-    // The baseline is what the program holds with no client connected. A
-    // connection the harness just closed may not be closed by the program
-    // yet; counting it would make the baseline depend on the scheduler (and
-    // excuse a leak). The connections are read first: one the program
-    // closes between the two reads is then in neither count, where read
-    // second it would stay in the baseline.
-    let connections = witness::connection_fds(pid);
-    let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
-    fds.retain(|fd, _| !connections.contains(fd));
-    play.transcript.record_with_detail(
-        name,
-        "open descriptors noted as the baseline",
-        format!("{} open", fds.len()),
-    );
-    play.fd_baselines.insert(name.clone(), fds);
-    Ok(())
-}
-
-pub(super) async fn expect_fds(play: &mut Play<'_>, f: &ExpectFds) -> StepResult {
-    let name = &f.program.value;
-    let baseline = play
-        .fd_baselines
-        .get(name)
-        .cloned()
-        .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
-    let pid = play.running(name)?.pid;
-    let limit = baseline.len() + f.above_baseline;
-    let prog = &play.programs[name];
-    let now = poll_until(within(f.within), || {
-        if !prog.is_running() || !witness::alive(pid) {
-            return (true, None);
-        }
-        let fds = witness::fds(pid).unwrap_or_default();
-        (fds.len() <= limit, Some(fds))
-    })
-    .await;
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!(
-            "expected {name} to be running with at most {limit} open descriptors; it {how}"
-        ));
-    }
-    match now {
-        Ok(fds) => {
-            let fds = fds.unwrap_or_default();
-            // The difference is the program's doing; the counts also hold
-            // whatever its runtime opened for itself.
-            let difference = fds.len() as i64 - baseline.len() as i64;
-            play.transcript.record_with_detail(
-                name,
-                format!("open descriptors: baseline {difference:+}"),
-                format!("{} open, baseline {}", fds.len(), baseline.len()),
-            );
-            Ok(())
-        }
-        Err(fds) => {
-            let fds = fds.unwrap_or_default();
-            let extra: Vec<String> = fds
-                .iter()
-                .filter(|(fd, target)| baseline.get(fd) != Some(target))
-                .take(5)
-                .map(|(fd, target)| format!("fd {fd} -> {target}"))
-                .collect();
-            Err(format!(
-                "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {}); it has {}: {} more.\n  New since the baseline: {}{}\n  {FD_LEAK_ADVICE}",
-                baseline.len(),
-                fds.len(),
-                fds.len().saturating_sub(baseline.len()),
-                extra.join(", "),
-                if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
-            ))
-        }
+impl Run for FdBaseline {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let p = self;
+        let name = &p.program.value;
+        let pid = play.running(name)?.pid;
+        // The baseline is what the program holds with no client connected. A
+        // connection the harness just closed may not be closed by the program
+        // yet; counting it would make the baseline depend on the scheduler (and
+        // excuse a leak). The connections are read first: one the program
+        // closes between the two reads is then in neither count, where read
+        // second it would stay in the baseline.
+        let connections = witness::connection_fds(pid);
+        let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
+        fds.retain(|fd, _| !connections.contains(fd));
+        play.transcript.record_with_detail(
+            name,
+            "open descriptors noted as the baseline",
+            format!("{} open", fds.len()),
+        );
+        play.fd_baselines.insert(name.clone(), fds);
+        Ok(())
     }
 }
 
-pub(super) fn memory_baseline(play: &mut Play<'_>, p: &ProgramRef) -> StepResult {
-    let name = &p.program.value;
-    let pid = play.running(name)?.pid;
-    let rss = tree_rss(pid);
-    play.transcript.record_with_detail(
-        name,
-        "resident memory noted as the baseline",
-        format!("{} KiB", rss >> 10),
-    );
-    play.memory_baselines.insert(name.clone(), rss);
-    Ok(())
-}
-
-pub(super) async fn expect_memory(play: &mut Play<'_>, m: &ExpectMemory) -> StepResult {
-    let name = &m.program.value;
-    let baseline = *play
-        .memory_baselines
-        .get(name)
-        .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))?;
-    let pid = play.running(name)?.pid;
-    let limit = baseline + m.growth_at_most.0 as u64;
-    // Children that are still finishing their clients hold memory too: wait
-    // (bounded) for the tree to settle.
-    let rss = poll_until(within(m.within), || {
-        if !witness::alive(pid) {
-            return (true, 0);
-        }
-        let rss = tree_rss(pid);
-        (rss <= limit, rss)
-    })
-    .await;
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!("expected {name} to keep running; it {how}"));
-    }
-    match rss {
-        Ok(rss) => {
-            play.transcript.record_with_detail(
-                name,
-                format!("resident memory within {} KiB of the baseline", m.growth_at_most.0 >> 10),
-                format!("{} KiB, baseline {} KiB", rss >> 10, baseline >> 10),
-            );
-            Ok(())
-        }
-        Err(rss) => Err(format!(
-            "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  {MEMORY_ADVICE}",
-            m.growth_at_most.0 >> 10,
-            baseline >> 10,
-            rss >> 10,
-            rss.saturating_sub(baseline) >> 10
-        )),
-    }
-}
-
-pub(super) async fn expect_accepted(play: &mut Play<'_>, a: &ExpectAccepted) -> StepResult {
-    let name = &a.program.value;
-    let target = &a.connection.value;
-    // A group stands for its members.
-    let members = play.groups.get(target).cloned().unwrap_or_else(|| vec![target.clone()]);
-    let ports = members
-        .iter()
-        .map(|m| play.conns.get(m).map(|c| (m.clone(), c.local_port)))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| format!("`{target}` was never opened"))?;
-    let pid = play.running(name)?.pid;
-    let port = play.setting.port;
-    let waiting = poll_until(within(a.within), || {
-        let tree = witness::tree(pid, &witness::processes());
-        let waiting: Vec<String> = ports
-            .iter()
-            .filter(|(_, p)| witness::connection_hold(&tree, port, *p) != witness::Hold::Held)
-            .map(|(m, _)| m.clone())
-            .collect();
-        (waiting.is_empty() || !witness::alive(pid), waiting)
-    })
-    .await;
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!("expected {name} to accept `{target}`; it {how}"));
-    }
-    match waiting {
-        Ok(_) => {
-            play.transcript.record(name, format!("accepted {target}"));
-            Ok(())
-        }
-        Err(waiting) => Err(format!(
-            "expected {name} to accept {} within {}ms; {} still waiting in its listen queue (or closed): {}",
-            match members.len() {
-                1 => format!("`{target}`"),
-                n => format!("the {n} connections of `{target}`"),
-            },
-            within(a.within).as_millis(),
-            waiting.len(),
-            waiting.join(", ")
-        )),
-    }
-}
-
-pub(super) async fn expect_read(play: &mut Play<'_>, r: &ExpectRead) -> StepResult {
-    let name = &r.program.value;
-    let conn = &r.connection.value;
-    // The program's port and the harness's, whichever side connected.
-    let (port, peer_port, pending) = play
-        .conns
-        .get(conn)
-        .map(|c| (c.remote_port, c.local_port, c.writes_pending()))
-        .ok_or_else(|| format!("`{conn}` was never opened"))?;
-    let pid = play.running(name)?.pid;
-    // The harness's own writes first: what it queued must be in the kernel.
-    let read = poll_until(within(r.within), || {
-        let queues = witness::connection_queues(pid, port, peer_port);
-        let done = !pending() && matches!(queues, Some(((0, _), (_, 0))));
-        (done || !witness::alive(pid), queues)
-    })
-    .await;
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!("expected {name} to read what was sent on `{conn}`; it {how}"));
-    }
-    match read {
-        Ok(_) => {
-            play.transcript.record(name, format!("read everything sent on {conn}"));
-            Ok(())
-        }
-        Err(queues) => Err(format!(
-            "expected {name} to read everything sent on `{conn}` within {}ms; {}",
-            within(r.within).as_millis(),
-            match queues {
-                Some(((_, _), (_, unread))) if unread > 0 => format!("{unread} bytes still wait in its receive queue"),
-                Some(_) => "bytes were still on their way to it".to_string(),
-                None => "the connection is no longer in the kernel's table".to_string(),
+impl Run for ExpectFds {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let f = self;
+        let name = &f.program.value;
+        let baseline = play
+            .fd_baselines
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
+        let pid = play.running(name)?.pid;
+        let limit = baseline.len() + f.above_baseline;
+        let prog = &play.programs[name];
+        let now = poll_until(within(f.within), || {
+            if !prog.is_running() || !witness::alive(pid) {
+                return (true, None);
             }
-        )),
+            let fds = witness::fds(pid).unwrap_or_default();
+            (fds.len() <= limit, Some(fds))
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!(
+                "expected {name} to be running with at most {limit} open descriptors; it {how}"
+            ));
+        }
+        match now {
+            Ok(fds) => {
+                let fds = fds.unwrap_or_default();
+                // The difference is the program's doing; the counts also hold
+                // whatever its runtime opened for itself.
+                let difference = fds.len() as i64 - baseline.len() as i64;
+                play.transcript.record_with_detail(
+                    name,
+                    format!("open descriptors: baseline {difference:+}"),
+                    format!("{} open, baseline {}", fds.len(), baseline.len()),
+                );
+                Ok(())
+            }
+            Err(fds) => {
+                let fds = fds.unwrap_or_default();
+                let extra: Vec<String> = fds
+                    .iter()
+                    .filter(|(fd, target)| baseline.get(fd) != Some(target))
+                    .take(5)
+                    .map(|(fd, target)| format!("fd {fd} -> {target}"))
+                    .collect();
+                Err(format!(
+                    "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {}); it has {}: {} more.\n  New since the baseline: {}{}\n  {FD_LEAK_ADVICE}",
+                    baseline.len(),
+                    fds.len(),
+                    fds.len().saturating_sub(baseline.len()),
+                    extra.join(", "),
+                    if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
+                ))
+            }
+        }
     }
 }
 
-pub(super) async fn expect_released(play: &mut Play<'_>, r: &ExpectReleased) -> StepResult {
-    let name = &r.program.value;
-    let conn = &r.connection.value;
-    let peer_port = play
-        .conns
-        .get(conn)
-        .map(|c| c.local_port)
-        .ok_or_else(|| format!("`{conn}` was never opened"))?;
-    let pid = play.running(name)?.pid;
-    let port = play.setting.port;
-    let hold = poll_until(within(r.within), || {
-        if !witness::alive(pid) {
-            return (true, None);
-        }
-        let tree = witness::tree(pid, &witness::processes());
-        let hold = witness::connection_hold(&tree, port, peer_port);
-        (hold == witness::Hold::Released, Some(hold))
-    })
-    .await;
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!(
-            "expected {name} to close its end of `{conn}` and go on; it {how}"
-        ));
+impl Run for MemoryBaseline {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let p = self;
+        let name = &p.program.value;
+        let pid = play.running(name)?.pid;
+        let rss = tree_rss(pid);
+        play.transcript.record_with_detail(
+            name,
+            "resident memory noted as the baseline",
+            format!("{} KiB", rss >> 10),
+        );
+        play.memory_baselines.insert(name.clone(), rss);
+        Ok(())
     }
-    match hold {
-        Ok(_) => {
-            play.transcript.record(name, format!("closed its end of {conn}"));
-            Ok(())
+}
+
+impl Run for ExpectMemory {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let m = self;
+        let name = &m.program.value;
+        let baseline = *play
+            .memory_baselines
+            .get(name)
+            .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))?;
+        let pid = play.running(name)?.pid;
+        let limit = baseline + m.growth_at_most.0 as u64;
+        // Children that are still finishing their clients hold memory too: wait
+        // (bounded) for the tree to settle.
+        let rss = poll_until(within(m.within), || {
+            if !witness::alive(pid) {
+                return (true, 0);
+            }
+            let rss = tree_rss(pid);
+            (rss <= limit, rss)
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!("expected {name} to keep running; it {how}"));
         }
-        Err(Some(witness::Hold::Waiting)) => Err(format!(
-            "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
-            within(r.within).as_millis()
-        )),
-        Err(_) => {
-            play.observed = super::tcp::copy_kept(play, Some(&r.connection));
-            Err(format!(
-                "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  {RELEASE_ADVICE}",
+        match rss {
+            Ok(rss) => {
+                play.transcript.record_with_detail(
+                    name,
+                    format!("resident memory within {} KiB of the baseline", m.growth_at_most.0 >> 10),
+                    format!("{} KiB, baseline {} KiB", rss >> 10, baseline >> 10),
+                );
+                Ok(())
+            }
+            Err(rss) => Err(format!(
+                "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  {MEMORY_ADVICE}",
+                m.growth_at_most.0 >> 10,
+                baseline >> 10,
+                rss >> 10,
+                rss.saturating_sub(baseline) >> 10
+            )),
+        }
+    }
+}
+
+impl Run for ExpectAccepted {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let a = self;
+        let name = &a.program.value;
+        let target = &a.connection.value;
+        // A group stands for its members.
+        let members = play.groups.get(target).cloned().unwrap_or_else(|| vec![target.clone()]);
+        let ports = members
+            .iter()
+            .map(|m| play.conns.get(m).map(|c| (m.clone(), c.local_port)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("`{target}` was never opened"))?;
+        let pid = play.running(name)?.pid;
+        let port = play.setting.port;
+        let waiting = poll_until(within(a.within), || {
+            let tree = witness::tree(pid, &witness::processes());
+            let waiting: Vec<String> = ports
+                .iter()
+                .filter(|(_, p)| witness::connection_hold(&tree, port, *p) != witness::Hold::Held)
+                .map(|(m, _)| m.clone())
+                .collect();
+            (waiting.is_empty() || !witness::alive(pid), waiting)
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!("expected {name} to accept `{target}`; it {how}"));
+        }
+        match waiting {
+            Ok(_) => {
+                play.transcript.record(name, format!("accepted {target}"));
+                Ok(())
+            }
+            Err(waiting) => Err(format!(
+                "expected {name} to accept {} within {}ms; {} still waiting in its listen queue (or closed): {}",
+                match members.len() {
+                    1 => format!("`{target}`"),
+                    n => format!("the {n} connections of `{target}`"),
+                },
+                within(a.within).as_millis(),
+                waiting.len(),
+                waiting.join(", ")
+            )),
+        }
+    }
+}
+
+impl Run for ExpectRead {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let r = self;
+        let name = &r.program.value;
+        let conn = &r.connection.value;
+        // The program's port and the harness's, whichever side connected.
+        let (port, peer_port, pending) = play
+            .conns
+            .get(conn)
+            .map(|c| (c.remote_port, c.local_port, c.writes_pending()))
+            .ok_or_else(|| format!("`{conn}` was never opened"))?;
+        let pid = play.running(name)?.pid;
+        // The harness's own writes first: what it queued must be in the kernel.
+        let read = poll_until(within(r.within), || {
+            let queues = witness::connection_queues(pid, port, peer_port);
+            let done = !pending() && matches!(queues, Some(((0, _), (_, 0))));
+            (done || !witness::alive(pid), queues)
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!("expected {name} to read what was sent on `{conn}`; it {how}"));
+        }
+        match read {
+            Ok(_) => {
+                play.transcript.record(name, format!("read everything sent on {conn}"));
+                Ok(())
+            }
+            Err(queues) => Err(format!(
+                "expected {name} to read everything sent on `{conn}` within {}ms; {}",
+                within(r.within).as_millis(),
+                match queues {
+                    Some(((_, _), (_, unread))) if unread > 0 =>
+                        format!("{unread} bytes still wait in its receive queue"),
+                    Some(_) => "bytes were still on their way to it".to_string(),
+                    None => "the connection is no longer in the kernel's table".to_string(),
+                }
+            )),
+        }
+    }
+}
+
+impl Run for ExpectReleased {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let r = self;
+        let name = &r.program.value;
+        let conn = &r.connection.value;
+        let peer_port = play
+            .conns
+            .get(conn)
+            .map(|c| c.local_port)
+            .ok_or_else(|| format!("`{conn}` was never opened"))?;
+        let pid = play.running(name)?.pid;
+        let port = play.setting.port;
+        let hold = poll_until(within(r.within), || {
+            if !witness::alive(pid) {
+                return (true, None);
+            }
+            let tree = witness::tree(pid, &witness::processes());
+            let hold = witness::connection_hold(&tree, port, peer_port);
+            (hold == witness::Hold::Released, Some(hold))
+        })
+        .await;
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!(
+                "expected {name} to close its end of `{conn}` and go on; it {how}"
+            ));
+        }
+        match hold {
+            Ok(_) => {
+                play.transcript.record(name, format!("closed its end of {conn}"));
+                Ok(())
+            }
+            Err(Some(witness::Hold::Waiting)) => Err(format!(
+                "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
                 within(r.within).as_millis()
-            ))
+            )),
+            Err(_) => {
+                play.observed = super::tcp::copy_kept(play, Some(&r.connection));
+                Err(format!(
+                    "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  {RELEASE_ADVICE}",
+                    within(r.within).as_millis()
+                ))
+            }
         }
     }
 }
@@ -293,105 +322,117 @@ pub(super) fn settled(play: &Play<'_>, pids: impl IntoIterator<Item = i32>) -> b
     play.conns.values().all(|c| c.written()) && pids.into_iter().all(witness::tree_settled)
 }
 
-pub(super) async fn expect_at_rest(play: &mut Play<'_>, r: &ExpectAtRest) -> StepResult {
-    let name = &r.program.value;
-    let pid = play.running(name)?.pid;
-    // Twice in a row: a thread between two system calls may look asleep
-    // for a moment (waiting on a lock another thread holds while it works).
-    let mut calm = 0;
-    let settled = poll_until(within(r.within), || {
-        let quiet = settled(&*play, [pid]);
-        calm = if quiet { calm + 1 } else { 0 };
-        (calm >= 2, ())
-    })
-    .await;
-    match settled {
-        Ok(()) => {
-            play.transcript.record(name, "at rest");
-            Ok(())
+impl Run for ExpectAtRest {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let r = self;
+        let name = &r.program.value;
+        let pid = play.running(name)?.pid;
+        // Twice in a row: a thread between two system calls may look asleep
+        // for a moment (waiting on a lock another thread holds while it works).
+        let mut calm = 0;
+        let settled = poll_until(within(r.within), || {
+            let quiet = settled(&*play, [pid]);
+            calm = if quiet { calm + 1 } else { 0 };
+            (calm >= 2, ())
+        })
+        .await;
+        match settled {
+            Ok(()) => {
+                play.transcript.record(name, "at rest");
+                Ok(())
+            }
+            Err(()) => Err(format!(
+                "expected {name} to come to rest (every thread waiting in the kernel, nothing in flight) within {}ms; \
+                 it did not: a thread kept running, or bytes kept waiting in its sockets",
+                within(r.within).as_millis()
+            )),
         }
-        Err(()) => Err(format!(
-            "expected {name} to come to rest (every thread waiting in the kernel, nothing in flight) within {}ms; \
-             it did not: a thread kept running, or bytes kept waiting in its sockets",
-            within(r.within).as_millis()
-        )),
     }
 }
 
-pub(super) async fn expect_zombies(play: &mut Play<'_>, z: &ExpectZombies) -> StepResult {
-    let name = &z.program.value;
-    let pid = play.running(name)?.pid;
-    let at_most = z.at_most;
-    let r = poll_until(within(z.within), || {
-        let n = witness::zombies(pid, &witness::processes()).len();
-        (n <= at_most, n)
-    })
-    .await;
-    match r {
-        Ok(_) => {
-            play.transcript.record(name, format!("at most {at_most} zombie children"));
-            Ok(())
+impl Run for ExpectZombies {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let z = self;
+        let name = &z.program.value;
+        let pid = play.running(name)?.pid;
+        let at_most = z.at_most;
+        let r = poll_until(within(z.within), || {
+            let n = witness::zombies(pid, &witness::processes()).len();
+            (n <= at_most, n)
+        })
+        .await;
+        match r {
+            Ok(_) => {
+                play.transcript.record(name, format!("at most {at_most} zombie children"));
+                Ok(())
+            }
+            Err(n) => Err(format!(
+                "expected {name} to have at most {at_most} zombie children; it has {n}: children that exited and were never waited for"
+            )),
         }
-        Err(n) => Err(format!(
-            "expected {name} to have at most {at_most} zombie children; it has {n}: children that exited and were never waited for"
-        )),
     }
 }
 
-pub(super) async fn expect_idle(play: &mut Play<'_>, i: &ExpectIdle) -> StepResult {
-    let name = &i.program.value;
-    let pid = play.running(name)?.pid;
-    let (t0, rss0, _) = tree_usage(pid);
-    let demand0 = witness::tree_demand(pid);
-    let began = Instant::now();
-    // Watching over time is the point of this step: nothing to wait for.
-    tokio::time::sleep(i.duration.0).await;
-    let (t1, rss1, procs) = tree_usage(pid);
-    let demand1 = witness::tree_demand(pid);
-    if !witness::alive(pid) {
-        let how = play.how_it_ended(name).await;
-        return Err(format!("expected {name} to stay running while idle; it {how}"));
-    }
-    let secs = began.elapsed().as_secs_f64();
-    // The time the program wanted a CPU where the kernel tells it (a loaded
-    // machine can't make a spinning program look idle), else CPU time.
-    let (cpu, what) = match (demand0, demand1) {
-        (Some(before), Some(after)) => {
-            let wanted: u64 = after
-                .iter()
-                .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-                .sum();
-            (wanted as f64 / 1e9 / secs * 100.0, "was running or waiting to run")
+impl Run for ExpectIdle {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let i = self;
+        let name = &i.program.value;
+        let pid = play.running(name)?.pid;
+        let (t0, rss0, _) = tree_usage(pid);
+        let demand0 = witness::tree_demand(pid);
+        let began = Instant::now();
+        // Watching over time is the point of this step: nothing to wait for.
+        tokio::time::sleep(i.duration.0).await;
+        let (t1, rss1, procs) = tree_usage(pid);
+        let demand1 = witness::tree_demand(pid);
+        if !witness::alive(pid) {
+            let how = play.how_it_ended(name).await;
+            return Err(format!("expected {name} to stay running while idle; it {how}"));
         }
-        _ => (
-            t1.saturating_sub(t0) as f64 / witness::ticks_per_second() as f64 / secs * 100.0,
-            "used the CPU",
-        ),
-    };
-    if let Some(max) = i.max_cpu_percent {
-        if cpu > max as f64 {
-            return Err(format!(
-                "expected {name} to use at most {max}% CPU while idle; it {what} {cpu:.0}% of {secs:.1}s: a loop that polls or yields instead of blocking in accept/read/poll"
-            ));
+        let secs = began.elapsed().as_secs_f64();
+        // The time the program wanted a CPU where the kernel tells it (a loaded
+        // machine can't make a spinning program look idle), else CPU time.
+        let (cpu, what) = match (demand0, demand1) {
+            (Some(before), Some(after)) => {
+                let wanted: u64 = after
+                    .iter()
+                    .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+                    .sum();
+                (wanted as f64 / 1e9 / secs * 100.0, "was running or waiting to run")
+            }
+            _ => (
+                t1.saturating_sub(t0) as f64 / witness::ticks_per_second() as f64 / secs * 100.0,
+                "used the CPU",
+            ),
+        };
+        if let Some(max) = i.max_cpu_percent {
+            if cpu > max as f64 {
+                return Err(format!(
+                    "expected {name} to use at most {max}% CPU while idle; it {what} {cpu:.0}% of {secs:.1}s: a loop that polls or yields instead of blocking in accept/read/poll"
+                ));
+            }
         }
-    }
-    if let Some(max) = i.max_processes {
-        if procs > max {
-            return Err(format!(
-                "expected at most {max} processes while idle; {name} has {procs}"
-            ));
+        if let Some(max) = i.max_processes {
+            if procs > max {
+                return Err(format!(
+                    "expected at most {max} processes while idle; {name} has {procs}"
+                ));
+            }
         }
-    }
-    if let Some(max) = i.max_rss_growth {
-        let growth = rss1.saturating_sub(rss0);
-        if growth > max.0 as u64 {
-            return Err(format!(
-                "expected {name}'s memory to grow by at most {} bytes while idle; it grew by {growth}",
-                max.0
-            ));
+        if let Some(max) = i.max_rss_growth {
+            let growth = rss1.saturating_sub(rss0);
+            if growth > max.0 as u64 {
+                return Err(format!(
+                    "expected {name}'s memory to grow by at most {} bytes while idle; it grew by {growth}",
+                    max.0
+                ));
+            }
         }
+        play.transcript
+            .record(name, format!("idle for {}: within bounds", i.duration));
+        Ok(())
     }
-    play.transcript
-        .record(name, format!("idle for {}: within bounds", i.duration));
-    Ok(())
 }
