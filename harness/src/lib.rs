@@ -6,22 +6,28 @@
 //!
 //! ```text
 //! spec/        the language: YAML -> a checked Spec; never touches a socket
-//!   mod.rs       Spec, Program, Scenario, the flat `Step` enum
+//!   mod.rs       Spec, Program, Scenario
+//!   step.rs      the keywords, one line each (`keywords!`): the flat YAML
+//!                enum `RawStep`, the two levels after load (`Step`, and
+//!                `ConnStep` on one connection), the one dispatch, and the
+//!                `Keyword` trait each keyword's struct implements
 //!   load.rs      parsing with located errors;  check.rs  names across steps
 //!   values.rs    durations, sizes, payloads, default bounds
 //!   schema.rs    the JSON Schema (`sockgrade schema`), derived with schemars
-//!   program.rs tcp.rs udp.rs multicast.rs witness.rs flow.rs
-//!                one struct per keyword, its rules
-//!   describe.rs  each step in words, for students who can't see the spec
+//!   program.rs tcp.rs udp.rs multicast.rs witness.rs http.rs rpc.rs flow.rs
+//!                one struct per keyword, its rules, its words for students
+//!                (`impl Keyword`)
 //! submission   copy and build (make) in the sandbox
 //! grade        one submission start to end: build, run, the RunResult
-//! class/       `sockgrade grade`: a whole class, fingerprints, summary.csv,
-//!                index.html
+//! class/       `sockgrade grade`: a whole class, fingerprints; rows.rs reads
+//!                the reports once, summary.rs (csv) and index.rs (html)
+//!                render them
 //! runner       scenarios on worker threads, each in its own namespace/user
 //! scenario     one scenario: the step loop, its bound, the clean-up
 //! program_time bounds counted in the time the programs could run (wall
 //!                time less their threads' run-queue delay)
-//! steps/       how each keyword runs, same stems as spec/; mod.rs dispatches
+//! steps/       how each keyword runs (`impl Run`, `impl RunOn`), same stems
+//!                as spec/; play.rs  the scenario while it plays (`Play`)
 //! process      a program under test (actor)     conn      a TCP peer (actor)
 //! datagram     a UDP endpoint of the harness (actor): client, server,
 //!                group member or sender;  relay  between two programs,

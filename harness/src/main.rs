@@ -9,7 +9,7 @@
 //! the grades.
 
 use clap::{Parser, Subcommand};
-use harness::class::{self, summary, ClassOptions, Partition};
+use harness::class::{self, rows, summary, ClassOptions, Partition};
 use harness::grade::{self, Source};
 use harness::isolation::Isolation;
 use harness::listing;
@@ -378,7 +378,7 @@ fn write_summary(out: &Path) -> Result<(), ExitCode> {
     if !out.is_dir() {
         return Err(fail(2, &format!("{} is not a directory", out.display())));
     }
-    let written = summary::write(out).map_err(|e| fail(3, &e))?;
+    let written = rows::write(out).map_err(|e| fail(3, &e))?;
     eprintln!("{}: {} submission(s)", out.join(summary::FILE).display(), written.rows);
     if !written.not_graded.is_empty() {
         eprintln!("not graded (empty rows): {}", written.not_graded.join(", "));

@@ -249,32 +249,6 @@ pub(crate) fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Marks every descriptor above stderr close-on-exec. `close_range` with
-/// `CLOSE_RANGE_CLOEXEC` does it in one call (Linux 5.11); older kernels and
-/// sandboxes that lack it get one `fcntl` per possible descriptor.
-/// Raw system calls only: it runs in the child, before exec (`crate::spawn`).
-pub(crate) fn close_inherited_descriptors() -> io::Result<()> {
-    use nix::libc;
-    // SAFETY: raw system calls on descriptors of this (forked) process.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) == 0 {
-            return Ok(());
-        }
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let top = limit.rlim_cur.min(1 << 20) as libc::c_int;
-        for fd in 3..top {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    Ok(())
-}
-
 /// Ends every process owned by `uid`: we become that user for a moment and
 /// send SIGKILL to all it may signal (`kill(-1)`), which is exactly that
 /// user's processes (`signal_all_as`). Repeated until /proc shows none, in case one was forking.

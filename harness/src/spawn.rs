@@ -214,7 +214,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         // started the harness (a shell, cargo's jobserver, a CI runner) may
         // have left descriptors open without close-on-exec. Marked (one
         // `close_range`): exec closes them.
-        if crate::sandbox::close_inherited_descriptors().is_err() {
+        if close_inherited_descriptors().is_err() {
             fail(shared);
         }
         for &(resource, value) in &plan.limits {
@@ -262,4 +262,30 @@ fn errno() -> i32 {
 /// A C string of `s`, or an error naming what held a NUL byte.
 pub fn c_string(s: impl Into<Vec<u8>>, what: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} contains a NUL byte")))
+}
+
+/// Marks every descriptor above stderr close-on-exec. `close_range` with
+/// `CLOSE_RANGE_CLOEXEC` does it in one call (Linux 5.11); older kernels and
+/// sandboxes that lack it get one `fcntl` per possible descriptor.
+/// Raw system calls only: it runs in the child, before exec.
+pub(crate) fn close_inherited_descriptors() -> io::Result<()> {
+    use nix::libc;
+    // SAFETY: raw system calls on descriptors of this (forked) process.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) == 0 {
+            return Ok(());
+        }
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let top = limit.rlim_cur.min(1 << 20) as libc::c_int;
+        for fd in 3..top {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! `OUT/index.html`: the class at a glance, beside `summary.csv` and made
-//! from the same reports, read once (`summary::write`): the score
+//! from the same reports, read once (`rows::write`): the score
 //! distribution; for each clause how many submissions failed it, each
 //! linked to their reports; the submissions that did not build, counted
 //! apart (they fail every scenario for one reason, which would hide the
@@ -8,7 +8,7 @@
 //! like the per-submission reports (no script, nothing fetched), and every
 //! name escaped: a submission's folder name is the student's.
 
-use super::summary::Report;
+use super::rows::Report;
 use super::{ERROR_FILE, HTML_FILE, HUMAN_FILE};
 use crate::report::html::esc;
 use std::collections::BTreeMap;

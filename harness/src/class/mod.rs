@@ -13,6 +13,7 @@
 pub mod fingerprint;
 mod index;
 mod progress;
+pub mod rows;
 pub mod summary;
 
 use crate::grade::{self, Source};
@@ -115,7 +116,7 @@ pub fn share<T>(all: Vec<T>, partition: Option<Partition>) -> Vec<T> {
 }
 
 /// Grades the share of `parent`'s submissions that changed, writing each
-/// one's folder under `out`. The summary is the caller's (`summary::write`):
+/// one's folder under `out`. The summary is the caller's (`rows::write`):
 /// shards must not write it at the same time.
 pub fn grade(
     spec: &Spec,

@@ -6,10 +6,10 @@
 //! rounds record in branches, which are appended in order, and only once
 //! when they are alike.
 
+use super::play::Play;
 use super::{closed_early, run, run_on, StepError};
 use super::{OnContext, Run};
 use crate::conn::Conn;
-use crate::scenario::Play;
 use crate::spec::flow::{Each, Repeat};
 use std::future::Future;
 use std::pin::Pin;

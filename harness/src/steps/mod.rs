@@ -1,19 +1,21 @@
 //! How each step runs: one file per family, with the stems of `crate::spec`
-//! (the struct that declares `send` is `spec::tcp::Send`, the function that
-//! runs it `steps::tcp::send`), joined by the one dispatch below.
+//! (the struct that declares `send` is `spec::tcp::Send`; `impl RunOn for
+//! Send` in `steps/tcp.rs` runs it), joined by the one dispatch that
+//! `keywords!` generates (`each_step!`, `each_conn_step!`).
 //!
-//! A step function gets its step's typed, checked values, does what the step
-//! says, writes its own lines in the transcript, and says what went wrong.
-//! It never decides the scenario's verdict.
+//! A step gets its typed, checked values, does what the step says, writes
+//! its own lines in the transcript, and says what went wrong. It never
+//! decides the scenario's verdict.
 //!
-//! Adding a keyword: its struct in `spec/<family>.rs`, a variant of
-//! `spec::Step`, its function in `steps/<family>.rs`, and its line here. The
-//! matches name every variant and have no `_` arm, so a keyword without a
-//! line does not compile.
+//! Adding a keyword: its line in `spec/step.rs`, its struct with `impl
+//! Keyword` in `spec/<family>.rs`, `impl Run` (or `RunOn`, on one
+//! connection) in `steps/<family>.rs`. A keyword without them does not
+//! compile.
 
 mod flow;
 mod http;
 mod multicast;
+pub(crate) mod play;
 mod program;
 mod rpc;
 mod stillness;
@@ -22,9 +24,9 @@ pub(crate) mod udp;
 mod witness;
 
 use crate::conn::Conn;
-use crate::scenario::Play;
 use crate::spec::{ConnStep, Keyword, OnConnection, Placeholders, Spec, Step};
 use crate::verdict::Precondition;
+use play::Play;
 use serde_saphyr::Spanned;
 use std::future::Future;
 use std::pin::Pin;

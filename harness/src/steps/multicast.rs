@@ -2,10 +2,10 @@
 //! multicast_sender open the harness's endpoints on the group; expect_members
 //! asks the kernel who is in it.
 
+use super::play::Play;
 use super::Run;
 use super::StepError;
 use crate::datagram::Endpoint;
-use crate::scenario::Play;
 use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
 use crate::spec::values::within;
 use crate::witness;

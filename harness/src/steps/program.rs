@@ -1,6 +1,7 @@
 //! Running the `program` family (`crate::spec::program`): start, stop, kill,
 //! restart, signal, expect_running, expect_exit, expect_output.
 
+use super::play::{record_output, Play};
 use super::Run;
 use super::{StepError, StepResult};
 use crate::escape;
@@ -8,7 +9,6 @@ use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
 use crate::program_time::{with_busy_note, Deadline};
 use crate::sandbox;
-use crate::scenario::{record_output, Play};
 use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ExpectRunning, Kill, Restart, SignalStep, Start, Stop};
 use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
 use crate::spec::Protocol;

@@ -12,8 +12,8 @@
 //! threads wanted unchanged: a program that did anything in between is
 //! not still.
 
+use super::play::Play;
 use crate::conn::{Quiet, LOOK_EVERY, STALLED_LOOKS};
-use crate::scenario::Play;
 use crate::witness;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -3,12 +3,12 @@
 //! expect_reset, shutdown, close, abort and read_slowly act on one
 //! connection (`super::run_on`), at the top level or inside `each`.
 
+use super::play::Play;
 use super::{OnContext, Run, RunOn};
 use super::{StepError, StepResult};
 use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
 use crate::program_time::{with_busy_note, Deadline};
-use crate::scenario::Play;
 use crate::spec::tcp::{
     Abort, Accept, Close, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectEof, ExpectNoConnection,
     ExpectReset, ExpectSilence, Expected, Fill, Listen, ListenPort, ReadSlowly, Send, Shutdown,

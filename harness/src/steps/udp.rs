@@ -2,12 +2,12 @@
 //! open the harness's endpoints; send_datagram, expect_datagram and
 //! expect_no_datagram act on one.
 
+use super::play::Play;
 use super::Run;
 use super::{StepError, StepResult};
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
 use crate::program_time::{with_busy_note, Deadline};
-use crate::scenario::Play;
 use crate::spec::udp::{
     ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen,
 };

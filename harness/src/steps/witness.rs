@@ -7,8 +7,8 @@
 //! (saying how) when the program died: a dead program holds no descriptor,
 //! which is no pass.
 
+use super::play::Play;
 use super::Run;
-use crate::scenario::Play;
 use crate::spec::values::within;
 use crate::spec::witness::{
     ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
