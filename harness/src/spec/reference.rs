@@ -23,88 +23,39 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The step families, in the order of the language's list of steps: the
 /// stem of the family's file in `spec/` (and `steps/`), what it is about,
-/// and its keywords. A keyword missing here is listed under
-/// `STEPS_WITHOUT_FAMILY`, which the reference's test refuses.
-const FAMILIES: &[(&str, &str, &[&str])] = &[
+/// and its keywords (as the enum's comments group them). A keyword missing
+/// here is listed under `STEPS_WITHOUT_FAMILY`, which the reference's test
+/// refuses.
+const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "program",
         "the programs under test",
-        &[
-            "start",
-            "stop",
-            "kill",
-            "restart",
-            "signal",
-            "expect_running",
-            "expect_exit",
-            "expect_output",
-        ],
+        "start stop kill restart signal expect_running expect_exit expect_output",
     ),
     (
         "tcp",
         "the harness as a client or a server of the program",
-        &[
-            "connect",
-            "listen",
-            "accept",
-            "expect_no_connection",
-            "send",
-            "expect",
-            "echo",
-            "expect_eof",
-            "expect_closed",
-            "expect_reset",
-            "shutdown",
-            "close",
-            "abort",
-            "read_slowly",
-            "expect_silence",
-            "fill",
-        ],
+        "connect listen accept expect_no_connection send expect echo expect_eof expect_closed expect_reset \
+         shutdown close abort read_slowly expect_silence fill",
     ),
     (
         "udp",
         "the harness's datagram endpoints",
-        &[
-            "udp_open",
-            "udp_bind",
-            "send_datagram",
-            "expect_datagram",
-            "expect_no_datagram",
-            "relay",
-        ],
+        "udp_open udp_bind send_datagram expect_datagram expect_no_datagram relay",
     ),
     (
         "http",
         "HTTP/1.1 messages on a connection",
-        &["send_request", "expect_response", "expect_request", "send_response"],
+        "send_request expect_response expect_request send_response",
     ),
-    (
-        "rpc",
-        "binary messages on a connection",
-        &["send_message", "expect_message"],
-    ),
-    (
-        "multicast",
-        "the group",
-        &["join", "multicast_sender", "expect_members"],
-    ),
-    ("flow", "steps that hold steps", &["each", "repeat"]),
+    ("rpc", "binary messages on a connection", "send_message expect_message"),
+    ("multicast", "the group", "join multicast_sender expect_members"),
+    ("flow", "steps that hold steps", "each repeat"),
     (
         "witness",
         "what the kernel shows of the program",
-        &[
-            "fd_baseline",
-            "expect_fds",
-            "memory_baseline",
-            "expect_memory",
-            "expect_accepted",
-            "expect_read",
-            "expect_released",
-            "expect_zombies",
-            "expect_at_rest",
-            "expect_idle",
-        ],
+        "fd_baseline expect_fds memory_baseline expect_memory expect_accepted expect_read expect_released \
+         expect_zombies expect_at_rest expect_idle",
     ),
 ];
 
@@ -117,15 +68,25 @@ pub fn steps_markdown() -> String {
     Reference::new(&schema).write()
 }
 
+/// A step keyword as the list of steps declares it.
+#[derive(Clone)]
+struct Keyword {
+    name: String,
+    /// The definition of its map form.
+    def: Option<String>,
+    /// A bare name stands for the map (`start: server`).
+    short: bool,
+}
+
 /// One pass over the schema: what is written where, and the value types
 /// met on the way, to be listed at the end.
 struct Reference<'a> {
     root: &'a Value,
     defs: &'a Map<String, Value>,
-    /// The definition of the list of steps, and (keyword, its definition's
-    /// name, whether a bare name stands for it), in the language's order.
+    /// The definition of the list of steps, and its keywords in the
+    /// language's order.
     steps_def: String,
-    keywords: Vec<(String, Option<String>, bool)>,
+    keywords: Vec<Keyword>,
     /// Definitions written under a heading of their own: their anchor.
     placed: BTreeMap<String, String>,
     /// Value types named by a field, written under "Types".
@@ -139,7 +100,7 @@ impl<'a> Reference<'a> {
         let scenario = ref_name(&root["properties"]["scenarios"]["items"]).expect("scenarios are a list of refs");
         let program = ref_name(&root["properties"]["programs"]["additionalProperties"]).expect("programs are refs");
         let steps_def = ref_name(&defs[scenario]["properties"]["steps"]["items"]).expect("steps are refs");
-        let keywords: Vec<(String, Option<String>, bool)> = defs[steps_def]["oneOf"]
+        let keywords: Vec<Keyword> = defs[steps_def]["oneOf"]
             .as_array()
             .expect("the steps are a oneOf")
             .iter()
@@ -148,9 +109,11 @@ impl<'a> Reference<'a> {
                 let alternatives = value["anyOf"]
                     .as_array()
                     .map_or(std::slice::from_ref(value), Vec::as_slice);
-                let def = alternatives.iter().find_map(ref_name).map(str::to_string);
-                let short = alternatives.iter().any(|a| a["type"] == "string");
-                (keyword.clone(), def, short)
+                Keyword {
+                    name: keyword.clone(),
+                    def: alternatives.iter().find_map(ref_name).map(str::to_string),
+                    short: alternatives.iter().any(|a| a["type"] == "string"),
+                }
             })
             .collect();
         let mut placed = BTreeMap::from([
@@ -158,11 +121,10 @@ impl<'a> Reference<'a> {
             (program.to_string(), "programs".to_string()),
             (steps_def.to_string(), "steps".to_string()),
         ]);
-        for (keyword, def, _) in &keywords {
-            if let Some(def) = def {
-                placed
-                    .entry(def.clone())
-                    .or_insert_with(|| anchor(&format!("`{keyword}`")));
+        for keyword in &keywords {
+            if let Some(def) = &keyword.def {
+                let at = anchor(&format!("`{}`", keyword.name));
+                placed.entry(def.clone()).or_insert(at);
             }
         }
         Reference {
@@ -224,7 +186,7 @@ impl<'a> Reference<'a> {
         for (family, about, keywords) in &families {
             let links: Vec<String> = keywords
                 .iter()
-                .map(|k| format!("[`{k}`](#{})", anchor(&format!("`{k}`"))))
+                .map(|k| format!("[`{0}`](#{1})", k.name, anchor(&format!("`{}`", k.name))))
                 .collect();
             let heading = format!("{family}: {about}");
             out.push_str(&format!("- [{heading}](#{}): {}\n", anchor(&heading), links.join(", ")));
@@ -238,8 +200,8 @@ impl<'a> Reference<'a> {
                     "Declared in `harness/src/spec/{family}.rs`, run by `harness/src/steps/{family}.rs`.\n\n"
                 ));
             }
-            for keyword in keywords {
-                out.push_str(&self.step(&keyword, &mut described));
+            for keyword in &keywords {
+                out.push_str(&self.step(keyword, &mut described));
             }
         }
 
@@ -260,12 +222,12 @@ impl<'a> Reference<'a> {
 
     /// (family, what it is about, its keywords in the language's order), in
     /// the order of each family's first keyword.
-    fn families(&self) -> Vec<(String, String, Vec<String>)> {
-        let mut families: Vec<(String, String, Vec<String>)> = Vec::new();
-        for (keyword, _, _) in &self.keywords {
+    fn families(&self) -> Vec<(String, String, Vec<Keyword>)> {
+        let mut families: Vec<(String, String, Vec<Keyword>)> = Vec::new();
+        for keyword in &self.keywords {
             let (family, about) = FAMILIES
                 .iter()
-                .find(|(_, _, keywords)| keywords.contains(&keyword.as_str()))
+                .find(|(_, _, keywords)| keywords.split_whitespace().any(|k| k == keyword.name))
                 .map_or(
                     (
                         STEPS_WITHOUT_FAMILY,
@@ -283,22 +245,26 @@ impl<'a> Reference<'a> {
 
     /// One keyword: its description, its short form, its fields. A
     /// definition shared by several keywords is written at the first.
-    fn step(&mut self, keyword: &str, described: &mut BTreeMap<String, String>) -> String {
-        let (_, def, short) = self.keywords.iter().find(|k| k.0 == keyword).cloned().unwrap();
+    fn step(&mut self, keyword: &Keyword, described: &mut BTreeMap<String, String>) -> String {
+        let Keyword {
+            name: keyword,
+            def,
+            short,
+        } = keyword;
         let mut out = format!("### `{keyword}`\n\n");
-        let short_form = match short {
+        let short_form = match *short {
             true => format!("Short form: `{keyword}: NAME`, the name alone stands for the map.\n\n"),
             false => String::new(),
         };
         let Some(def) = def else {
             return out + "No fields: the keyword alone.\n\n" + &short_form;
         };
-        if let Some(first) = described.get(&def) {
+        if let Some(first) = described.get(def) {
             let first = format!("[`{first}`](#{})", anchor(&format!("`{first}`")));
             return out + &format!("The same fields as {first}, described there.\n\n") + &short_form;
         }
         described.insert(def.clone(), keyword.to_string());
-        let def = &self.defs[&def];
+        let def = &self.defs[def];
         push_paragraph(&mut out, def);
         out.push_str(&short_form);
         out.push_str(&self.fields_table(def));
