@@ -1,4 +1,4 @@
-//! The chat lab of the guide (docs/writing-a-lab.md), a lab sockgrade does
+//! The chat lab of the guide (docs/guide/writing-a-lab.md), a lab sockgrade does
 //! not ship: its model solution passes every scenario; each buggy
 //! submission fails exactly one, the one tagged with the clause its EXPECT
 //! file names. Its handout's clause ids and the spec's tags agree.

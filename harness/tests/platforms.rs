@@ -203,7 +203,7 @@ fn prairielearn_entrypoint_applies_the_build_failure_policy() {
     assert!(zero["output"].as_str().unwrap().contains("error"), "{zero:#}");
 }
 
-/// The question's info.json points at run.sh where the README says to put
+/// The question's info.json points at run.sh where docs/guide/platforms.md says to put
 /// it, and ships it with the course's server files.
 #[test]
 fn prairielearn_question_points_at_the_entrypoint() {

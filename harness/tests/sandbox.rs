@@ -87,7 +87,7 @@ fn a_submission_gets_nothing_it_should_not_and_leaves_nothing_behind() {
         assert!(left.is_empty(), "outlived their scenarios: {left:?}");
     } else {
         // Without root there is no scenario user to sweep: a daemon in its
-        // own session can escape (README, "Sandbox"). Nothing else may.
+        // own session can escape (docs/design/submission.md, "Sandbox"). Nothing else may.
         assert!(
             left.iter().all(|(_, cmd)| cmd == "./probe escape"),
             "outlived their scenarios: {left:?}"

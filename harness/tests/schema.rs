@@ -113,10 +113,11 @@ fn steps_carry_their_documentation() {
     let schema = schema();
     let start = &schema["definitions"]["Start"]["description"];
     assert!(start.as_str().is_some_and(|d| d.contains("start: server")), "{start}");
-    assert!(Path::new(&root().join("README.md")).exists());
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let guide = root().join("docs/guide/writing-a-spec.md");
+    assert!(Path::new(&guide).exists());
+    let guide = std::fs::read_to_string(guide).unwrap();
     assert!(
-        readme.contains("# yaml-language-server: $schema="),
-        "the README shows the editor line"
+        guide.contains("# yaml-language-server: $schema="),
+        "the guide to writing a spec shows the editor line"
     );
 }

@@ -40,6 +40,7 @@ pub mod http;
 mod load;
 pub mod multicast;
 pub mod program;
+mod reference;
 pub mod rpc;
 mod schema;
 pub mod tcp;
@@ -48,6 +49,7 @@ pub mod values;
 pub mod witness;
 
 pub use load::{load, load_str, SpecError};
+pub use reference::{steps_markdown, STEPS_WITHOUT_FAMILY};
 pub use schema::schema;
 pub use step::{ConnStep, Keyword, OnConnection, RawStep, ScriptedWait, Step};
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
