@@ -101,6 +101,23 @@ fn the_barrier_waits_for_the_work_and_fails_a_program_that_never_rests() {
     assert!(detail.contains("to come to rest"), "{detail}");
 }
 
+/// `expect_listening`: the kernel shows the program's listening socket,
+/// and no longer once it closed it.
+#[test]
+fn a_server_that_closed_its_listening_socket_no_longer_listens() {
+    let (report, _) = run_json(&[
+        "fixtures/specs/listening.yaml",
+        "--submission",
+        "fixtures/load/listener",
+    ]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["status"], "passed", "{}", scenarios[0]["message"]);
+    let closed = &scenarios[1];
+    assert_eq!(closed["failure"]["keyword"], "expect_listening", "{closed}");
+    let detail = closed["failure"]["detail"].as_str().unwrap();
+    assert!(detail.contains("closed its listening socket"), "{detail}");
+}
+
 /// Runs a spec in which the grader plays both ends on its own loopback (no
 /// program runs: `fixtures/load/worker` is only the submission to build),
 /// and checks that its first scenario passes and each later one fails with

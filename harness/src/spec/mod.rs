@@ -51,7 +51,7 @@ pub mod witness;
 pub use load::{load, load_str, SpecError};
 pub use reference::{steps_markdown, STEPS_WITHOUT_FAMILY};
 pub use schema::schema;
-pub use step::{ConnStep, Keyword, OnConnection, RawStep, ScriptedWait, Step};
+pub use step::{ConnStep, Keyword, OnConnection, RawStep, ScriptedWait, Step, KEYWORD_FAMILIES};
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};
 
 use serde::Deserialize;

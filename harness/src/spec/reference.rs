@@ -3,9 +3,8 @@
 //! load a spec are the one place a step is described, and the reference
 //! follows them as the editor's hover text does.
 //!
-//! It reads the schema's JSON only, never the Rust types, so that the
-//! loader's types can be renamed, merged or made by a macro without this
-//! file changing. What it takes from the schema:
+//! It reads the schema's JSON, not the Rust types, so that the loader's
+//! types can be renamed or merged without this file changing. What it takes from the schema:
 //!
 //! - the keywords, in the order of the language's list of steps (the items
 //!   of a scenario's `steps`: one single-key object per keyword);
@@ -15,48 +14,27 @@
 //! - the value types the fields name (durations, sizes, payloads...), listed
 //!   once at the end.
 //!
-//! The families are the one thing the schema does not carry, hence
-//! `FAMILIES`. `harness/tests/reference_doc.rs` keeps the file current.
+//! The families are the one thing the schema does not carry: each
+//! keyword's is said where it is declared (`spec/step.rs`), and what each
+//! family is about in `FAMILIES`. `harness/tests/reference_doc.rs` keeps the file current.
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The step families, in the order of the language's list of steps: the
-/// stem of the family's file in `spec/` (and `steps/`), what it is about,
-/// and its keywords (as the enum's comments group them). A keyword missing
+/// What each family of steps is about, by the stem of its files in `spec/`
+/// (and `steps/`). Which keywords are in it is said where they are declared
+/// (`KEYWORD_FAMILIES`, from `spec/step.rs`). A keyword of a family missing
 /// here is listed under `STEPS_WITHOUT_FAMILY`, which the reference's test
 /// refuses.
-const FAMILIES: &[(&str, &str, &str)] = &[
-    (
-        "program",
-        "the programs under test",
-        "start stop kill restart signal expect_running expect_exit expect_output",
-    ),
-    (
-        "tcp",
-        "the harness as a client or a server of the program",
-        "connect listen accept expect_no_connection send expect echo expect_eof expect_closed expect_reset \
-         shutdown close abort read_slowly expect_silence fill",
-    ),
-    (
-        "udp",
-        "the harness's datagram endpoints",
-        "udp_open udp_bind send_datagram expect_datagram expect_no_datagram relay",
-    ),
-    (
-        "http",
-        "HTTP/1.1 messages on a connection",
-        "send_request expect_response expect_request send_response",
-    ),
-    ("rpc", "binary messages on a connection", "send_message expect_message"),
-    ("multicast", "the group", "join multicast_sender expect_members"),
-    ("flow", "steps that hold steps", "each repeat"),
-    (
-        "witness",
-        "what the kernel shows of the program",
-        "fd_baseline expect_fds memory_baseline expect_memory expect_accepted expect_read expect_released \
-         expect_zombies expect_at_rest expect_idle",
-    ),
+const FAMILIES: &[(&str, &str)] = &[
+    ("program", "the programs under test"),
+    ("tcp", "the harness as a client or a server of the program"),
+    ("udp", "the harness's datagram endpoints"),
+    ("http", "HTTP/1.1 messages on a connection"),
+    ("rpc", "binary messages on a connection"),
+    ("multicast", "the group"),
+    ("flow", "steps that hold steps"),
+    ("witness", "what the kernel shows of the program"),
 ];
 
 /// The family of keywords that `FAMILIES` does not name.
@@ -225,16 +203,17 @@ impl<'a> Reference<'a> {
     fn families(&self) -> Vec<(String, String, Vec<Keyword>)> {
         let mut families: Vec<(String, String, Vec<Keyword>)> = Vec::new();
         for keyword in &self.keywords {
-            let (family, about) = FAMILIES
+            let stem = super::KEYWORD_FAMILIES
                 .iter()
-                .find(|(_, _, keywords)| keywords.split_whitespace().any(|k| k == keyword.name))
-                .map_or(
-                    (
-                        STEPS_WITHOUT_FAMILY,
-                        "add them to `FAMILIES` in harness/src/spec/reference.rs",
-                    ),
-                    |f| (f.0, f.1),
-                );
+                .find(|(k, _)| *k == keyword.name)
+                .map(|(_, family)| *family);
+            let (family, about) = FAMILIES.iter().find(|(family, _)| Some(*family) == stem).map_or(
+                (
+                    STEPS_WITHOUT_FAMILY,
+                    "add them to `FAMILIES` in harness/src/spec/reference.rs",
+                ),
+                |f| (f.0, f.1),
+            );
             match families.iter_mut().find(|f| f.0 == family) {
                 Some(f) => f.2.push(keyword.clone()),
                 None => families.push((family.into(), about.into(), vec![keyword.clone()])),

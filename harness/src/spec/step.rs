@@ -113,22 +113,22 @@ macro_rules! keywords {
         keywords!(@emit $d [$($raw)*] [$($scenario)*] [$($lowered)*] [$($conn)*]);
     };
     (@split $d:tt [$($raw:tt)*] [$($scenario:tt)*] [$($lowered:tt)*] [$($conn:tt)*]
-        $(#[$a:meta])* scenario $kw:tt $V:ident($T:ty), $($rest:tt)*) => {
-        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $T]] [$($scenario)* [$kw $V $T]]
+        $(#[$a:meta])* scenario $kw:tt $V:ident($fam:ident::$T:ident), $($rest:tt)*) => {
+        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $fam $T]] [$($scenario)* [$kw $V $fam::$T]]
             [$($lowered)*] [$($conn)*] $($rest)*);
     };
     (@split $d:tt [$($raw:tt)*] [$($scenario:tt)*] [$($lowered:tt)*] [$($conn:tt)*]
-        $(#[$a:meta])* holds $kw:tt $V:ident($T:ty => $L:ty), $($rest:tt)*) => {
-        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $T]] [$($scenario)*]
+        $(#[$a:meta])* holds $kw:tt $V:ident($fam:ident::$T:ident => $L:ty), $($rest:tt)*) => {
+        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $fam $T]] [$($scenario)*]
             [$($lowered)* [$kw $V $L]] [$($conn)*] $($rest)*);
     };
     (@split $d:tt [$($raw:tt)*] [$($scenario:tt)*] [$($lowered:tt)*] [$($conn:tt)*]
-        $(#[$a:meta])* connection $kw:tt $V:ident($T:ty), $($rest:tt)*) => {
-        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $T]] [$($scenario)*]
-            [$($lowered)*] [$($conn)* [$kw $V $T]] $($rest)*);
+        $(#[$a:meta])* connection $kw:tt $V:ident($fam:ident::$T:ident), $($rest:tt)*) => {
+        keywords!(@split $d [$($raw)* $(#[$a])* [$kw $V $fam $T]] [$($scenario)*]
+            [$($lowered)*] [$($conn)* [$kw $V $fam::$T]] $($rest)*);
     };
     (@emit $d:tt
-        [$($(#[$a:meta])* [$rkw:tt $RV:ident $RT:ty])*]
+        [$($(#[$a:meta])* [$rkw:tt $RV:ident $rfam:ident $RT:ident])*]
         [$([$skw:tt $SV:ident $ST:ty])*]
         [$([$hkw:tt $HV:ident $HT:ty])*]
         [$([$ckw:tt $CV:ident $CT:ty])*]) => {
@@ -141,8 +141,13 @@ macro_rules! keywords {
         #[serde(deny_unknown_fields)]
         #[schemars(rename = "Step")]
         pub enum RawStep {
-            $( $(#[$a])* #[serde(rename = $rkw)] $RV($RT), )*
+            $( $(#[$a])* #[serde(rename = $rkw)] $RV($rfam::$RT), )*
         }
+
+        /// Every keyword with its family (the stem of its files in `spec/`
+        /// and `steps/`), in the language's order: what the reference
+        /// (`docs/reference/steps.md`) groups them by.
+        pub const KEYWORD_FAMILIES: &[(&str, &str)] = &[$( ($rkw, stringify!($rfam)), )*];
 
         impl RawStep {
             /// The step's keyword, as written in the spec.
@@ -336,6 +341,9 @@ keywords! { $
     #[schemars(with = "schema::Short<witness::ExpectAtRest>")]
     scenario "expect_at_rest" ExpectAtRest(witness::ExpectAtRest),
     scenario "expect_idle" ExpectIdle(witness::ExpectIdle),
+    #[serde(deserialize_with = "short")]
+    #[schemars(with = "schema::Short<witness::ExpectListening>")]
+    scenario "expect_listening" ExpectListening(witness::ExpectListening),
 }
 
 /// Where a step goes after load.

@@ -304,3 +304,40 @@ impl Keyword for ExpectIdle {
         wait.total += self.duration.0;
     }
 }
+
+/// `expect_listening: server`: the program still listens on `{port}` (is
+/// still bound to it, for udp), as the kernel's socket table shows now: a
+/// server that closed its listening socket after a client's error, or
+/// handed it to a child that ended, serves no one else. For a program that
+/// `listens`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectListening {
+    #[schemars(with = "String")]
+    pub program: Name,
+}
+impl super::FromName for ExpectListening {
+    fn from_name(program: Name) -> Self {
+        ExpectListening { program }
+    }
+}
+
+impl Keyword for ExpectListening {
+    fn describe(&self) -> String {
+        format!("check that {} still listens on its port", self.program.value)
+    }
+    fn check(&self, checker: &mut Checker<'_>, _scope: &mut Scope, at: Location) {
+        checker.program(&self.program, at);
+        if let Some(p) = checker.programs.get(&self.program.value) {
+            if p.listens.is_none() {
+                checker.fail(
+                    super::check::loc_of(&self.program, at),
+                    format!(
+                        "expected a program that `listens`, found `{}`, which does not",
+                        self.program.value
+                    ),
+                );
+            }
+        }
+    }
+}

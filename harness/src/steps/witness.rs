@@ -13,7 +13,8 @@ use crate::spec::values::within;
 use crate::spec::witness::{
     ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
 };
-use crate::spec::witness::{FdBaseline, MemoryBaseline};
+use crate::spec::witness::{ExpectListening, FdBaseline, MemoryBaseline};
+use crate::spec::Protocol;
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 
@@ -433,6 +434,37 @@ impl Run for ExpectIdle {
         }
         play.transcript
             .record(name, format!("idle for {}: within bounds", i.duration));
+        Ok(())
+    }
+}
+
+impl Run for ExpectListening {
+    type Error = String;
+    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+        let name = &self.program.value;
+        let port = play.setting.port;
+        // The checker let only a program that `listens` come here.
+        let protocol = play
+            .spec
+            .programs
+            .get(name)
+            .and_then(|p| p.listens)
+            .unwrap_or(Protocol::Tcp);
+        let program = play.program(name)?;
+        if let Some(status) = program.exit_status() {
+            return Err(format!(
+                "expected {name} to listen on port {port}, but it {}",
+                crate::process::ended(&status)
+            ));
+        }
+        let pids = witness::tree(program.pid, &witness::processes());
+        if !witness::is_ready(&pids, port, protocol) {
+            return Err(format!(
+                "expected {name} to listen on port {port}, but the kernel shows no socket of it there any more: it \
+                 closed its listening socket"
+            ));
+        }
+        play.transcript.record(name, format!("listening on port {port}"));
         Ok(())
     }
 }
