@@ -88,6 +88,14 @@ pub fn first_difference(expected: &[u8], got: &[u8]) -> Option<String> {
     ))
 }
 
+/// `ECONNRESET (Connection reset by peer)`.
+pub fn os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{} ({})", nix::errno::Errno::from_raw(code), e.kind()),
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

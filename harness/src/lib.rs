@@ -28,7 +28,9 @@
 //!                time less their threads' run-queue delay)
 //! steps/       how each keyword runs (`impl Run`, `impl RunOn`), same stems
 //!                as spec/; play.rs  the scenario while it plays (`Play`)
-//! process      a program under test (actor)     conn      a TCP peer (actor)
+//! process      a program under test (actor)
+//! conn/        a TCP peer (actor): its writer task, its one read loop, when
+//!                it stalls, the grader's sockets
 //! datagram     a UDP endpoint of the harness (actor): client, server,
 //!                group member or sender;  relay  between two programs,
 //!                losing, duplicating, delaying datagrams as planned

@@ -40,19 +40,16 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
         endpoints: HashMap::new(),
         fd_baselines: HashMap::new(),
         memory_baselines: HashMap::new(),
-        precondition: None,
-        observed: None,
         decoy: None,
         datagram_arrived: None,
         request: None,
         offered: Vec::new(),
         relay_replies: Vec::new(),
         relay_holds: Default::default(),
-        failure_seen_at: None,
         rounds: Vec::new(),
     };
     let bound = scenario.timeout.map(|t| t.0).unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
-    let mut failed: Option<(usize, usize, String)> = None;
+    let mut failed: Option<(usize, usize, steps::Failure)> = None;
     let mut error: Option<String> = None;
     // A guard over the steps' own bounds: stretched by load, but at most to
     // twice its length.
@@ -78,32 +75,29 @@ pub async fn play(spec: &Spec, scenario: &Scenario, setting: Setting) -> Scenari
                 error = Some(why);
                 break;
             }
-            Some(Err(StepError::Failed(why))) => {
-                failed = Some((i, first_event, why));
+            Some(Err(StepError::Failed(failure))) => {
+                failed = Some((i, first_event, *failure));
                 break;
             }
             None => {
-                failed = Some((
-                    i,
-                    first_event,
-                    crate::program_time::with_busy_note(
-                        format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
-                        &deadline,
-                    ),
-                ));
+                let detail = crate::program_time::with_busy_note(
+                    format!("the scenario did not finish within its bound of {}s", bound.as_secs()),
+                    &deadline,
+                );
+                failed = Some((i, first_event, steps::Failure::of(detail)));
                 break;
             }
         }
     }
     let failure = match failed {
-        Some((i, first_event, detail)) => {
+        Some((i, first_event, failure)) => {
             play.settle().await;
             Some(StepFailure {
                 index: i,
                 events: first_event..transcript.len(),
-                detail,
-                precondition: play.precondition.take(),
-                observed: play.observed.take(),
+                detail: failure.detail,
+                precondition: failure.precondition,
+                observed: failure.observed,
                 programs: play.program_states(),
             })
         }

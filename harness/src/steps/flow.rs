@@ -7,7 +7,7 @@
 //! when they are alike.
 
 use super::play::Play;
-use super::{closed_early, run, run_on, StepError};
+use super::{closed_early, run, run_on, StepError, StepResult};
 use super::{OnContext, Run};
 use crate::conn::Conn;
 use crate::spec::flow::{Each, Repeat};
@@ -15,13 +15,16 @@ use std::future::Future;
 use std::pin::Pin;
 
 impl Run for Each {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let e = self;
         let members = play.groups.get(&e.connections.value).cloned().unwrap_or_default();
         let mut conns: Vec<Conn> = Vec::new();
         for m in &members {
-            let mut c = play.conns.remove(m).ok_or_else(|| format!("`{m}` is closed"))?;
+            // Closed by an earlier step of the spec.
+            let mut c = play
+                .conns
+                .remove(m)
+                .ok_or_else(|| StepError::cannot_run(format!("`{m}` is closed")))?;
             c.transcript = play.transcript.branch();
             conns.push(c);
         }
@@ -67,11 +70,12 @@ impl Run for Each {
             } else if !alike {
                 play.transcript.append(conn.transcript.events());
             }
-            if let Err(why) = result {
-                if first_error.is_none() {
-                    first_error = Some(format!("{}: {why}", conn.name));
-                    play.precondition = closed_early(play.spec, &conn);
+            if let (Err(mut error), None) = (result, &first_error) {
+                if let Some(failure) = error.failure_mut() {
+                    failure.detail = format!("{}: {}", conn.name, failure.detail);
+                    failure.precondition = closed_early(play.spec, &conn);
                 }
+                first_error = Some(error);
             }
             conn.transcript = play.transcript.clone();
             play.conns.insert(conn.name.clone(), conn);
@@ -84,8 +88,7 @@ impl Run for Each {
 }
 
 impl Run for Repeat {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let r = self;
         let parent = play.transcript.clone();
         let mut first: Option<Vec<(String, String)>> = None;
@@ -97,8 +100,9 @@ impl Run for Repeat {
             for step in &r.steps {
                 match run(play, step).await {
                     Ok(()) => {}
-                    Err(StepError::Failed(why)) => {
-                        result = Err(StepError::Failed(format!("round {round} of {}: {why}", r.times)));
+                    Err(StepError::Failed(mut failure)) => {
+                        failure.detail = format!("round {round} of {}: {}", r.times, failure.detail);
+                        result = Err(StepError::Failed(failure));
                         break;
                     }
                     Err(cannot) => {

@@ -5,11 +5,13 @@
 //! parser, and checked part by part, so a failure says what was wrong in
 //! HTTP's terms.
 
-use super::StepResult;
+use super::Failing;
 use super::{OnContext, RunOn};
-use crate::conn::Conn;
+use super::{StepError, StepResult};
+use crate::conn::{Conn, Gathered, Parse, PeerState};
 use crate::escape;
-use crate::http::{Framing, Message, Start};
+use crate::http::{parse_message, Framing, Message, Parsed, Start};
+use crate::program_time::with_busy_note;
 use crate::spec::http::{BodyCheck, ExpectRequest, ExpectResponse, FramingCheck, SendRequest, SendResponse};
 use crate::spec::values::within;
 use crate::spec::{Placeholders, Spec};
@@ -46,7 +48,7 @@ impl RunOn for SendResponse {
         super::tcp::write(conn, s.bytes(ph), what, &s.split, s.gap, None, false).await?;
         if s.closes() {
             conn.transcript.record_wire(&conn.name, Wire::Close);
-            conn.close(within(None)).await?;
+            conn.close(within(None)).await.or_failed()?;
         }
         Ok(())
     }
@@ -58,9 +60,12 @@ impl RunOn for ExpectResponse {
         let spec = cx.spec;
         let ph = cx.placeholders;
         let _ = cx;
-        let message = read(conn, false, e.to_head, within(e.within)).await?;
+        let message = read(conn, false, e.to_head, within(e.within)).await.or_failed()?;
         let Start::Status { code, .. } = &message.head.start else {
-            return Err("the parser read a request where a response was due".into());
+            // The grader's parser answered the wrong question: its fault.
+            return Err(StepError::cannot_run(
+                "the parser read a request where a response was due",
+            ));
         };
         let mut wrong = Vec::new();
         if let Some(status) = &e.status {
@@ -111,14 +116,16 @@ impl RunOn for ExpectRequest {
         let e = self;
         let ph = cx.placeholders;
         let _ = cx;
-        let message = read(conn, true, false, within(e.within)).await?;
+        let message = read(conn, true, false, within(e.within)).await.or_failed()?;
         let Start::Request {
             method,
             target,
             version,
         } = &message.head.start
         else {
-            return Err("the parser read a response where a request was due".into());
+            return Err(StepError::cannot_run(
+                "the parser read a response where a request was due",
+            ));
         };
         let fill = |s: &str| ph.fill(s);
         let mut wrong = Vec::new();
@@ -139,26 +146,70 @@ impl RunOn for ExpectRequest {
     }
 }
 
-/// Reads a message, recording what ended a failed wait.
+/// Reads one HTTP message (a request, or a response; `to_head`: the answer
+/// to a HEAD request): the harness's parser (`crate::http`) says where it
+/// ends, on the connection's one read loop (`Conn::gather`). Fails on a
+/// malformed message, an end of the stream before the message is whole, the
+/// bound, or once the kernel shows that nothing more can come; what arrived
+/// is then in the transcript.
 async fn read(conn: &mut Conn, request: bool, to_head: bool, bound: Duration) -> Result<Message, String> {
-    match conn.read_message(request, to_head, bound).await {
-        Ok(m) => Ok(m),
-        Err(why) => {
-            conn.transcript.record_wire(
-                &conn.name,
-                Wire::Received {
-                    shown: escape::quote(&conn.inbox, 60),
-                    bytes: conn.inbox.len(),
-                    mismatch: Some(Mismatch {
-                        expected: if request { "a request" } else { "a response" }.into(),
-                        got: escape::quote(&conn.inbox, 400),
-                    }),
-                    ended: conn.peer.ended(),
-                },
-            );
-            Err(why)
+    let what = if request { "a request" } else { "a response" };
+    let gathered = conn
+        .gather(bound, |inbox, ended| {
+            match parse_message(inbox, request, to_head, ended) {
+                Parsed::Done(m) => {
+                    let size = m.size();
+                    Parse::Done(m, size)
+                }
+                Parsed::Bad(why) => Parse::Wrong(why),
+                Parsed::More => Parse::More,
+            }
+        })
+        .await;
+    let why = match gathered {
+        Gathered::Parsed(m, _) => return Ok(m),
+        Gathered::Wrong(why) => {
+            let how = match conn.peer {
+                PeerState::Reset => " (the connection was reset)",
+                _ => "",
+            };
+            format!("expected {what}: {why}{how}")
         }
-    }
+        // The parser takes an ended stream's bytes as whole or wrong: not
+        // reached.
+        Gathered::Ended => format!("expected {what}: the connection ended first"),
+        Gathered::Bound(deadline) => {
+            let (grader, _) = conn.roles();
+            with_busy_note(
+                format!(
+                    "{grader} expected {what} within {}ms; {}",
+                    bound.as_millis(),
+                    conn.arrived()
+                ),
+                &deadline,
+            )
+        }
+        Gathered::Stalled => {
+            let as_it_stands = match parse_message(&conn.inbox, request, to_head, true) {
+                Parsed::Bad(why) if !conn.inbox.is_empty() => format!("\n  as it stands: {why}"),
+                _ => String::new(),
+            };
+            format!("{}{as_it_stands}", conn.stalled_words(what))
+        }
+    };
+    conn.transcript.record_wire(
+        &conn.name,
+        Wire::Received {
+            shown: escape::quote(&conn.inbox, 60),
+            bytes: conn.inbox.len(),
+            mismatch: Some(Mismatch {
+                expected: what.into(),
+                got: escape::quote(&conn.inbox, 400),
+            }),
+            ended: conn.peer.ended(),
+        },
+    );
+    Err(why)
 }
 
 /// Header fields: each of `headers` present with that value (names without
@@ -320,7 +371,11 @@ fn finish(conn: &mut Conn, m: &Message, wrong: Vec<String>, ph: &Placeholders) -
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\n  the message: {}", wrong.join("\n  "), head_text(m)))
+        Err(StepError::failed(format!(
+            "{}\n  the message: {}",
+            wrong.join("\n  "),
+            head_text(m)
+        )))
     }
 }
 

@@ -15,6 +15,7 @@
 mod flow;
 mod http;
 mod multicast;
+mod outcome;
 pub(crate) mod play;
 mod program;
 mod rpc;
@@ -31,23 +32,7 @@ use serde_saphyr::Spanned;
 use std::future::Future;
 use std::pin::Pin;
 
-/// What a step says went wrong: the program did not do what it expects.
-pub(crate) type StepResult = Result<(), String>;
-
-/// Why a step did not complete.
-pub(crate) enum StepError {
-    /// The program did not do what the step expects: the scenario fails.
-    Failed(String),
-    /// The scenario can't run at all (the submission lacks the program, or
-    /// it can't be started): an `error`, not a failure.
-    CannotRun(String),
-}
-
-impl From<String> for StepError {
-    fn from(why: String) -> Self {
-        StepError::Failed(why)
-    }
-}
+pub(crate) use outcome::{Failing, Failure, StepError, StepResult};
 
 /// Runs one step of a scenario. Boxed, because `repeat` runs steps.
 pub(crate) fn run<'p>(
@@ -60,50 +45,42 @@ pub(crate) fn run<'p>(
         let arrived = play.datagram_arrived.take();
         play.datagram_arrived =
             arrived.filter(|_| matches!(step.value, Step::ExpectExit(_) | Step::ExpectNoDatagram(_)));
-        let result = run_step(play, step).await;
+        let mut result = each_step!(&step.value, s => s.run(play).await);
+        let (Some(failure), Some(clause)) = (
+            result.as_mut().err().and_then(StepError::failure_mut),
+            step.value.precondition(),
+        ) else {
+            return result;
+        };
         // A step's own precondition is about what the program did while it
         // ran: a program that had already failed by itself when the step saw
         // what failed it (a client that could not resolve its host, exit 1)
         // failed the scenario's clauses, not that one. One that failed after
         // (a client that resent at once, then gave up) failed the
         // precondition first. One that exited 0 early claimed it was done.
-        let seen_at = play.failure_seen_at.take().unwrap_or_else(std::time::SystemTime::now);
+        let seen_at = failure.seen_at.unwrap_or_else(std::time::SystemTime::now);
         let failed_by_itself = play
             .programs
             .values()
             .any(|p| !p.end_expected && p.exit_status().is_some_and(|s| !s.success()) && p.ended_before(seen_at));
-        if let (Err(StepError::Failed(_)), Some(clause), false) = (&result, step.value.precondition(), failed_by_itself)
-        {
-            // The step's own word on what its failure means outranks a
-            // connection the program ended (a server that closes on a bad
-            // frame fails the bad-frame clause, not persistence), but not
-            // what it saw of a program that never listened or joined.
-            let stated = Precondition::Stated {
+        // The step's own word on what its failure means outranks a
+        // connection the program ended (a server that closes on a bad
+        // frame fails the bad-frame clause, not persistence), but not
+        // what it saw of a program that never listened or joined.
+        if !failed_by_itself && matches!(failure.precondition, None | Some(Precondition::KeepsConnections { .. })) {
+            failure.precondition = Some(Precondition::Stated {
                 clause: clause.to_string(),
                 step: step.value.keyword().to_string(),
-            };
-            match play.precondition {
-                None | Some(Precondition::KeepsConnections { .. }) => play.precondition = Some(stated),
-                Some(_) => {}
-            }
+            });
         }
         result
     })
 }
 
-// Some steps' errors are a `StepError` already, others a `String`.
-#[allow(clippy::useless_conversion)]
-async fn run_step(play: &mut Play<'_>, step: &Spanned<Step>) -> Result<(), StepError> {
-    each_step!(&step.value, s => s.run(play).await.map_err(Into::into))
-}
-
 /// How a scenario step runs, implemented beside the other steps of its
 /// family (`steps/<family>.rs`).
 pub(crate) trait Run {
-    /// A plain `String` is the program's failure; `StepError` can also say
-    /// the step could not run at all.
-    type Error: Into<StepError>;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), Self::Error>;
+    async fn run(&self, play: &mut Play<'_>) -> StepResult;
 }
 
 /// How a connection step runs on one connection: at the top of a scenario,
@@ -132,8 +109,7 @@ impl OnContext<'_> {
 /// A connection step at the top of a scenario: on the connection it names,
 /// and what its failure says of that connection's end.
 impl Run for OnConnection {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let on = Some(&self.on);
         // The one connection step that reads another connection.
         if let ConnStep::Expect(
@@ -143,27 +119,30 @@ impl Run for OnConnection {
             },
         ) = &self.step
         {
-            return Ok(tcp::expect_same_as(play, e, other).await?);
+            return tcp::expect_same_as(play, e, other).await;
         }
         let spec = play.spec;
         let placeholders = play.placeholders();
+        // A connection an earlier step of the spec closed.
         let conn = play.conn(on)?;
         let cx = OnContext {
             spec,
             placeholders: &placeholders,
         };
-        let result = run_on(conn, &self.step, &cx).await;
-        if result.is_err() {
-            play.precondition = closed_early(spec, conn);
-            if let ConnStep::ExpectEof(_) | ConnStep::ExpectClosed(_) = self.step {
-                play.observed = tcp::copy_kept(play, on);
+        if let Err(mut error) = run_on(conn, &self.step, &cx).await {
+            let ended_first = closed_early(spec, conn);
+            if let Some(failure) = error.failure_mut() {
+                failure.precondition = ended_first;
+                if let ConnStep::ExpectEof(_) | ConnStep::ExpectClosed(_) = self.step {
+                    failure.observed = tcp::copy_kept(play, on);
+                }
+                if failure.observed.is_none() {
+                    let wanted_end = matches!(self.step, ConnStep::ExpectEof(_));
+                    failure.observed = tcp::reset_by_close(play, on, wanted_end);
+                }
             }
-            if play.observed.is_none() {
-                let wanted_end = matches!(self.step, ConnStep::ExpectEof(_));
-                play.observed = tcp::reset_by_close(play, on, wanted_end);
-            }
+            return Err(error);
         }
-        result?;
         if let ConnStep::Abort(_) = self.step {
             tcp::reset_arrived(play, on).await;
         }

@@ -4,7 +4,7 @@
 
 use super::play::Play;
 use super::Run;
-use super::StepError;
+use super::{StepError, StepResult};
 use crate::datagram::Endpoint;
 use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
 use crate::spec::values::within;
@@ -12,8 +12,7 @@ use crate::witness;
 use std::net::Ipv4Addr;
 
 impl Run for Join {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let j = self;
         let group = play.group_of(j.group);
         let name = &j.name.value;
@@ -27,8 +26,7 @@ impl Run for Join {
 }
 
 impl Run for MulticastSender {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let group = play.group_of(s.group);
         let name = &s.name.value;
@@ -44,8 +42,7 @@ impl Run for MulticastSender {
 }
 
 impl Run for ExpectMembers {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let m = self;
         let group = play.group_of(m.group);
         let bound = within(m.within);
@@ -63,11 +60,11 @@ impl Run for ExpectMembers {
         if found {
             return Ok(());
         }
-        Err(format!(
+        Err(StepError::failed(format!(
             "expected {} sockets joined to the group on lo within {}ms; the kernel shows {count}",
             m.count,
             bound.as_millis()
-        ))
+        )))
     }
 }
 

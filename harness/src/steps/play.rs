@@ -2,6 +2,7 @@
 //! by name, and where it runs (`Setting`). Steps read and change it;
 //! `crate::scenario` makes one, runs the steps on it, and cleans up after.
 
+use super::StepError;
 use crate::conn::{Conn, Listener};
 use crate::escape;
 use crate::process::Running;
@@ -103,10 +104,6 @@ pub(crate) struct Play<'a> {
     pub fd_baselines: HashMap<String, BTreeMap<i32, String>>,
     /// Resident bytes of a program's process tree, from `memory_baseline`.
     pub memory_baselines: HashMap<String, u64>,
-    /// What a failing step saw of a precondition (see `verdict`).
-    pub precondition: Option<crate::verdict::Precondition>,
-    /// What a failing step saw of the cause in the kernel (see `verdict`).
-    pub observed: Option<crate::verdict::Observed>,
     /// The address of the decoy interface that holds the namespace's
     /// multicast route, where there is one (see `isolation::decoy`).
     pub decoy: Option<std::net::Ipv4Addr>,
@@ -123,33 +120,33 @@ pub(crate) struct Play<'a> {
     /// Datagrams a relay has taken and not yet sent on (see
     /// `steps::stillness`).
     pub relay_holds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// When a failing step saw what failed it, where the kernel stamped it
-    /// (a datagram's arrival); else the step's end. See `steps::run`.
-    pub failure_seen_at: Option<std::time::SystemTime>,
     /// The round of each `repeat` the step is in, outermost first: the
     /// innermost is `{round}`.
     pub rounds: Vec<usize>,
 }
 
 impl Play<'_> {
-    pub fn program(&self, name: &str) -> Result<&Running, String> {
+    /// A program the scenario started. One it never started is the spec's
+    /// to fix (a step on it before its `start`): an error.
+    pub fn program(&self, name: &str) -> Result<&Running, StepError> {
         self.programs
             .get(name)
-            .ok_or_else(|| format!("{name} was never started"))
+            .ok_or_else(|| StepError::cannot_run(format!("{name} was never started")))
     }
 
-    /// A program that must still run for the step to make sense.
-    pub fn running(&mut self, name: &str) -> Result<&mut Running, String> {
+    /// A program that must still run for the step to make sense: one that
+    /// ended fails the step.
+    pub fn running(&mut self, name: &str) -> Result<&mut Running, StepError> {
         let prog = self
             .programs
             .get_mut(name)
-            .ok_or_else(|| format!("{name} was never started"))?;
+            .ok_or_else(|| StepError::cannot_run(format!("{name} was never started")))?;
         match prog.exit_status() {
             None => Ok(prog),
-            Some(s) => Err(format!(
+            Some(s) => Err(StepError::failed(format!(
                 "expected {name} to be running, but it {}",
                 crate::process::ended(&s)
-            )),
+            ))),
         }
     }
 
@@ -164,9 +161,12 @@ impl Play<'_> {
     }
 
     /// The open connection a step names with `on`.
-    pub fn conn(&mut self, on: Option<&Name>) -> Result<&mut Conn, String> {
+    /// (One the spec closed before, or never opened, is an error.)
+    pub fn conn(&mut self, on: Option<&Name>) -> Result<&mut Conn, StepError> {
         let on = on.map(|n| n.value.as_str()).unwrap_or_default();
-        self.conns.get_mut(on).ok_or_else(|| format!("`{on}` is not open"))
+        self.conns
+            .get_mut(on)
+            .ok_or_else(|| StepError::cannot_run(format!("`{on}` is not open")))
     }
 
     /// How a program that the kernel shows dead ended, once its waiter has

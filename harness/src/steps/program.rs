@@ -2,6 +2,7 @@
 //! restart, signal, expect_running, expect_exit, expect_output.
 
 use super::play::{record_output, Play};
+use super::Failing;
 use super::Run;
 use super::{StepError, StepResult};
 use crate::escape;
@@ -20,8 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 impl Run for Start {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let name = s.program.value.clone();
         let program = &play.spec.programs[&name];
@@ -31,7 +31,7 @@ impl Run for Start {
         let first_of_scenario = play.order.is_empty();
         if let Some(p) = play.programs.get(&name) {
             if p.is_running() {
-                return Err(StepError::Failed(format!(
+                return Err(StepError::failed(format!(
                     "{name} is already running; `stop` or `kill` it first, or use `restart`"
                 )));
             }
@@ -116,12 +116,13 @@ impl Run for Start {
                 .then(|| play.setting.unready.seen(&command))
                 .flatten();
             if let Some(first) = seen {
-                play.precondition = Some(Precondition::Listening { program: name.clone() });
-                return Err(StepError::Failed(format!(
+                let listening = Precondition::Listening { program: name.clone() };
+                return Err(StepError::failed(format!(
                     "{name} did not listen within {}ms in the scenario \"{first}\", started the same way; \
                      it is not waited for again",
                     bound.as_millis()
-                )));
+                ))
+                .precondition(Some(listening)));
             }
             let mut watch = super::stillness::Watch::of(play);
             let prog = play.programs.get_mut(&name).expect("inserted above");
@@ -129,8 +130,7 @@ impl Run for Start {
                 if first_of_scenario {
                     play.setting.unready.record(&command);
                 }
-                play.precondition = Some(Precondition::Listening { program: name });
-                return Err(why.into());
+                return Err(why.precondition(Some(Precondition::Listening { program: name })));
             }
             let what = match protocol {
                 Protocol::Tcp => "listening on",
@@ -149,16 +149,17 @@ impl Run for Start {
             })
             .await;
             if joined.is_err() {
-                play.precondition = Some(Precondition::Joined { program: name.clone() });
+                let joined = Precondition::Joined { program: name.clone() };
                 let also = match play.programs.get(&name).and_then(|p| p.exit_status()) {
                     Some(status) => format!("; it {}", ended(&status)),
                     None => String::new(),
                 };
-                return Err(StepError::Failed(format!(
+                return Err(StepError::failed(format!(
                     "expected {name} to join the group on the interface 127.0.0.1 (lo) within {}ms; \
                      the kernel shows no new member there{also}",
                     bound.as_millis()
-                )));
+                ))
+                .precondition(Some(joined)));
             }
             play.transcript.record(&name, format!("joined {shown} on lo"));
         }
@@ -211,11 +212,11 @@ async fn wait_ready(
         // Registered before the look: an end that comes during it wakes us.
         notified.as_mut().enable();
         if let Some(status) = prog.exit_status() {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected {} to listen on port {port}; it {} before it did",
                 prog.name,
                 ended(&status)
-            ));
+            )));
         }
         if readiness.look(prog.pid, port, protocol, round % 4 == 3) {
             return Ok(());
@@ -223,22 +224,22 @@ async fn wait_ready(
         if Instant::now() >= next_look {
             next_look = Instant::now() + crate::conn::LOOK_EVERY;
             if watch.still() {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {} to listen on port {port}; it did not, and {}",
                     prog.name,
                     super::stillness::why_nothing_more(watch, "listen")
-                ));
+                )));
             }
         }
         if deadline.passed() {
-            return Err(with_busy_note(
+            return Err(StepError::failed(with_busy_note(
                 format!(
                     "expected {} to listen on port {port} within {}ms; it did not",
                     prog.name,
                     bound.as_millis()
                 ),
                 &deadline,
-            ));
+            )));
         }
         // A bounded poll: there is no event for "a socket started
         // listening", and a probe connection would be a client the program
@@ -273,8 +274,7 @@ async fn wait_ready(
 }
 
 impl Run for Stop {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let name = &s.program.value;
         let bound = within(s.within);
@@ -295,18 +295,17 @@ impl Run for Stop {
                     name,
                     format!("SIGTERM -> still running after {}ms; SIGKILL", bound.as_millis()),
                 );
-                Err(format!(
+                Err(StepError::failed(format!(
                     "expected {name} to exit within {}ms of SIGTERM; it was still running and was killed",
                     bound.as_millis()
-                ))
+                )))
             }
         }
     }
 }
 
 impl Run for Kill {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let p = self;
         let name = &p.program.value;
         let prog = play.running(name)?;
@@ -332,8 +331,7 @@ async fn group_gone(pgid: i32) {
 }
 
 impl Run for Restart {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let name = &s.program.value;
         if let Some(p) = play.programs.get_mut(name) {
@@ -341,7 +339,7 @@ impl Run for Restart {
                 let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
                 p.end_expected = true;
                 if p.wait(DEFAULT_WITHIN).await.is_none() {
-                    return Err(StepError::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "{name} was still running 2s after SIGKILL; cannot restart it"
                     )));
                 }
@@ -350,11 +348,14 @@ impl Run for Restart {
                 group_gone(p.pid).await;
             }
         }
-        let started = s.0.run(play).await;
         // Listening again on the same port at once is what a restart checks:
         // its failure stays the scenario's, not the readiness clause's.
-        play.precondition = None;
-        started
+        s.0.run(play).await.map_err(|mut error| {
+            if let Some(failure) = error.failure_mut() {
+                failure.precondition = None;
+            }
+            error
+        })
     }
 }
 
@@ -368,8 +369,7 @@ async fn at_rest(pid: i32) {
 }
 
 impl Run for SignalStep {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let name = &s.program.value;
         let sig = s.signal.0;
@@ -386,15 +386,15 @@ impl Run for SignalStep {
         } else {
             send_signal(Pid::from_raw(prog.pid), sig)
         };
-        r.map_err(|e| format!("could not send {sig} to {name}: {e}"))?;
+        r.map_err(|e| format!("could not send {sig} to {name}: {e}"))
+            .or_failed()?;
         play.transcript.record(name, sig.as_str());
         Ok(())
     }
 }
 
 impl Run for ExpectRunning {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let p = self;
         let name = &p.program.value;
         match play.program(name)?.exit_status() {
@@ -402,14 +402,16 @@ impl Run for ExpectRunning {
                 play.transcript.record(name, "running");
                 Ok(())
             }
-            Some(s) => Err(format!("expected {name} to be running, but it {}", ended(&s))),
+            Some(s) => Err(StepError::failed(format!(
+                "expected {name} to be running, but it {}",
+                ended(&s)
+            ))),
         }
     }
 }
 
 impl Run for ExpectExit {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let e = self;
         use std::os::unix::process::ExitStatusExt;
         let name = &e.program.value;
@@ -421,7 +423,8 @@ impl Run for ExpectExit {
         let prog = play
             .programs
             .get_mut(name)
-            .ok_or_else(|| format!("{name} was never started"))?;
+            .ok_or_else(|| format!("{name} was never started"))
+            .or_cannot_run()?;
         let mut deadline = Deadline::after(bound);
         // Looks at the kernel between waits (`stillness`): a program that
         // waits for what will never come is not about to exit.
@@ -432,20 +435,20 @@ impl Run for ExpectExit {
             if still {
                 play.transcript
                     .record(name, "still running, and nothing more could come");
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {name} to exit; it is still running, and {}",
                     super::stillness::why_nothing_more(&watch, "exit")
-                ));
+                )));
             }
             play.transcript
                 .record(name, format!("still running after {}ms", bound.as_millis()));
-            return Err(with_busy_note(
+            return Err(StepError::failed(with_busy_note(
                 format!(
                     "expected {name} to exit within {}ms; it is still running",
                     bound.as_millis()
                 ),
                 &deadline,
-            ));
+            )));
         };
         play.transcript.record(name, describe_exit(&status));
         let how = ended(&status);
@@ -457,19 +460,20 @@ impl Run for ExpectExit {
                 } else {
                     "after this step began"
                 };
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {name} to keep going for at least {min}; it {how} {}ms {since}",
                     ran.as_millis()
-                ));
+                )));
             }
         }
         match e.ending {
-            Ending::Status(code) if status.code() != Some(code) => {
-                Err(format!("expected {name} to exit with status {code}; it {how}"))
-            }
-            Ending::Signal(sig) if status.signal() != Some(sig.0 as i32) => {
-                Err(format!("expected {name} to be killed by {}; it {how}", sig.0.as_str()))
-            }
+            Ending::Status(code) if status.code() != Some(code) => Err(StepError::failed(format!(
+                "expected {name} to exit with status {code}; it {how}"
+            ))),
+            Ending::Signal(sig) if status.signal() != Some(sig.0 as i32) => Err(StepError::failed(format!(
+                "expected {name} to be killed by {}; it {how}",
+                sig.0.as_str()
+            ))),
             Ending::Any | Ending::Status(_) | Ending::Signal(_) => {
                 prog.end_expected = true;
                 Ok(())
@@ -479,14 +483,16 @@ impl Run for ExpectExit {
 }
 
 impl Run for ExpectOutput {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
-        let result = expect_output(play, self).await;
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         // A client that printed a reply twice: what the datagrams show.
-        if result.is_err() && self.stream == crate::spec::program::Stream::Stdout {
-            play.observed = super::udp::printed_twice(play, &self.program.value, self.matcher.as_ref());
-        }
-        result
+        expect_output(play, self).await.map_err(|error| match self.stream {
+            crate::spec::program::Stream::Stdout => error.observed(super::udp::printed_twice(
+                play,
+                &self.program.value,
+                self.matcher.as_ref(),
+            )),
+            crate::spec::program::Stream::Stderr => error,
+        })
     }
 }
 
@@ -545,10 +551,10 @@ async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> StepResult {
                 Some(Ok(ok)) => {
                     if let Some(max) = o.max_lines {
                         if lines > max {
-                            return Err(format!(
+                            return Err(StepError::failed(format!(
                                 "expected at most {max} line(s) on {name}'s {stream}; it wrote {lines}: {}",
                                 escape::quote(&text, 300)
-                            ));
+                            )));
                         }
                     }
                     if !ok.is_empty() {
@@ -556,14 +562,14 @@ async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> StepResult {
                     }
                     return Ok(());
                 }
-                Some(Err(why)) => return Err(why),
+                Some(Err(why)) => return Err(StepError::failed(why)),
                 None => {}
             }
             if ended {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "{name} ended, and its {stream} never satisfied the expectation; it is {}",
                     escape::quote(&text, 300)
-                ));
+                )));
             }
             let woke = match tokio::time::timeout(crate::conn::LOOK_EVERY, deadline.within(notified)).await {
                 Ok(woke) => woke,
@@ -580,20 +586,20 @@ async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> StepResult {
                     continue;
                 }
                 if still {
-                    return Err(format!(
+                    return Err(StepError::failed(format!(
                         "expected {name}'s {stream} to satisfy the expectation; it is {}, and {}",
                         escape::quote(&text, 300),
                         super::stillness::why_nothing_more(&watch, "write")
-                    ));
+                    )));
                 }
-                return Err(with_busy_note(
+                return Err(StepError::failed(with_busy_note(
                     format!(
                         "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
                         bound.as_millis(),
                         escape::quote(&text, 300)
                     ),
                     &deadline,
-                ));
+                )));
             }
         }
     }

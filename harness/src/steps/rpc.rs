@@ -2,8 +2,9 @@
 //! expect_message, on one connection (`super::run_on`), at the top level or
 //! inside `each`, in the format the spec declares under `frames`.
 
-use super::StepResult;
+use super::Failing;
 use super::{OnContext, RunOn};
+use super::{StepError, StepResult};
 use crate::conn::{Conn, Outcome};
 use crate::spec::rpc::{ExpectMessage, SendMessage};
 use crate::spec::values::within;
@@ -12,7 +13,7 @@ use crate::transcript::{Mismatch, Wire};
 impl RunOn for SendMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let s = self;
-        let frames = cx.frames()?;
+        let frames = cx.frames().or_cannot_run()?;
         let _ = cx;
         let bytes: Vec<u8> = s.messages.iter().flat_map(|m| frames.encode(m)).collect();
         let what: Vec<String> = s.messages.iter().map(|m| m.describe(Some(frames))).collect();
@@ -23,7 +24,7 @@ impl RunOn for SendMessage {
 impl RunOn for ExpectMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let e = self;
-        let frames = cx.frames()?;
+        let frames = cx.frames().or_cannot_run()?;
         let _ = cx;
         let t = conn.transcript.clone();
         let want = &e.message;
@@ -48,7 +49,7 @@ impl RunOn for ExpectMessage {
                         ended: conn.peer.ended(),
                     },
                 );
-                return Err(format!("expected the frame {expected}: {why}"));
+                return Err(StepError::failed(format!("expected the frame {expected}: {why}")));
             }
         };
         let length = frames.length.decode(&frame[..prefix]);
@@ -89,11 +90,11 @@ impl RunOn for ExpectMessage {
         if wrong.is_empty() {
             return Ok(());
         }
-        Err(format!(
+        Err(StepError::failed(format!(
             "expected the frame {expected}; {}\n  the frame's bytes: {}",
             wrong.join("; "),
             hex(&frame)
-        ))
+        )))
     }
 }
 

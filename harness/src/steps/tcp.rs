@@ -4,6 +4,7 @@
 //! connection (`super::run_on`), at the top level or inside `each`.
 
 use super::play::Play;
+use super::Failing;
 use super::{OnContext, Run, RunOn};
 use super::{StepError, StepResult};
 use crate::conn::{self, Conn, Listener, Outcome, PeerState};
@@ -20,8 +21,7 @@ use crate::witness;
 use std::time::Duration;
 
 impl Run for Connect {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let c = self;
         let bound = within(c.within);
         let base = c.name.value.clone();
@@ -57,7 +57,7 @@ impl Run for Connect {
                     ConnectOutcome::Established
                 }
                 Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => ConnectOutcome::Refused,
-                Some(Err(e)) => return Err(format!("connect failed: {}", conn::os_error(&e))),
+                Some(Err(e)) => return Err(StepError::of_socket("connect", &e)),
                 None => ConnectOutcome::Pending,
             };
             outcomes.push(outcome);
@@ -80,12 +80,12 @@ impl Run for Connect {
                 } else {
                     String::new()
                 };
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "{count}expected the connection to be {} within {}ms; it was {}{extra}",
                     c.expect.as_str(),
                     bound.as_millis(),
                     outcome.as_str()
-                ));
+                )));
             }
         }
         let connected = Wire::Connect {
@@ -162,8 +162,7 @@ impl Pacing {
 }
 
 impl Run for Listen {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let l = self;
         let name = &l.name.value;
         let port = match l.port {
@@ -193,14 +192,14 @@ impl Run for Listen {
 }
 
 impl Run for Accept {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let a = self;
         let bound = within(a.within);
         let listener = play
             .listeners
             .get(&a.on.value)
-            .ok_or_else(|| format!("`{}` is not listening", a.on.value))?;
+            .ok_or_else(|| format!("`{}` is not listening", a.on.value))
+            .or_failed()?;
         let name = a.name.value.clone();
         let mut deadline = Deadline::after(bound);
         // Looks at the kernel between waits: once no program can connect any
@@ -208,12 +207,12 @@ impl Run for Accept {
         // never contacts its origin costs 200ms here, not the bound).
         let mut watch = super::stillness::Watch::of(play);
         let Some(accepted) = watch.unless_still(deadline.within(listener.accept())).await else {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected a program to connect to `{}` (port {}); {}",
                 a.on.value,
                 shown_port(listener, &a.on.value),
                 super::stillness::why_nothing_more(&watch, "connect"),
-            ));
+            )));
         };
         match accepted {
             Some(Ok((stream, _))) => {
@@ -224,8 +223,8 @@ impl Run for Accept {
                 play.conns.insert(name, conn);
                 Ok(())
             }
-            Some(Err(e)) => Err(format!("accept failed: {e}")),
-            None => Err(with_busy_note(
+            Some(Err(e)) => Err(StepError::of_socket("accept", &e)),
+            None => Err(StepError::failed(with_busy_note(
                 format!(
                     "expected a program to connect to `{}` (port {}) within {}ms; none did",
                     a.on.value,
@@ -233,7 +232,7 @@ impl Run for Accept {
                     bound.as_millis()
                 ),
                 &deadline,
-            )),
+            ))),
         }
     }
 }
@@ -249,14 +248,14 @@ fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
 }
 
 impl Run for ExpectNoConnection {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let e = self;
         let on = &e.on.value;
         let listener = play
             .listeners
             .get(on)
-            .ok_or_else(|| format!("`{on}` is not listening"))?;
+            .ok_or_else(|| format!("`{on}` is not listening"))
+            .or_cannot_run()?;
         match Deadline::on_the_wall_clock(e.duration.0)
             .within(listener.accept())
             .await
@@ -265,7 +264,7 @@ impl Run for ExpectNoConnection {
                 play.transcript.record(on, format!("no connection for {}", e.duration));
                 Ok(())
             }
-            Some(Err(e)) => Err(format!("accept failed: {e}")),
+            Some(Err(e)) => Err(StepError::of_socket("accept", &e)),
             Some(Ok((stream, from))) => {
                 // Kept open, as `accept` would keep it, until the scenario ends:
                 // the program sees the connection it made, not a reset.
@@ -273,11 +272,11 @@ impl Run for ExpectNoConnection {
                 play.transcript.record_wire(&name, Wire::Accepted { peer: None });
                 let conn = Conn::new(&name, stream, play.transcript.clone());
                 play.conns.insert(name, conn);
-                Err(format!(
+                Err(StepError::failed(format!(
                     "expected nothing to connect to `{on}` for {}; a connection came from port {}",
                     e.duration,
                     from.port()
-                ))
+                )))
             }
         }
     }
@@ -329,7 +328,7 @@ pub(super) async fn write(
             .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: true });
     }
     let gap = gap.map(|g| g.0).unwrap_or(Duration::ZERO);
-    conn.send(bytes, writes, gap, wait, shutdown).await
+    conn.send(bytes, writes, gap, wait, shutdown).await.or_failed()
 }
 
 impl RunOn for Expect {
@@ -341,7 +340,9 @@ impl RunOn for Expect {
             Expected::Echo => expect_with(conn, None, e.within).await,
             // The checker keeps `same_as` out of `each`, and `super::run`
             // answers it at the top level, where the other connection is.
-            Expected::SameAs(_) => Err("`same_as` needs the other connection, outside `each`".into()),
+            Expected::SameAs(_) => Err(StepError::cannot_run(
+                "`same_as` needs the other connection, outside `each`",
+            )),
         }
     }
 }
@@ -353,7 +354,8 @@ pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crat
         .conns
         .get(&other.value)
         .map(|c| c.taken.concat())
-        .ok_or_else(|| format!("`{}` is not open", other.value))?;
+        .ok_or_else(|| format!("`{}` is not open", other.value))
+        .or_cannot_run()?;
     let conn = play.conn(e.on.as_ref())?;
     expect_with(conn, Some(&crate::matcher::Matcher::Exact(want.into())), e.within).await
 }
@@ -399,7 +401,7 @@ async fn expect_with(
                 ended: conn.peer.ended(),
             };
             t.record_wire(&conn.name, received);
-            Err(why)
+            Err(StepError::failed(why))
         }
     }
 }
@@ -433,7 +435,7 @@ impl RunOn for EchoBack {
                     }),
                 };
                 t.record_wire(&conn.name, echo);
-                Err(why)
+                Err(StepError::failed(why))
             }
         }
     }
@@ -445,7 +447,8 @@ impl RunOn for ExpectEof {
         let _ = cx;
         conn.expect_end(PeerState::Eof, within(c.within))
             .await
-            .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))?;
+            .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))
+            .or_failed()?;
         conn.transcript.record_wire(&conn.name, Wire::Eof);
         Ok(())
     }
@@ -460,7 +463,7 @@ impl RunOn for ExpectClosed {
         let c = self;
         let _ = cx;
         if c.whatever_arrives {
-            let (taken, total) = conn.take_until_end(within(c.within)).await?;
+            let (taken, total) = conn.take_until_end(within(c.within)).await.or_failed()?;
             if total > 0 {
                 conn.transcript.record_wire(
                     &conn.name,
@@ -487,7 +490,9 @@ impl RunOn for ExpectClosed {
             }
             Err(e) => {
                 drawn_end(conn, "the connection closed");
-                return Err(e.replace("end of stream (EOF)", "the connection to be closed"));
+                return Err(StepError::failed(
+                    e.replace("end of stream (EOF)", "the connection to be closed"),
+                ));
             }
         }
         Ok(())
@@ -500,7 +505,8 @@ impl RunOn for ExpectReset {
         let _ = cx;
         conn.expect_end(PeerState::Reset, within(c.within))
             .await
-            .inspect_err(|_| drawn_end(conn, "a reset (RST)"))?;
+            .inspect_err(|_| drawn_end(conn, "a reset (RST)"))
+            .or_failed()?;
         conn.transcript.record_wire(&conn.name, Wire::Reset);
         Ok(())
     }
@@ -533,7 +539,7 @@ impl RunOn for Shutdown {
         let _ = cx;
         conn.transcript
             .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
-        conn.shutdown()
+        conn.shutdown().or_failed()
     }
 }
 
@@ -542,7 +548,7 @@ impl RunOn for Close {
         let c = self;
         let _ = cx;
         conn.transcript.record_wire(&conn.name, Wire::Close);
-        conn.close(within(c.within)).await
+        conn.close(within(c.within)).await.or_failed()
     }
 }
 
@@ -661,7 +667,8 @@ impl RunOn for ExpectSilence {
         let _ = cx;
         conn.expect_silence(s.duration.0)
             .await
-            .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))?;
+            .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))
+            .or_failed()?;
         conn.transcript
             .record(&conn.name, format!("<- nothing for {}", s.duration));
         Ok(())
@@ -680,8 +687,7 @@ impl RunOn for ReadSlowly {
 }
 
 impl Run for Fill {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let f = self;
         let pid = play.running(&f.program.value)?.pid;
         let spec = play.spec;
@@ -694,8 +700,7 @@ impl Run for Fill {
                 // A program that reset the connection stopped serving it: the
                 // precondition that keeps connections open, not this step's.
                 let precondition = super::closed_early(spec, conn);
-                play.precondition = precondition;
-                return Err(why);
+                return Err(StepError::failed(why).precondition(precondition));
             }
         };
         // How many bytes it took depends on the buffer sizes the kernel chose:

@@ -3,6 +3,7 @@
 //! expect_no_datagram act on one.
 
 use super::play::Play;
+use super::Failing;
 use super::Run;
 use super::{StepError, StepResult};
 use crate::datagram::{self, Datagram, Endpoint, Role};
@@ -17,8 +18,7 @@ use crate::verdict::{Observed, Precondition};
 use std::net::SocketAddr;
 
 impl Run for UdpOpen {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let o = self;
         let base = &o.name.value;
         let names: Vec<String> = match o.count {
@@ -40,8 +40,7 @@ impl Run for UdpOpen {
 }
 
 impl Run for UdpBind {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let b = self;
         let name = &b.name.value;
         let endpoint = Endpoint::server(name, play.setting.port).map_err(|e| {
@@ -55,8 +54,7 @@ impl Run for UdpBind {
 }
 
 impl Run for Relay {
-    type Error = StepError;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), StepError> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let r = self;
         crate::relay::start(
             r,
@@ -107,8 +105,7 @@ impl Run for Relay {
 }
 
 impl Run for SendDatagram {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let s = self;
         let to = match &s.to {
             Some(other) => play.endpoint(other)?.peer,
@@ -116,9 +113,9 @@ impl Run for SendDatagram {
         };
         let peer_of = s.to.as_ref().unwrap_or(&s.on).value.clone();
         let Some(to) = to else {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "`{peer_of}` has nobody to send to yet: a `udp_bind` endpoint answers the sender of the last datagram it received, and none has arrived"
-            ));
+            )));
         };
         let whom = play.describe_addr(to);
         let bytes = s.payload.bytes();
@@ -150,7 +147,8 @@ impl Run for SendDatagram {
             endpoint
                 .send_to(&bytes, to)
                 .await
-                .map_err(|e| format!("sending a datagram failed: {}", crate::conn::os_error(&e)))?;
+                .map_err(|e| format!("sending a datagram failed: {}", crate::escape::os_error(&e)))
+                .or_failed()?;
             transcript.record_wire(
                 &s.on.value,
                 Wire::Datagram {
@@ -168,9 +166,20 @@ impl Run for SendDatagram {
 }
 
 impl Run for ExpectDatagram {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
-        let e = self;
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
+        // What fails the step once a datagram arrived is in that datagram:
+        // seen when the kernel stamped it.
+        expect_datagram(play, self)
+            .await
+            .map_err(|error| match play.datagram_arrived {
+                Some(arrived) => error.seen_at(arrived),
+                None => error,
+            })
+    }
+}
+
+async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> StepResult {
+    {
         let bound = within(e.within);
         let name = e.on.value.clone();
         let mut watch = super::stillness::Watch::of(play);
@@ -186,21 +195,23 @@ impl Run for ExpectDatagram {
         let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
         let still = received.is_none();
         let received = received.unwrap_or(Ok(None));
-        let Some(d) = received.map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?
+        let Some(d) = received
+            .map_err(|err| format!("reading a datagram failed: {}", crate::escape::os_error(&err)))
+            .or_failed()?
         else {
             if still {
                 play.transcript
                     .record(&name, "<- no datagram, and nothing more could come");
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {} on `{name}`; nothing arrived, and {}{}",
                     describe_expected(&e.expected),
                     super::stillness::why_nothing_more(&watch, "send one"),
                     play.who_ended()
-                ));
+                )));
             }
             play.transcript
                 .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
-            return Err(with_busy_note(
+            return Err(StepError::failed(with_busy_note(
                 format!(
                     "expected {} on `{name}` within {}ms; nothing arrived{}",
                     describe_expected(&e.expected),
@@ -208,13 +219,13 @@ impl Run for ExpectDatagram {
                     play.who_ended()
                 ),
                 &deadline,
-            ));
+            )));
         };
         endpoint.last_arrival = Some(d.arrived);
         endpoint.last_mark = Some(crate::program_time::Mark::now());
+        // What fails this step from here on is in this datagram (see
+        // `impl Run for ExpectDatagram`).
         play.datagram_arrived = Some(d.arrived);
-        // What fails this step from here on is in this datagram.
-        play.failure_seen_at = Some(d.arrived);
         if role == Role::Server {
             play.request = Some(d.bytes.clone());
             play.offered.clear();
@@ -238,9 +249,9 @@ impl Run for ExpectDatagram {
             (ExpectedDatagram::Bytes(m), _) => m,
             (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
             (ExpectedDatagram::Echo, None) => {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
-                ))
+                )))
             }
         };
         let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
@@ -265,19 +276,19 @@ impl Run for ExpectDatagram {
         // Where it came from, before what it holds: a reply from the wrong
         // port is wrong whatever its bytes.
         if role == Role::Client && Some(d.from) != expected_from {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
                 play.describe_addr(d.from)
-            ));
+            )));
         }
         if role == Role::Member {
             through_loopback(play, &name, &d)?;
         }
         if d.truncated {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "a datagram on `{name}` was longer than {} bytes",
                 d.bytes.len()
-            ));
+            )));
         }
         if let Some(m) = mismatch {
             let diff = matcher
@@ -286,29 +297,33 @@ impl Run for ExpectDatagram {
                 .filter(|d| !d.is_empty())
                 .map(|d| format!("; {d}"))
                 .unwrap_or_default();
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
                 m.expected,
                 m.got,
                 escape::bytes(d.bytes.len())
-            ));
+            )));
         }
         if let Some(want) = e.ttl {
             match d.ttl {
                 Some(ttl) if ttl == i32::from(want) => {}
                 Some(ttl) => {
-                    return Err(format!(
+                    return Err(StepError::failed(format!(
                         "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
-                    ))
+                    )))
                 }
-                None => return Err(format!("`{name}` does not read TTLs: `ttl` needs a `join` endpoint")),
+                None => {
+                    return Err(StepError::failed(format!(
+                        "`{name}` does not read TTLs: `ttl` needs a `join` endpoint"
+                    )))
+                }
             }
         }
         if let Some(bounds) = e.interval {
             let Some(gap) = interval else {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "`interval` measures from the previous datagram on `{name}`, and this is the first"
-                ));
+                )));
             };
             // Too late only in the programs' time: what a busy machine kept
             // them waiting for a CPU in between is not the program's delay.
@@ -320,12 +335,12 @@ impl Run for ExpectDatagram {
                 } else {
                     "too late"
                 };
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
                     gap.as_millis(),
                     bounds.at_least,
                     bounds.at_most
-                ));
+                )));
             }
         }
         Ok(())
@@ -342,25 +357,23 @@ fn through_loopback(play: &mut Play<'_>, name: &str, d: &Datagram) -> StepResult
     if index == lo {
         return Ok(());
     }
-    if let Some(program) = play
+    let precondition = play
         .spec
         .programs
         .iter()
         .find(|(_, p)| p.preconditions.through_loopback.is_some())
-    {
-        play.precondition = Some(Precondition::ThroughLoopback {
-            program: program.0.clone(),
+        .map(|(program, _)| Precondition::ThroughLoopback {
+            program: program.clone(),
         });
-    }
-    Err(format!(
+    Err(StepError::failed(format!(
         "a datagram arrived on `{name}` through {}, not through lo (127.0.0.1): its sender did not choose the interface",
         datagram::interface_name(index)
     ))
+    .precondition(precondition))
 }
 
 impl Run for ExpectNoDatagram {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let e = self;
         let name = e.on.value.clone();
         let arrived = play.datagram_arrived;
@@ -379,7 +392,8 @@ impl Run for ExpectNoDatagram {
         let mut got = endpoint
             .recv(&mut Deadline::on_the_wall_clock(span))
             .await
-            .map_err(|err| format!("reading a datagram failed: {}", crate::conn::os_error(&err)))?;
+            .map_err(|err| format!("reading a datagram failed: {}", crate::escape::os_error(&err)))
+            .or_failed()?;
         // Judged by the kernel's stamp, not by when the grader got to read it.
         if let Some(late) = got.take_if(|d| d.arrived > until) {
             endpoint.hold(late);
@@ -407,16 +421,16 @@ impl Run for ExpectNoDatagram {
                         fate: None,
                     },
                 );
-                play.failure_seen_at = Some(d.arrived);
                 if let Some((_, prog)) = client_program(play) {
                     prog.output_caught_up().await;
                 }
-                play.observed = reply_taken(play);
-                Err(format!(
+                Err(StepError::failed(format!(
                     "expected no datagram on `{name}` for {}; {} arrived",
                     e.duration,
                     escape::quote(&d.bytes, 80)
                 ))
+                .observed(reply_taken(play))
+                .seen_at(d.arrived))
             }
         }
     }
@@ -538,10 +552,11 @@ fn describe_matcher(m: &crate::matcher::Matcher) -> String {
 
 impl Play<'_> {
     /// The endpoint a step names.
-    pub fn endpoint(&mut self, name: &crate::spec::Name) -> Result<&mut Endpoint, String> {
+    /// (One the spec never opened is an error.)
+    pub fn endpoint(&mut self, name: &crate::spec::Name) -> Result<&mut Endpoint, StepError> {
         self.endpoints
             .get_mut(&name.value)
-            .ok_or_else(|| format!("`{}` is not an open endpoint", name.value))
+            .ok_or_else(|| StepError::cannot_run(format!("`{}` is not an open endpoint", name.value)))
     }
 
     /// An address in words that do not change from run to run: `{port}`,

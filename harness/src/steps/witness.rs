@@ -8,7 +8,8 @@
 //! which is no pass.
 
 use super::play::Play;
-use super::Run;
+use super::Failing;
+use super::{Run, StepError, StepResult};
 use crate::spec::values::within;
 use crate::spec::witness::{
     ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
@@ -29,8 +30,7 @@ const MEMORY_ADVICE: &str =
     "Memory that grows with every client is a leak: free() what you allocated for a client when it leaves";
 
 impl Run for FdBaseline {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let p = self;
         let name = &p.program.value;
         let pid = play.running(name)?.pid;
@@ -41,7 +41,9 @@ impl Run for FdBaseline {
         // closes between the two reads is then in neither count, where read
         // second it would stay in the baseline.
         let connections = witness::connection_fds(pid);
-        let mut fds = witness::fds(pid).ok_or_else(|| format!("cannot read the descriptors of {name}"))?;
+        let mut fds = witness::fds(pid)
+            .ok_or_else(|| format!("cannot read the descriptors of {name}"))
+            .or_cannot_run()?;
         fds.retain(|fd, _| !connections.contains(fd));
         play.transcript.record_with_detail(
             name,
@@ -54,15 +56,15 @@ impl Run for FdBaseline {
 }
 
 impl Run for ExpectFds {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let f = self;
         let name = &f.program.value;
         let baseline = play
             .fd_baselines
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))?;
+            .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))
+            .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let limit = baseline.len() + f.above_baseline;
         let prog = &play.programs[name];
@@ -76,9 +78,9 @@ impl Run for ExpectFds {
         .await;
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected {name} to be running with at most {limit} open descriptors; it {how}"
-            ));
+            )));
         }
         match now {
             Ok(fds) => {
@@ -101,22 +103,21 @@ impl Run for ExpectFds {
                     .take(5)
                     .map(|(fd, target)| format!("fd {fd} -> {target}"))
                     .collect();
-                Err(format!(
+                Err(StepError::failed(format!(
                     "expected {name} to have at most {limit} open descriptors once its clients were gone (its baseline was {}); it has {}: {} more.\n  New since the baseline: {}{}\n  {FD_LEAK_ADVICE}",
                     baseline.len(),
                     fds.len(),
                     fds.len().saturating_sub(baseline.len()),
                     extra.join(", "),
                     if fds.len() - baseline.len().min(fds.len()) > 5 { ", ..." } else { "" }
-                ))
+                )))
             }
         }
     }
 }
 
 impl Run for MemoryBaseline {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let p = self;
         let name = &p.program.value;
         let pid = play.running(name)?.pid;
@@ -132,14 +133,14 @@ impl Run for MemoryBaseline {
 }
 
 impl Run for ExpectMemory {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let m = self;
         let name = &m.program.value;
         let baseline = *play
             .memory_baselines
             .get(name)
-            .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))?;
+            .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))
+            .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let limit = baseline + m.growth_at_most.0 as u64;
         // Children that are still finishing their clients hold memory too: wait
@@ -154,7 +155,7 @@ impl Run for ExpectMemory {
         .await;
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!("expected {name} to keep running; it {how}"));
+            return Err(StepError::failed(format!("expected {name} to keep running; it {how}")));
         }
         match rss {
             Ok(rss) => {
@@ -165,20 +166,19 @@ impl Run for ExpectMemory {
                 );
                 Ok(())
             }
-            Err(rss) => Err(format!(
+            Err(rss) => Err(StepError::failed(format!(
                 "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  {MEMORY_ADVICE}",
                 m.growth_at_most.0 >> 10,
                 baseline >> 10,
                 rss >> 10,
                 rss.saturating_sub(baseline) >> 10
-            )),
+            ))),
         }
     }
 }
 
 impl Run for ExpectAccepted {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let a = self;
         let name = &a.program.value;
         let target = &a.connection.value;
@@ -188,7 +188,8 @@ impl Run for ExpectAccepted {
             .iter()
             .map(|m| play.conns.get(m).map(|c| (m.clone(), c.local_port)))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| format!("`{target}` was never opened"))?;
+            .ok_or_else(|| format!("`{target}` was never opened"))
+            .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let port = play.setting.port;
         let waiting = poll_until(within(a.within), || {
@@ -203,14 +204,16 @@ impl Run for ExpectAccepted {
         .await;
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!("expected {name} to accept `{target}`; it {how}"));
+            return Err(StepError::failed(format!(
+                "expected {name} to accept `{target}`; it {how}"
+            )));
         }
         match waiting {
             Ok(_) => {
                 play.transcript.record(name, format!("accepted {target}"));
                 Ok(())
             }
-            Err(waiting) => Err(format!(
+            Err(waiting) => Err(StepError::failed(format!(
                 "expected {name} to accept {} within {}ms; {} still waiting in its listen queue (or closed): {}",
                 match members.len() {
                     1 => format!("`{target}`"),
@@ -219,14 +222,13 @@ impl Run for ExpectAccepted {
                 within(a.within).as_millis(),
                 waiting.len(),
                 waiting.join(", ")
-            )),
+            ))),
         }
     }
 }
 
 impl Run for ExpectRead {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let r = self;
         let name = &r.program.value;
         let conn = &r.connection.value;
@@ -235,7 +237,8 @@ impl Run for ExpectRead {
             .conns
             .get(conn)
             .map(|c| (c.remote_port, c.local_port, c.writes_pending()))
-            .ok_or_else(|| format!("`{conn}` was never opened"))?;
+            .ok_or_else(|| format!("`{conn}` was never opened"))
+            .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         // The harness's own writes first: what it queued must be in the kernel.
         let read = poll_until(within(r.within), || {
@@ -246,14 +249,16 @@ impl Run for ExpectRead {
         .await;
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!("expected {name} to read what was sent on `{conn}`; it {how}"));
+            return Err(StepError::failed(format!(
+                "expected {name} to read what was sent on `{conn}`; it {how}"
+            )));
         }
         match read {
             Ok(_) => {
                 play.transcript.record(name, format!("read everything sent on {conn}"));
                 Ok(())
             }
-            Err(queues) => Err(format!(
+            Err(queues) => Err(StepError::failed(format!(
                 "expected {name} to read everything sent on `{conn}` within {}ms; {}",
                 within(r.within).as_millis(),
                 match queues {
@@ -262,14 +267,13 @@ impl Run for ExpectRead {
                     Some(_) => "bytes were still on their way to it".to_string(),
                     None => "the connection is no longer in the kernel's table".to_string(),
                 }
-            )),
+            ))),
         }
     }
 }
 
 impl Run for ExpectReleased {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let r = self;
         let name = &r.program.value;
         let conn = &r.connection.value;
@@ -277,7 +281,8 @@ impl Run for ExpectReleased {
             .conns
             .get(conn)
             .map(|c| c.local_port)
-            .ok_or_else(|| format!("`{conn}` was never opened"))?;
+            .ok_or_else(|| format!("`{conn}` was never opened"))
+            .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let port = play.setting.port;
         let hold = poll_until(within(r.within), || {
@@ -291,25 +296,25 @@ impl Run for ExpectReleased {
         .await;
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected {name} to close its end of `{conn}` and go on; it {how}"
-            ));
+            )));
         }
         match hold {
             Ok(_) => {
                 play.transcript.record(name, format!("closed its end of {conn}"));
                 Ok(())
             }
-            Err(Some(witness::Hold::Waiting)) => Err(format!(
+            Err(Some(witness::Hold::Waiting)) => Err(StepError::failed(format!(
                 "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
                 within(r.within).as_millis()
-            )),
+            ))),
             Err(_) => {
-                play.observed = super::tcp::copy_kept(play, Some(&r.connection));
-                Err(format!(
+                Err(StepError::failed(format!(
                     "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  {RELEASE_ADVICE}",
                     within(r.within).as_millis()
                 ))
+                .observed(super::tcp::copy_kept(play, Some(&r.connection))))
             }
         }
     }
@@ -324,8 +329,7 @@ pub(super) fn settled(play: &Play<'_>, pids: impl IntoIterator<Item = i32>) -> b
 }
 
 impl Run for ExpectAtRest {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let r = self;
         let name = &r.program.value;
         let pid = play.running(name)?.pid;
@@ -343,18 +347,17 @@ impl Run for ExpectAtRest {
                 play.transcript.record(name, "at rest");
                 Ok(())
             }
-            Err(()) => Err(format!(
+            Err(()) => Err(StepError::failed(format!(
                 "expected {name} to come to rest (every thread waiting in the kernel, nothing in flight) within {}ms; \
                  it did not: a thread kept running, or bytes kept waiting in its sockets",
                 within(r.within).as_millis()
-            )),
+            ))),
         }
     }
 }
 
 impl Run for ExpectZombies {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let z = self;
         let name = &z.program.value;
         let pid = play.running(name)?.pid;
@@ -369,16 +372,15 @@ impl Run for ExpectZombies {
                 play.transcript.record(name, format!("at most {at_most} zombie children"));
                 Ok(())
             }
-            Err(n) => Err(format!(
+            Err(n) => Err(StepError::failed(format!(
                 "expected {name} to have at most {at_most} zombie children; it has {n}: children that exited and were never waited for"
-            )),
+            ))),
         }
     }
 }
 
 impl Run for ExpectIdle {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let i = self;
         let name = &i.program.value;
         let pid = play.running(name)?.pid;
@@ -391,7 +393,9 @@ impl Run for ExpectIdle {
         let demand1 = witness::tree_demand(pid);
         if !witness::alive(pid) {
             let how = play.how_it_ended(name).await;
-            return Err(format!("expected {name} to stay running while idle; it {how}"));
+            return Err(StepError::failed(format!(
+                "expected {name} to stay running while idle; it {how}"
+            )));
         }
         let secs = began.elapsed().as_secs_f64();
         // The time the program wanted a CPU where the kernel tells it (a loaded
@@ -411,25 +415,25 @@ impl Run for ExpectIdle {
         };
         if let Some(max) = i.max_cpu_percent {
             if cpu > max as f64 {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {name} to use at most {max}% CPU while idle; it {what} {cpu:.0}% of {secs:.1}s: a loop that polls or yields instead of blocking in accept/read/poll"
-                ));
+                )));
             }
         }
         if let Some(max) = i.max_processes {
             if procs > max {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected at most {max} processes while idle; {name} has {procs}"
-                ));
+                )));
             }
         }
         if let Some(max) = i.max_rss_growth {
             let growth = rss1.saturating_sub(rss0);
             if growth > max.0 as u64 {
-                return Err(format!(
+                return Err(StepError::failed(format!(
                     "expected {name}'s memory to grow by at most {} bytes while idle; it grew by {growth}",
                     max.0
-                ));
+                )));
             }
         }
         play.transcript
@@ -439,8 +443,7 @@ impl Run for ExpectIdle {
 }
 
 impl Run for ExpectListening {
-    type Error = String;
-    async fn run(&self, play: &mut Play<'_>) -> Result<(), String> {
+    async fn run(&self, play: &mut Play<'_>) -> StepResult {
         let name = &self.program.value;
         let port = play.setting.port;
         // The checker let only a program that `listens` come here.
@@ -452,17 +455,17 @@ impl Run for ExpectListening {
             .unwrap_or(Protocol::Tcp);
         let program = play.program(name)?;
         if let Some(status) = program.exit_status() {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected {name} to listen on port {port}, but it {}",
                 crate::process::ended(&status)
-            ));
+            )));
         }
         let pids = witness::tree(program.pid, &witness::processes());
         if !witness::is_ready(&pids, port, protocol) {
-            return Err(format!(
+            return Err(StepError::failed(format!(
                 "expected {name} to listen on port {port}, but the kernel shows no socket of it there any more: it \
                  closed its listening socket"
-            ));
+            )));
         }
         play.transcript.record(name, format!("listening on port {port}"));
         Ok(())
