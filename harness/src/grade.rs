@@ -3,8 +3,8 @@
 //! scenarios, and the one result every reporter reads. `sockgrade run` grades
 //! one this way and `sockgrade grade` a whole class, one call each.
 
+use crate::lang::Spec;
 use crate::runner::{self, Options};
-use crate::spec::Spec;
 use crate::submission;
 use crate::verdict::RunResult;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! One path through the code, one module per arrow, data flowing one way:
 //!
 //! ```text
-//! spec/        the language: YAML -> a checked Spec; never touches a socket
+//! lang/        the language: YAML -> a checked Spec; never touches a socket
 //!   mod.rs       Spec, Program, Scenario
 //!   step.rs      the keywords, one line each (`keywords!`): the flat YAML
 //!                enum `RawStep`, the two levels after load (`Step`, and
@@ -27,7 +27,9 @@
 //! program_time bounds counted in the time the programs could run (wall
 //!                time less their threads' run-queue delay)
 //! steps/       how each keyword runs (`impl Run`, `impl RunOn`), same stems
-//!                as spec/; play.rs  the scenario while it plays (`Play`)
+//!                as lang/; play.rs  the scenario while it plays (`Play`);
+//!                outcome.rs  how a step ends: passed, the student's failure
+//!                with what it observed, or the grader's error
 //! process      a program under test (actor)
 //! conn/        a TCP peer (actor): its writer task, its one read loop, when
 //!                it stalls, the grader's sockets
@@ -77,7 +79,7 @@ pub(crate) mod sandbox;
 pub mod scenario;
 pub(crate) mod spawn;
 #[macro_use]
-pub mod spec;
+pub mod lang;
 pub(crate) mod steps;
 pub mod submission;
 pub(crate) mod timed_wait;

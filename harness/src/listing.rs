@@ -3,7 +3,7 @@
 //! then the totals, so an instructor sees what a submission can earn and
 //! what students will be shown before anything runs.
 
-use crate::spec::{Spec, Visibility};
+use crate::lang::{Spec, Visibility};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

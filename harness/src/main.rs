@@ -12,10 +12,10 @@ use clap::{Parser, Subcommand};
 use harness::class::{self, rows, summary, ClassOptions, Partition};
 use harness::grade::{self, Source};
 use harness::isolation::Isolation;
+use harness::lang;
 use harness::listing;
 use harness::report::{self, BuildFailure, Format};
 use harness::runner::Options;
-use harness::spec;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -194,7 +194,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schema => {
-            print!("{}", spec::schema());
+            print!("{}", lang::schema());
             Ok(ExitCode::SUCCESS)
         }
         Command::List { spec: path, format } => load_spec(&path).map(|s| {
@@ -397,8 +397,8 @@ fn fail(code: u8, message: &str) -> ExitCode {
 }
 
 /// Loads a spec, or says what is wrong with it (exit 2).
-fn load_spec(path: &Path) -> Result<spec::Spec, ExitCode> {
-    spec::load(path).map_err(|e| {
+fn load_spec(path: &Path) -> Result<lang::Spec, ExitCode> {
+    lang::load(path).map_err(|e| {
         eprint!("{}", e.render(std::io::stderr().is_terminal()));
         ExitCode::from(2)
     })

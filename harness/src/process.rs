@@ -221,10 +221,10 @@ impl Running {
         self.exit_status()
     }
 
-    pub fn output(&self, stream: crate::spec::program::Stream) -> &Arc<Mutex<Captured>> {
+    pub fn output(&self, stream: crate::lang::program::Stream) -> &Arc<Mutex<Captured>> {
         match stream {
-            crate::spec::program::Stream::Stdout => &self.stdout,
-            crate::spec::program::Stream::Stderr => &self.stderr,
+            crate::lang::program::Stream::Stdout => &self.stdout,
+            crate::lang::program::Stream::Stderr => &self.stderr,
         }
     }
 

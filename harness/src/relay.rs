@@ -8,7 +8,7 @@
 
 use crate::datagram::Endpoint;
 use crate::escape;
-use crate::spec::udp::{Fate, Nth, Relay as Plan};
+use crate::lang::udp::{Fate, Nth, Relay as Plan};
 use crate::transcript::{Transcript, Wire};
 use std::collections::HashMap;
 use std::io;

@@ -3,10 +3,10 @@
 //! with a fresh copy of the submission, a fresh port and its own user.
 
 use crate::isolation::{self, Isolation, Namespaces};
+use crate::lang::{Keyword, ScriptedWait, Spec, Step};
 use crate::room::{self, Room};
 use crate::sandbox::{self, Identity};
 use crate::scenario::{self, Setting};
-use crate::spec::{Keyword, ScriptedWait, Spec, Step};
 use crate::verdict::ScenarioResult;
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, VecDeque};
@@ -460,7 +460,7 @@ mod tests {
 
     fn lab(name: &str) -> Spec {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../specs/{name}.yaml"));
-        crate::spec::load(&path).unwrap_or_else(|e| panic!("{}", e.render(false)))
+        crate::lang::load(&path).unwrap_or_else(|e| panic!("{}", e.render(false)))
     }
 
     fn tcp_echo() -> Spec {
@@ -522,7 +522,7 @@ mod tests {
             assert_eq!(descriptors_short(&s.steps, 1024), None, "{}", s.name);
         }
         let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/speed.yaml");
-        let bench = crate::spec::load(&bench).unwrap_or_else(|e| panic!("{}", e.render(false)));
+        let bench = crate::lang::load(&bench).unwrap_or_else(|e| panic!("{}", e.render(false)));
         let thousand = scenario(&bench, "concurrent-1000");
         assert_eq!(connections(thousand), 1000);
         assert_eq!(descriptors_short(thousand, 4096), None);

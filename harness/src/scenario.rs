@@ -3,10 +3,10 @@
 //! recording everything in the transcript; then the clean-up. The first step
 //! that fails ends the scenario, and `verdict` turns it into a result.
 
+use crate::lang::values::{DEFAULT_SCENARIO_TIMEOUT, DEFAULT_WITHIN};
+use crate::lang::{Scenario, Spec};
 use crate::process::describe_exit;
 use crate::program_time::Deadline;
-use crate::spec::values::{DEFAULT_SCENARIO_TIMEOUT, DEFAULT_WITHIN};
-use crate::spec::{Scenario, Spec};
 pub(crate) use crate::steps::play::{record_output, Play};
 pub use crate::steps::play::{Setting, Unready};
 use crate::steps::{self, StepError};
@@ -139,7 +139,7 @@ impl Play<'_> {
 
     /// Writes the spec's `docroot` for this scenario: `files` under
     /// `{docroot}`, `outside` beside it; the scenario's user owns them.
-    fn make_docroot(&self, docroot: &crate::spec::http::Docroot) -> std::io::Result<()> {
+    fn make_docroot(&self, docroot: &crate::lang::http::Docroot) -> std::io::Result<()> {
         let www = self.docroot();
         let beside = www.parent().map(PathBuf::from).unwrap_or_default();
         std::fs::create_dir_all(&www)?;

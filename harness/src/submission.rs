@@ -262,7 +262,7 @@ pub fn reference_program(work: &Path, command0: &str) -> PathBuf {
 /// `REFERENCE_PROGRAMS`. One that is missing is not an error here: a
 /// scenario that starts it says so (it can't run), and the other
 /// scenarios run.
-pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) {
+pub fn add_reference_programs(spec: &crate::lang::Spec, reference_dir: &Path, work: &Path) {
     use std::os::unix::fs::OpenOptionsExt;
     let to = work.join(REFERENCE_PROGRAMS);
     for program in spec.programs.values().filter(|p| p.reference) {
@@ -287,7 +287,7 @@ pub fn add_reference_programs(spec: &crate::spec::Spec, reference_dir: &Path, wo
 /// The reference programs, laid out as a submission: each program's
 /// executable copied from `reference_dir` (where cargo put the `reference`
 /// crate's binaries).
-pub fn reference(spec: &crate::spec::Spec, reference_dir: &Path, work: &Path) -> Result<Built, String> {
+pub fn reference(spec: &crate::lang::Spec, reference_dir: &Path, work: &Path) -> Result<Built, String> {
     let dir = work.join("reference");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for program in spec.programs.values().filter(|p| !p.reference) {

@@ -11,7 +11,7 @@
 //! connections (the HTML sequence diagram) reads the `Wire`, never the text.
 
 use crate::escape;
-use crate::spec::tcp::ConnectOutcome;
+use crate::lang::tcp::ConnectOutcome;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -312,7 +312,7 @@ impl Transcript {
 }
 
 fn render(events: &[Event], port: Option<u16>) -> String {
-    use crate::spec::fill_port_and_host;
+    use crate::lang::fill_port_and_host;
     let width = events.iter().map(|e| e.actor.len()).max().unwrap_or(0).max(6);
     let mut out = String::new();
     for e in events

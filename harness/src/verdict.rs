@@ -3,8 +3,8 @@
 //! to act on it without reading the spec; for the run, the build and the
 //! score. Results are built here and only here.
 
-use crate::spec::Keyword;
-use crate::spec::{Scenario, Spec};
+use crate::lang::Keyword;
+use crate::lang::{Scenario, Spec};
 use crate::submission::Build;
 use crate::transcript::{Event, Transcript};
 use serde::Serialize;
@@ -166,7 +166,7 @@ pub struct ScenarioResult {
     pub score: u32,
     pub max_score: u32,
     pub duration_ms: u64,
-    pub visibility: crate::spec::Visibility,
+    pub visibility: crate::lang::Visibility,
     pub hint: Option<String>,
     pub failure: Option<Failure>,
     /// For `error`: why the scenario could not run.

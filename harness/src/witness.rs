@@ -4,7 +4,7 @@
 //! descriptors, zombie children, CPU time and memory are all read here. Every
 //! function is a single look; the callers poll with an upper bound.
 
-use crate::spec::Protocol;
+use crate::lang::Protocol;
 use procfs::process::{FDTarget, Process};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;

@@ -65,7 +65,7 @@ fn the_handout_and_the_spec_name_the_same_clauses() {
         .filter_map(|l| l.split('`').next())
         .map(String::from)
         .collect();
-    let spec = harness::spec::load(&root().join(SPEC)).unwrap();
+    let spec = harness::lang::load(&root().join(SPEC)).unwrap();
     let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
     assert_eq!(clauses, tagged);
 }

@@ -119,7 +119,7 @@ fn every_clause_of_the_handout_has_a_scenario() {
             clauses.len(),
             handout_path.display()
         );
-        let spec = harness::spec::load(&path).unwrap();
+        let spec = harness::lang::load(&path).unwrap();
         let tagged: BTreeSet<String> = spec.scenarios.iter().flat_map(|s| s.tags.iter().cloned()).collect();
         let untested: Vec<_> = clauses.difference(&tagged).collect();
         assert!(

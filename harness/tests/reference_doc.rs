@@ -1,5 +1,5 @@
 //! The documentation stays true: the step reference (`docs/reference/steps.md`)
-//! is what `harness::spec::steps_markdown()` writes from the doc comments
+//! is what `harness::lang::steps_markdown()` writes from the doc comments
 //! today, and every relative link in the repository's Markdown leads to a
 //! file, and to a heading of it when it names one.
 
@@ -15,7 +15,7 @@ const STEPS_MD: &str = "docs/reference/steps.md";
 /// With `SOCKGRADE_BLESS=1` the file is written instead of compared.
 #[test]
 fn step_reference_is_current() {
-    let generated = harness::spec::steps_markdown();
+    let generated = harness::lang::steps_markdown();
     let path = root().join(STEPS_MD);
     if std::env::var_os("SOCKGRADE_BLESS").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -43,10 +43,10 @@ fn step_reference_is_current() {
 /// A keyword added to the language gets a family in the reference.
 #[test]
 fn every_step_has_a_family() {
-    let generated = harness::spec::steps_markdown();
+    let generated = harness::lang::steps_markdown();
     assert!(
-        !generated.contains(&format!("## {}", harness::spec::STEPS_WITHOUT_FAMILY)),
-        "a step keyword has no family: add it to FAMILIES in harness/src/spec/reference.rs"
+        !generated.contains(&format!("## {}", harness::lang::STEPS_WITHOUT_FAMILY)),
+        "a step keyword has no family: add it to FAMILIES in harness/src/lang/reference.rs"
     );
 }
 

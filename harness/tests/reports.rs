@@ -8,8 +8,8 @@
 
 mod support;
 
+use harness::lang::Visibility;
 use harness::report::{self, Format};
-use harness::spec::Visibility;
 use harness::submission::{Build, BuildStatus};
 use harness::verdict::{Failure, ProgramState, RunResult, ScenarioResult, Status};
 use serde_json::Value;

@@ -10,7 +10,7 @@ fn every_broken_spec_is_reported_with_its_location() {
     insta::glob!("../../fixtures/specs/invalid", "*.yaml", |path| {
         let source = std::fs::read_to_string(path).unwrap();
         let name = Path::new("fixtures/specs/invalid").join(path.file_name().unwrap());
-        let err = harness::spec::load_str(&name, &source).expect_err("this spec is broken");
+        let err = harness::lang::load_str(&name, &source).expect_err("this spec is broken");
         assert!(err.line >= 1 && err.column >= 1, "no location: {err}");
         insta::assert_snapshot!(err.render(false));
     });
@@ -56,14 +56,14 @@ fn no_truncated_or_mangled_spec_panics() {
         let lines: Vec<&str> = source.lines().collect();
         let path = Path::new("mangled.yaml");
         for cut in 0..lines.len() {
-            let _ = harness::spec::load_str(path, &lines[..cut].join("\n"));
+            let _ = harness::lang::load_str(path, &lines[..cut].join("\n"));
             let mut dropped = lines.clone();
             dropped.remove(cut);
-            let _ = harness::spec::load_str(path, &dropped.join("\n"));
+            let _ = harness::lang::load_str(path, &dropped.join("\n"));
         }
         for cut in (0..source.len()).step_by(97) {
             if source.is_char_boundary(cut) {
-                let _ = harness::spec::load_str(path, &source[..cut]);
+                let _ = harness::lang::load_str(path, &source[..cut]);
             }
         }
     }

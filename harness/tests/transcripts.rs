@@ -10,7 +10,7 @@ use harness::runner::{self, Options};
 #[test]
 fn reference_transcripts() {
     let root = support::root();
-    let spec = harness::spec::load(&root.join("specs/tcp-echo.yaml")).unwrap();
+    let spec = harness::lang::load(&root.join("specs/tcp-echo.yaml")).unwrap();
     let work = tempfile::tempdir().unwrap();
     let built = harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
     let wanted = [
@@ -86,7 +86,7 @@ fn protocol_transcripts() {
 
 fn transcripts_of(spec: &str, wanted: &[&str]) {
     let root = support::root();
-    let spec = harness::spec::load(&root.join(spec)).unwrap();
+    let spec = harness::lang::load(&root.join(spec)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let built = harness::submission::reference(&spec, &support::reference_dir(), work.path()).unwrap();
     harness::submission::add_reference_programs(&spec, &support::reference_dir(), work.path());

@@ -17,9 +17,9 @@ pub mod rows;
 pub mod summary;
 
 use crate::grade::{self, Source};
+use crate::lang::Spec;
 use crate::report::{self, Format, Style};
 use crate::runner::Options;
-use crate::spec::Spec;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -333,7 +333,7 @@ impl Conn {
     }
 
     /// Writes text lines until the program stops taking them (see
-    /// `spec::tcp::Fill`), after whatever is queued.
+    /// `lang::tcp::Fill`), after whatever is queued.
     pub async fn push_until_full(&mut self, at_most: usize, bound: Duration) -> Result<Filled, String> {
         let Some((tx, _)) = &self.writer else {
             return Err(format!("`{}` is closed", self.name));

@@ -3,7 +3,7 @@
 //! gradescope/autograder_samples). A test per scenario, in spec order.
 
 use super::cap::{self, cap};
-use crate::spec::Visibility;
+use crate::lang::Visibility;
 use crate::submission::BuildStatus;
 use crate::verdict::{RunResult, Status};
 use serde::Serialize;

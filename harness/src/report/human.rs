@@ -118,7 +118,7 @@ enum Cause {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Visibility;
+    use crate::lang::Visibility;
     use crate::submission::Build;
     use crate::verdict::{Failure, ProgramState, ScenarioResult};
 

@@ -23,7 +23,7 @@ struct JsonScenario<'a> {
     score: u32,
     max_score: u32,
     duration_ms: u64,
-    visibility: crate::spec::Visibility,
+    visibility: crate::lang::Visibility,
     /// The failure as a student reads it; null for a pass.
     message: Option<String>,
     /// The structured failure, for tools.

@@ -12,7 +12,7 @@
 
 use super::cap::{self, cap};
 use super::BuildFailure;
-use crate::spec::Visibility;
+use crate::lang::Visibility;
 use crate::submission::BuildStatus;
 use crate::verdict::RunResult;
 use serde::Serialize;

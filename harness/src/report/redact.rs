@@ -9,7 +9,7 @@
 //! JSON, JUnit) are when a run says it is `--for-students` (a student's own
 //! CI, the job summary of a Classroom workflow).
 
-use crate::spec::Visibility;
+use crate::lang::Visibility;
 use crate::verdict::{RunResult, ScenarioResult, Status};
 
 /// The run as students may see it.

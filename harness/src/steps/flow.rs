@@ -1,4 +1,4 @@
-//! Running the `flow` family (`crate::spec::flow`): `each` runs connection
+//! Running the `flow` family (`crate::lang::flow`): `each` runs connection
 //! steps on every member of a group at once; `repeat` runs steps round
 //! after round.
 //!
@@ -10,7 +10,7 @@ use super::play::Play;
 use super::{closed_early, run, run_on, StepError, StepResult};
 use super::{OnContext, Run};
 use crate::conn::Conn;
-use crate::spec::flow::{Each, Repeat};
+use crate::lang::flow::{Each, Repeat};
 use std::future::Future;
 use std::pin::Pin;
 

@@ -1,4 +1,4 @@
-//! Running the `http` family (`crate::spec::http`) on one connection
+//! Running the `http` family (`crate::lang::http`) on one connection
 //! (`super::run_on`): send_request and expect_response as a client of the
 //! server under test, expect_request and send_response as the server for a
 //! client under test. Messages are read by `crate::http`, the harness's own
@@ -11,10 +11,10 @@ use super::{StepError, StepResult};
 use crate::conn::{Conn, Gathered, Parse, PeerState};
 use crate::escape;
 use crate::http::{parse_message, Framing, Message, Parsed, Start};
+use crate::lang::http::{BodyCheck, ExpectRequest, ExpectResponse, FramingCheck, SendRequest, SendResponse};
+use crate::lang::values::within;
+use crate::lang::{Placeholders, Spec};
 use crate::program_time::with_busy_note;
-use crate::spec::http::{BodyCheck, ExpectRequest, ExpectResponse, FramingCheck, SendRequest, SendResponse};
-use crate::spec::values::within;
-use crate::spec::{Placeholders, Spec};
 use crate::transcript::{Mismatch, Wire};
 use std::time::Duration;
 
@@ -36,9 +36,9 @@ impl RunOn for SendResponse {
         let _ = cx;
         let body = s.body.bytes();
         let framing = match s.framing {
-            crate::spec::http::Framing::Length => format!("Content-Length: {}", body.len()),
-            crate::spec::http::Framing::Chunked => "chunked".into(),
-            crate::spec::http::Framing::Close => "until close".into(),
+            crate::lang::http::Framing::Length => format!("Content-Length: {}", body.len()),
+            crate::lang::http::Framing::Chunked => "chunked".into(),
+            crate::lang::http::Framing::Close => "until close".into(),
         };
         let cut = s
             .truncate

@@ -1,5 +1,5 @@
-//! How each step runs: one file per family, with the stems of `crate::spec`
-//! (the struct that declares `send` is `spec::tcp::Send`; `impl RunOn for
+//! How each step runs: one file per family, with the stems of `crate::lang`
+//! (the struct that declares `send` is `lang::tcp::Send`; `impl RunOn for
 //! Send` in `steps/tcp.rs` runs it), joined by the one dispatch that
 //! `keywords!` generates (`each_step!`, `each_conn_step!`).
 //!
@@ -7,8 +7,8 @@
 //! its own lines in the transcript, and says what went wrong. It never
 //! decides the scenario's verdict.
 //!
-//! Adding a keyword: its line in `spec/step.rs`, its struct with `impl
-//! Keyword` in `spec/<family>.rs`, `impl Run` (or `RunOn`, on one
+//! Adding a keyword: its line in `lang/step.rs`, its struct with `impl
+//! Keyword` in `lang/<family>.rs`, `impl Run` (or `RunOn`, on one
 //! connection) in `steps/<family>.rs`. A keyword without them does not
 //! compile.
 
@@ -25,7 +25,7 @@ pub(crate) mod udp;
 mod witness;
 
 use crate::conn::Conn;
-use crate::spec::{ConnStep, Keyword, OnConnection, Placeholders, Spec, Step};
+use crate::lang::{ConnStep, Keyword, OnConnection, Placeholders, Spec, Step};
 use crate::verdict::Precondition;
 use play::Play;
 use serde_saphyr::Spanned;
@@ -98,7 +98,7 @@ pub(crate) struct OnContext<'a> {
 
 impl OnContext<'_> {
     /// The spec's `frames`, which the checker asks of a spec with `rpc` steps.
-    fn frames(&self) -> Result<&crate::spec::rpc::Frames, String> {
+    fn frames(&self) -> Result<&crate::lang::rpc::Frames, String> {
         self.spec
             .frames
             .as_ref()
@@ -113,8 +113,8 @@ impl Run for OnConnection {
         let on = Some(&self.on);
         // The one connection step that reads another connection.
         if let ConnStep::Expect(
-            e @ crate::spec::tcp::Expect {
-                expected: crate::spec::tcp::Expected::SameAs(other),
+            e @ crate::lang::tcp::Expect {
+                expected: crate::lang::tcp::Expected::SameAs(other),
                 ..
             },
         ) = &self.step

@@ -1,4 +1,4 @@
-//! Running the `multicast` family (`crate::spec::multicast`): join and
+//! Running the `multicast` family (`crate::lang::multicast`): join and
 //! multicast_sender open the harness's endpoints on the group; expect_members
 //! asks the kernel who is in it.
 
@@ -6,8 +6,8 @@ use super::play::Play;
 use super::Run;
 use super::{StepError, StepResult};
 use crate::datagram::Endpoint;
-use crate::spec::multicast::{ExpectMembers, Group, Join, MulticastSender};
-use crate::spec::values::within;
+use crate::lang::multicast::{ExpectMembers, Group, Join, MulticastSender};
+use crate::lang::values::within;
 use crate::witness;
 use std::net::Ipv4Addr;
 

@@ -5,9 +5,9 @@
 use super::StepError;
 use crate::conn::{Conn, Listener};
 use crate::escape;
+use crate::lang::values::DEFAULT_WITHIN;
+use crate::lang::{Name, Spec};
 use crate::process::Running;
-use crate::spec::values::DEFAULT_WITHIN;
-use crate::spec::{Name, Spec};
 use crate::transcript::Transcript;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ pub struct Unready {
 
 impl Unready {
     /// A handle for `scenario`, sharing what the others saw.
-    pub fn for_scenario(&self, scenario: &crate::spec::Scenario) -> Unready {
+    pub fn for_scenario(&self, scenario: &crate::lang::Scenario) -> Unready {
         Unready {
             seen: self.seen.clone(),
             scenario: scenario.name.clone(),
@@ -187,12 +187,12 @@ impl Play<'_> {
     /// failure's words (steps write them so that the normalised transcript
     /// stays the same from run to run) filled in.
     /// What the spec's text may name, and its value in this scenario.
-    pub fn placeholders(&self) -> crate::spec::Placeholders {
+    pub fn placeholders(&self) -> crate::lang::Placeholders {
         let mut others = vec![
             ("{port2}".to_string(), self.setting.port2.to_string()),
             (
                 "{group}".to_string(),
-                self.group_of(crate::spec::multicast::Group::Scenario).to_string(),
+                self.group_of(crate::lang::multicast::Group::Scenario).to_string(),
             ),
             ("{docroot}".to_string(), self.docroot().display().to_string()),
         ];
@@ -205,7 +205,7 @@ impl Play<'_> {
         if let Some(round) = self.rounds.last() {
             others.push(("{round}".to_string(), round.to_string()));
         }
-        crate::spec::Placeholders {
+        crate::lang::Placeholders {
             port: self.setting.port,
             others,
         }

@@ -1,4 +1,4 @@
-//! Running the `program` family (`crate::spec::program`): start, stop, kill,
+//! Running the `program` family (`crate::lang::program`): start, stop, kill,
 //! restart, signal, expect_running, expect_exit, expect_output.
 
 use super::play::{record_output, Play};
@@ -6,13 +6,13 @@ use super::Failing;
 use super::Run;
 use super::{StepError, StepResult};
 use crate::escape;
+use crate::lang::program::{Ending, ExpectExit, ExpectOutput, ExpectRunning, Kill, Restart, SignalStep, Start, Stop};
+use crate::lang::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
+use crate::lang::Protocol;
 use crate::matcher::{Check, Matcher};
 use crate::process::{describe_exit, ended, Running};
 use crate::program_time::{with_busy_note, Deadline};
 use crate::sandbox;
-use crate::spec::program::{Ending, ExpectExit, ExpectOutput, ExpectRunning, Kill, Restart, SignalStep, Start, Stop};
-use crate::spec::values::{within, DEFAULT_EXIT, DEFAULT_READY, DEFAULT_WITHIN};
-use crate::spec::Protocol;
 use crate::verdict::Precondition;
 use crate::witness;
 use nix::sys::signal::{kill as send_signal, killpg, Signal};
@@ -486,12 +486,12 @@ impl Run for ExpectOutput {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
         // A client that printed a reply twice: what the datagrams show.
         expect_output(play, self).await.map_err(|error| match self.stream {
-            crate::spec::program::Stream::Stdout => error.observed(super::udp::printed_twice(
+            crate::lang::program::Stream::Stdout => error.observed(super::udp::printed_twice(
                 play,
                 &self.program.value,
                 self.matcher.as_ref(),
             )),
-            crate::spec::program::Stream::Stderr => error,
+            crate::lang::program::Stream::Stderr => error,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Running the `rpc` family (`crate::spec::rpc`): send_message and
+//! Running the `rpc` family (`crate::lang::rpc`): send_message and
 //! expect_message, on one connection (`super::run_on`), at the top level or
 //! inside `each`, in the format the spec declares under `frames`.
 
@@ -6,8 +6,8 @@ use super::Failing;
 use super::{OnContext, RunOn};
 use super::{StepError, StepResult};
 use crate::conn::{Conn, Outcome};
-use crate::spec::rpc::{ExpectMessage, SendMessage};
-use crate::spec::values::within;
+use crate::lang::rpc::{ExpectMessage, SendMessage};
+use crate::lang::values::within;
 use crate::transcript::{Mismatch, Wire};
 
 impl RunOn for SendMessage {

@@ -1,4 +1,4 @@
-//! Running the `tcp` family (`crate::spec::tcp`): connect, listen and accept
+//! Running the `tcp` family (`crate::lang::tcp`): connect, listen and accept
 //! open connections in the scenario; send, expect, echo, expect_eof,
 //! expect_reset, shutdown, close, abort and read_slowly act on one
 //! connection (`super::run_on`), at the top level or inside `each`.
@@ -9,12 +9,12 @@ use super::{OnContext, Run, RunOn};
 use super::{StepError, StepResult};
 use crate::conn::{self, Conn, Listener, Outcome, PeerState};
 use crate::escape;
-use crate::program_time::{with_busy_note, Deadline};
-use crate::spec::tcp::{
+use crate::lang::tcp::{
     Abort, Accept, Close, Connect, ConnectOutcome, EchoBack, Expect, ExpectClosed, ExpectEof, ExpectNoConnection,
     ExpectReset, ExpectSilence, Expected, Fill, Listen, ListenPort, ReadSlowly, Send, Shutdown,
 };
-use crate::spec::values::{within, DEFAULT_WITHIN};
+use crate::lang::values::{within, DEFAULT_WITHIN};
+use crate::program_time::{with_busy_note, Deadline};
 use crate::transcript::{Ended, Mismatch, Wire};
 use crate::verdict::Observed;
 use crate::witness;
@@ -308,8 +308,8 @@ pub(super) async fn write(
     conn: &mut Conn,
     bytes: Vec<u8>,
     what: String,
-    split: &crate::spec::tcp::Split,
-    gap: Option<crate::spec::TimeSpan>,
+    split: &crate::lang::tcp::Split,
+    gap: Option<crate::lang::TimeSpan>,
     wait: Option<Duration>,
     shutdown: bool,
 ) -> StepResult {
@@ -349,7 +349,7 @@ impl RunOn for Expect {
 
 /// `expect: { on: c, same_as: b }`: the next bytes on `c` are what `b`'s
 /// expectations have taken so far.
-pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crate::spec::Name) -> StepResult {
+pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crate::lang::Name) -> StepResult {
     let want = play
         .conns
         .get(&other.value)
@@ -364,7 +364,7 @@ pub(super) async fn expect_same_as(play: &mut Play<'_>, e: &Expect, other: &crat
 async fn expect_with(
     conn: &mut Conn,
     matcher: Option<&crate::matcher::Matcher>,
-    within_: Option<crate::spec::TimeSpan>,
+    within_: Option<crate::lang::TimeSpan>,
 ) -> StepResult {
     let t = conn.transcript.clone();
     let bound = within(within_);
@@ -567,7 +567,7 @@ impl RunOn for Abort {
 /// socket). Asked when `expect_eof` or `expect_released` failed. A parent
 /// that lets the kernel reap its children (SIGCHLD ignored) and has none
 /// left is not seen as forking: then the scenario's own hint stands.
-pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::spec::Name>) -> Option<Observed> {
+pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::lang::Name>) -> Option<Observed> {
     let conn = play.conn(on).ok()?;
     if !conn.outgoing {
         return None;
@@ -596,7 +596,7 @@ pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::spec::Name>) -> 
 /// said instead.
 pub(super) fn reset_by_close(
     play: &mut Play<'_>,
-    on: Option<&crate::spec::Name>,
+    on: Option<&crate::lang::Name>,
     wanted_end: bool,
 ) -> Option<Observed> {
     let conn = play.conn(on).ok()?;
@@ -638,7 +638,7 @@ pub(crate) const KEPT_COPY_ADVICE: &str = "After fork(), the parent must close()
 /// socket table), so the program's next call on that connection meets the
 /// reset on a loaded machine as on an idle one (the reset can wait in a
 /// softirq queue). Bounded; a reset the kernel rejected is no failure here.
-pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::spec::Name>) {
+pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::lang::Name>) {
     let Ok(conn) = play.conn(on) else {
         return;
     };

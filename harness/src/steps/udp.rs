@@ -1,4 +1,4 @@
-//! Running the `udp` family (`crate::spec::udp`): udp_open and udp_bind
+//! Running the `udp` family (`crate::lang::udp`): udp_open and udp_bind
 //! open the harness's endpoints; send_datagram, expect_datagram and
 //! expect_no_datagram act on one.
 
@@ -8,11 +8,11 @@ use super::Run;
 use super::{StepError, StepResult};
 use crate::datagram::{self, Datagram, Endpoint, Role};
 use crate::escape;
-use crate::program_time::{with_busy_note, Deadline};
-use crate::spec::udp::{
+use crate::lang::udp::{
     ExpectDatagram, ExpectNoDatagram, ExpectedDatagram, Fate, Relay, SendDatagram, UdpBind, UdpOpen,
 };
-use crate::spec::values::within;
+use crate::lang::values::within;
+use crate::program_time::{with_busy_note, Deadline};
 use crate::transcript::{Mismatch, Wire};
 use crate::verdict::{Observed, Precondition};
 use std::net::SocketAddr;
@@ -553,7 +553,7 @@ fn describe_matcher(m: &crate::matcher::Matcher) -> String {
 impl Play<'_> {
     /// The endpoint a step names.
     /// (One the spec never opened is an error.)
-    pub fn endpoint(&mut self, name: &crate::spec::Name) -> Result<&mut Endpoint, StepError> {
+    pub fn endpoint(&mut self, name: &crate::lang::Name) -> Result<&mut Endpoint, StepError> {
         self.endpoints
             .get_mut(&name.value)
             .ok_or_else(|| StepError::cannot_run(format!("`{}` is not an open endpoint", name.value)))

@@ -1,4 +1,4 @@
-//! Running the `witness` family (`crate::spec::witness`): what the kernel
+//! Running the `witness` family (`crate::lang::witness`): what the kernel
 //! shows of a program, read from /proc by `crate::witness`: fd_baseline,
 //! expect_fds, memory_baseline, expect_memory, expect_released,
 //! expect_zombies, expect_idle.
@@ -10,12 +10,12 @@
 use super::play::Play;
 use super::Failing;
 use super::{Run, StepError, StepResult};
-use crate::spec::values::within;
-use crate::spec::witness::{
+use crate::lang::values::within;
+use crate::lang::witness::{
     ExpectAccepted, ExpectAtRest, ExpectFds, ExpectIdle, ExpectMemory, ExpectRead, ExpectReleased, ExpectZombies,
 };
-use crate::spec::witness::{ExpectListening, FdBaseline, MemoryBaseline};
-use crate::spec::Protocol;
+use crate::lang::witness::{ExpectListening, FdBaseline, MemoryBaseline};
+use crate::lang::Protocol;
 use crate::witness::{self, poll_until, tree_rss, tree_usage};
 use tokio::time::Instant;
 

@@ -14,7 +14,7 @@
 //! the failing step kept; the diagram says when it left something out.
 
 use super::{esc, short};
-use crate::spec::tcp::ConnectOutcome;
+use crate::lang::tcp::ConnectOutcome;
 use crate::transcript::{Ended, Event, Wire};
 use crate::verdict::ScenarioResult;
 use std::collections::HashMap;

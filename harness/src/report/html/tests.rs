@@ -4,8 +4,8 @@
 //! caps that keep a big run's page drawable.
 
 use super::*;
-use crate::spec::tcp::ConnectOutcome;
-use crate::spec::Visibility;
+use crate::lang::tcp::ConnectOutcome;
+use crate::lang::Visibility;
 use crate::submission::Build;
 use crate::transcript::Event;
 use crate::verdict::ProgramState;

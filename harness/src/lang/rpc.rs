@@ -20,7 +20,7 @@ use super::check::{Checker, Scope};
 use super::step::{on_words, Keyword};
 use super::values::{Size, TimeSpan};
 use super::Name;
-use crate::spec::tcp::Split;
+use crate::lang::tcp::Split;
 use serde::Deserialize;
 use serde_saphyr::Location;
 use std::collections::BTreeMap;

@@ -364,7 +364,7 @@ struct RawExpect {
 /// the same fields, moved out of either.
 macro_rules! byte_keys_of {
     ($raw:ident) => {
-        $crate::spec::tcp::ByteKeys {
+        $crate::lang::tcp::ByteKeys {
             text: $raw.text,
             hex: $raw.hex,
             generate: $raw.generate,

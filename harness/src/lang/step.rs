@@ -4,7 +4,7 @@
 //! (`ConnStep`), so the types say what may go where.
 //!
 //! Every keyword is one line of `keywords!` below: its word, its level and
-//! its struct. The struct, in `spec/<family>.rs`, carries what belongs to
+//! its struct. The struct, in `lang/<family>.rs`, carries what belongs to
 //! the keyword (`impl Keyword`: its rules across steps, its words for
 //! students, its scripted wait); `steps/<family>.rs` runs it. The enums,
 //! their keyword words, the conversion between the levels and the one
@@ -88,9 +88,9 @@ macro_rules! same_options {
         #[derive(Debug, serde::Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub $inner);
-        impl $crate::spec::FromName for $name {
-            fn from_name(name: $crate::spec::Name) -> Self {
-                $name(<$inner as $crate::spec::FromName>::from_name(name))
+        impl $crate::lang::FromName for $name {
+            fn from_name(name: $crate::lang::Name) -> Self {
+                $name(<$inner as $crate::lang::FromName>::from_name(name))
             }
         }
         impl std::ops::Deref for $name {
@@ -144,7 +144,7 @@ macro_rules! keywords {
             $( $(#[$a])* #[serde(rename = $rkw)] $RV($rfam::$RT), )*
         }
 
-        /// Every keyword with its family (the stem of its files in `spec/`
+        /// Every keyword with its family (the stem of its files in `lang/`
         /// and `steps/`), in the language's order: what the reference
         /// (`docs/reference/steps.md`) groups them by.
         pub const KEYWORD_FAMILIES: &[(&str, &str)] = &[$( ($rkw, stringify!($rfam)), )*];
@@ -212,9 +212,9 @@ macro_rules! keywords {
         macro_rules! each_step {
             ($d step:expr, $d s:ident => $d body:expr) => {
                 match $d step {
-                    $( $crate::spec::Step::$SV($d s) => $d body, )*
-                    $( $crate::spec::Step::$HV($d s) => $d body, )*
-                    $crate::spec::Step::On($d s) => $d body,
+                    $( $crate::lang::Step::$SV($d s) => $d body, )*
+                    $( $crate::lang::Step::$HV($d s) => $d body, )*
+                    $crate::lang::Step::On($d s) => $d body,
                 }
             };
         }
@@ -223,7 +223,7 @@ macro_rules! keywords {
         macro_rules! each_conn_step {
             ($d step:expr, $d s:ident => $d body:expr) => {
                 match $d step {
-                    $( $crate::spec::ConnStep::$CV($d s) => $d body, )*
+                    $( $crate::lang::ConnStep::$CV($d s) => $d body, )*
                 }
             };
         }

@@ -15,7 +15,7 @@ use super::check::{raw_files, Checker, Scope};
 use super::step::{gaps, on_words, Keyword, ScriptedWait};
 use super::values::{Payload, Size, TimeSpan};
 use super::Name;
-use crate::spec::tcp::Split;
+use crate::lang::tcp::Split;
 use serde::Deserialize;
 use serde_saphyr::Location;
 use std::collections::BTreeMap;
