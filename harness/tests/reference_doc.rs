@@ -120,8 +120,8 @@ fn prose(markdown: &str) -> String {
     out
 }
 
-/// The anchors GitHub gives a file's headings: lower case, punctuation
-/// dropped but `-` and `_`, spaces as `-`; a repeated one gets `-1`, `-2`...
+/// The anchors GitHub gives a file's headings (`heading_anchor`); a
+/// repeated one gets `-1`, `-2`...
 fn anchors(markdown: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut in_fence = false;
@@ -132,17 +132,7 @@ fn anchors(markdown: &str) -> BTreeSet<String> {
         let Some(heading) = line.strip_prefix('#').filter(|_| !in_fence) else {
             continue;
         };
-        let slug: String = heading
-            .trim_start_matches('#')
-            .trim()
-            .to_lowercase()
-            .chars()
-            .filter_map(|c| match c {
-                ' ' => Some('-'),
-                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-                _ => None,
-            })
-            .collect();
+        let slug = harness::lang::heading_anchor(heading.trim_start_matches('#').trim());
         let mut unique = slug.clone();
         let mut n = 0;
         while seen.contains(&unique) {

@@ -49,7 +49,7 @@ pub mod values;
 pub mod witness;
 
 pub use load::{load, load_str, SpecError};
-pub use reference::{steps_markdown, STEPS_WITHOUT_FAMILY};
+pub use reference::{anchor as heading_anchor, steps_markdown, STEPS_WITHOUT_FAMILY};
 pub use schema::schema;
 pub use step::{ConnStep, Keyword, OnConnection, RawStep, ScriptedWait, Step, KEYWORD_FAMILIES};
 pub use values::{Fill, Payload, PayloadSource, Size, TimeSpan};

@@ -144,5 +144,4 @@ impl Keyword for ExpectMembers {
     fn describe(&self) -> String {
         format!("check that {} sockets are members of the group", self.count)
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }

@@ -423,7 +423,7 @@ fn cell(text: &str) -> String {
 
 /// The anchor GitHub gives a heading: lower case, punctuation dropped but
 /// `-` and `_`, spaces as `-`.
-fn anchor(heading: &str) -> String {
+pub fn anchor(heading: &str) -> String {
     heading
         .to_lowercase()
         .chars()

@@ -27,8 +27,9 @@ pub trait Keyword {
     fn describe(&self) -> String;
 
     /// The rules that span steps: the names it uses were opened before it,
-    /// the names it opens. A step's own rules were checked as serde built it.
-    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location);
+    /// the names it opens. A step's own rules were checked as serde built it;
+    /// most connection steps have no others.
+    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 
     /// The clause it names with `precondition:`: its failure is that
     /// clause's, not the scenario's.
@@ -368,24 +369,6 @@ impl ConnStep {
     }
 }
 
-impl Keyword for ConnStep {
-    fn describe(&self) -> String {
-        each_conn_step!(self, s => s.describe())
-    }
-    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
-        each_conn_step!(self, s => s.check(checker, scope, at))
-    }
-    fn precondition(&self) -> Option<&str> {
-        each_conn_step!(self, s => s.precondition())
-    }
-    fn scripted_wait(&self, wait: &mut ScriptedWait) {
-        each_conn_step!(self, s => s.scripted_wait(wait))
-    }
-    fn connections(&self) -> usize {
-        each_conn_step!(self, s => s.connections())
-    }
-}
-
 impl Keyword for OnConnection {
     fn describe(&self) -> String {
         self.step.describe()
@@ -402,23 +385,31 @@ impl Keyword for OnConnection {
     }
 }
 
-impl Keyword for Step {
-    fn describe(&self) -> String {
-        each_step!(self, s => s.describe())
-    }
-    fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
-        each_step!(self, s => s.check(checker, scope, at))
-    }
-    fn precondition(&self) -> Option<&str> {
-        each_step!(self, s => s.precondition())
-    }
-    fn scripted_wait(&self, wait: &mut ScriptedWait) {
-        each_step!(self, s => s.scripted_wait(wait))
-    }
-    fn connections(&self) -> usize {
-        each_step!(self, s => s.connections())
-    }
+/// `impl Keyword` for a level's enum: each method asks the step's own
+/// struct, through the level's one dispatch.
+macro_rules! keyword_by_dispatch {
+    ($level:ty, $each:ident) => {
+        impl Keyword for $level {
+            fn describe(&self) -> String {
+                $each!(self, s => s.describe())
+            }
+            fn check(&self, checker: &mut Checker<'_>, scope: &mut Scope, at: Location) {
+                $each!(self, s => s.check(checker, scope, at))
+            }
+            fn precondition(&self) -> Option<&str> {
+                $each!(self, s => s.precondition())
+            }
+            fn scripted_wait(&self, wait: &mut ScriptedWait) {
+                $each!(self, s => s.scripted_wait(wait))
+            }
+            fn connections(&self) -> usize {
+                $each!(self, s => s.connections())
+            }
+        }
+    };
 }
+keyword_by_dispatch!(ConnStep, each_conn_step);
+keyword_by_dispatch!(Step, each_step);
 
 /// Steps as written, at their levels: a connection step needs its `on`.
 pub(super) fn lower_steps(steps: Vec<Spanned<RawStep>>) -> Result<Vec<Spanned<Step>>, (Location, String)> {

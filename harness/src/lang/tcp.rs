@@ -859,56 +859,48 @@ impl Keyword for EchoBack {
             on_words(&self.on)
         )
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for ExpectEof {
     fn describe(&self) -> String {
         format!("wait for the end of the stream (EOF){}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for ExpectClosed {
     fn describe(&self) -> String {
         format!("wait for the connection to be closed{}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for ExpectReset {
     fn describe(&self) -> String {
         format!("wait for a reset (RST){}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for Shutdown {
     fn describe(&self) -> String {
         format!("half-close (shutdown the sending side){}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for Close {
     fn describe(&self) -> String {
         format!("close the connection{}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for Abort {
     fn describe(&self) -> String {
         format!("reset the connection{}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
 }
 
 impl Keyword for ReadSlowly {
     fn describe(&self) -> String {
         format!("read slowly from now on{}", on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
     fn scripted_wait(&self, wait: &mut ScriptedWait) {
         wait.slow_reader = Some((self.chunk.max(1), self.gap.0));
     }
@@ -918,7 +910,6 @@ impl Keyword for ExpectSilence {
     fn describe(&self) -> String {
         format!("check that nothing arrives for {}{}", self.duration, on_words(&self.on))
     }
-    fn check(&self, _checker: &mut Checker<'_>, _scope: &mut Scope, _at: Location) {}
     fn scripted_wait(&self, wait: &mut ScriptedWait) {
         wait.total += self.duration.0;
     }
