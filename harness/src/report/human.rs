@@ -54,7 +54,7 @@ pub fn render(report: &RunResult, style: &Style) -> String {
         ));
         let clauses = s.failure.as_ref().map(|f| f.clauses.as_slice()).unwrap_or(&s.tags);
         let cause = s.failure.as_ref().map(|f| match &f.observed {
-            Some(o) if f.precondition.is_none() => Cause::Seen(o.advice.clone()),
+            Some(o) if f.precondition.is_none() => Cause::Seen(o.advice().to_string()),
             _ => Cause::Clauses(clauses.to_vec()),
         });
         let shared = s

@@ -580,9 +580,8 @@ pub(super) fn copy_kept(play: &mut Play<'_>, on: Option<&crate::lang::Name>) -> 
     let holders = witness::holders(&tree, port, peer_port);
     // A server that forks: it has children now, or had some it waited for.
     let forks = tree.len() > 1 || witness::reaped_children(root);
-    (forks && holders.contains(&root)).then(|| Observed {
-        seen: format!("{name}'s main process, which forks, still holds a descriptor of this connection"),
-        advice: KEPT_COPY_ADVICE.into(),
+    (forks && holders.contains(&root)).then(|| Observed::KeptCopy {
+        server: name.to_string(),
     })
 }
 
@@ -613,25 +612,11 @@ pub(super) fn reset_by_close(
     if prog.exit_status().is_some_and(|s| !s.success()) {
         return None;
     }
-    Some(Observed {
-        seen: format!(
-            "{name} reset the connection while it {}: it closed its socket with bytes on it that it had not read",
-            if prog.is_running() { "runs on" } else { "ended normally" }
-        ),
-        advice: UNREAD_RESET_ADVICE.into(),
+    Some(Observed::UnreadReset {
+        program: name,
+        runs_on: prog.is_running(),
     })
 }
-
-/// The advice for a connection the program reset by closing it unread.
-pub(crate) const UNREAD_RESET_ADVICE: &str = "Closing a socket that still holds bytes you have not read \
-    makes the kernel reset the connection, and the reset can destroy your last answer before the peer \
-    reads it. To end a connection gracefully: shutdown(fd, SHUT_WR), read until read() returns 0 (or for \
-    a moment), then close(fd).";
-
-/// The advice for a connection whose copy the parent kept.
-pub(crate) const KEPT_COPY_ADVICE: &str = "After fork(), the parent must close() its copy of the accepted \
-    connection at once: the client sees EOF only when every descriptor of the connection is closed, so \
-    a copy left in the parent keeps every connection open (and leaks a descriptor per client).";
 
 /// After a top-level `abort` of a connection to the program: returns once
 /// the kernel shows the reset arrived at the program's end (it leaves the

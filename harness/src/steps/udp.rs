@@ -467,11 +467,6 @@ fn stdout_lines(prog: &crate::process::Running) -> Vec<Vec<u8>> {
         .collect()
 }
 
-const NOT_THE_REPLY_ADVICE: &str = "The reply is the datagram whose sender (the address recvfrom() fills \
-    in) is the server's address and port and whose bytes are exactly those of the request outstanding. \
-    Check both for every datagram; drop anything else without printing it, and keep waiting on the same \
-    deadline.";
-
 /// Why a client went on (sent again) when it should still have waited: the
 /// last line it printed is a datagram the grader sent it that was not the
 /// reply to its request. Which one, by its bytes and where it came from.
@@ -483,25 +478,11 @@ fn reply_taken(play: &Play<'_>) -> Option<Observed> {
         .offered
         .iter()
         .find(|o| o.bytes == printed && (o.foreign || o.bytes != *request))?;
-    let what = if taken.foreign {
-        format!(
-            "{}, which came from another port than the server's (the grader's `{}`)",
-            escape::quote(&taken.bytes, 60),
-            taken.from
-        )
-    } else {
-        format!(
-            "{}, a late copy of an earlier reply from the server's port",
-            escape::quote(&taken.bytes, 60)
-        )
-    };
-    Some(Observed {
-        seen: format!(
-            "{name} printed {} and went on while its request {} was outstanding: it took {what} for its reply",
-            escape::quote(&printed, 60),
-            escape::quote(request, 60)
-        ),
-        advice: NOT_THE_REPLY_ADVICE.into(),
+    Some(Observed::NotTheReply {
+        client: name.to_string(),
+        printed,
+        request: request.clone(),
+        foreign: taken.foreign.then(|| taken.from.to_string()),
     })
 }
 
@@ -525,14 +506,10 @@ pub(super) fn printed_twice(
     };
     let doubled_there = |line: &[u8]| expected_lines.windows(2).any(|w| w[0] == line && w[1] == line);
     let twice = lines.windows(2).find(|w| w[0] == w[1] && !doubled_there(&w[0]))?;
-    Some(Observed {
-        seen: format!(
-            "{program} printed {} twice in a row; on the way, {}: it took a copy of a reply it had already \
-             printed for the reply to its next request",
-            escape::quote(&twice[0], 60),
-            play.relay_replies.join(", ")
-        ),
-        advice: NOT_THE_REPLY_ADVICE.into(),
+    Some(Observed::PrintedTwice {
+        client: program.to_string(),
+        line: twice[0].clone(),
+        relay_replies: play.relay_replies.clone(),
     })
 }
 

@@ -176,7 +176,7 @@ fn failure(out: &mut String, s: &ScenarioResult, f: &Failure) {
         ));
     }
     if let Some(o) = &f.observed {
-        out.push_str(&format!("<p>What was seen: {}</p>\n", esc(&o.seen)));
+        out.push_str(&format!("<p>What was seen: {}</p>\n", esc(&o.seen())));
     }
     for p in &f.programs {
         let how = if p.end_expected || p.state == "running" {

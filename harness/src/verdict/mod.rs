@@ -3,6 +3,10 @@
 //! to act on it without reading the spec; for the run, the build and the
 //! score. Results are built here and only here.
 
+mod observed;
+
+pub use observed::Observed;
+
 use crate::lang::Keyword;
 use crate::lang::{Scenario, Spec};
 use crate::submission::Build;
@@ -64,16 +68,6 @@ pub struct ProgramState {
     /// How it ended, if it did.
     #[serde(skip)]
     pub exit: Option<ExitStatus>,
-}
-
-/// A cause the kernel showed: what a student sees under several scenarios
-/// when one bug fails them all, said once with advice that fits it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Observed {
-    /// What was seen, for this scenario.
-    pub seen: String,
-    /// What to do about it: the hint for every failure with this cause.
-    pub advice: String,
 }
 
 /// What `scenario` hands over when a step failed: which one (its index in
@@ -198,7 +192,7 @@ impl ScenarioResult {
         // scenario's own would send the student after the wrong bug.
         let hint = match &failure {
             Some(f) if f.precondition.is_some() => hint_of(spec, &f.clauses),
-            Some(Failure { observed: Some(o), .. }) => Some(o.advice.clone()),
+            Some(Failure { observed: Some(o), .. }) => Some(o.advice().to_string()),
             _ => scenario.hint.clone(),
         };
         let events = transcript.events();
@@ -269,7 +263,7 @@ impl ScenarioResult {
                 out.push_str(&format!("  {line}\n"));
             }
             if let Some(o) = &f.observed {
-                out.push_str(&format!("  What was seen: {}\n", o.seen));
+                out.push_str(&format!("  What was seen: {}\n", o.seen()));
             }
             for p in &f.programs {
                 let how = if p.end_expected || p.state == "running" {
