@@ -117,3 +117,44 @@ impl Serialize for Observed {
         out.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Observed;
+
+    /// Each cause in words: what was seen names the program, and the
+    /// report's JSON carries the same two texts.
+    #[test]
+    fn each_cause_is_worded_with_its_advice() {
+        let causes = [
+            Observed::KeptCopy {
+                server: "server".into(),
+            },
+            Observed::UnreadReset {
+                program: "server".into(),
+                runs_on: true,
+            },
+            Observed::NotTheReply {
+                client: "client".into(),
+                printed: b"b".to_vec(),
+                request: b"a".to_vec(),
+                foreign: Some("x".into()),
+            },
+            Observed::PrintedTwice {
+                client: "client".into(),
+                line: b"a".to_vec(),
+                relay_replies: vec!["reply 2: duplicated".into()],
+            },
+        ];
+        for cause in &causes {
+            let seen = cause.seen();
+            assert!(seen.contains("server") || seen.contains("client"), "{seen}");
+            assert!(!cause.advice().is_empty());
+            let json = serde_json::to_value(cause).unwrap();
+            assert_eq!(json["seen"], seen);
+            assert_eq!(json["advice"], cause.advice());
+        }
+        assert!(causes[2].seen().contains("the grader's `x`"), "{}", causes[2].seen());
+        assert!(causes[3].seen().contains("reply 2: duplicated"), "{}", causes[3].seen());
+    }
+}
