@@ -22,7 +22,6 @@ impl RunOn for SendRequest {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let s = self;
         let ph = cx.placeholders;
-        let _ = cx;
         let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
         let what: Vec<String> = s.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
         super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
@@ -33,7 +32,6 @@ impl RunOn for SendResponse {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let s = self;
         let ph = cx.placeholders;
-        let _ = cx;
         let body = s.body.bytes();
         let framing = match s.framing {
             crate::lang::http::Framing::Length => format!("Content-Length: {}", body.len()),
@@ -59,7 +57,6 @@ impl RunOn for ExpectResponse {
         let e = self;
         let spec = cx.spec;
         let ph = cx.placeholders;
-        let _ = cx;
         let message = read(conn, false, e.to_head, within(e.within)).await.or_failed()?;
         let Start::Status { code, .. } = &message.head.start else {
             // The grader's parser answered the wrong question: its fault.
@@ -115,7 +112,6 @@ impl RunOn for ExpectRequest {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let e = self;
         let ph = cx.placeholders;
-        let _ = cx;
         let message = read(conn, true, false, within(e.within)).await.or_failed()?;
         let Start::Request {
             method,

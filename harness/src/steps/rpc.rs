@@ -14,7 +14,6 @@ impl RunOn for SendMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let s = self;
         let frames = cx.frames().or_cannot_run()?;
-        let _ = cx;
         let bytes: Vec<u8> = s.messages.iter().flat_map(|m| frames.encode(m)).collect();
         let what: Vec<String> = s.messages.iter().map(|m| m.describe(Some(frames))).collect();
         super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
@@ -25,7 +24,6 @@ impl RunOn for ExpectMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
         let e = self;
         let frames = cx.frames().or_cannot_run()?;
-        let _ = cx;
         let t = conn.transcript.clone();
         let want = &e.message;
         let expected = want.describe(Some(frames));

@@ -283,9 +283,8 @@ impl Run for ExpectNoConnection {
 }
 
 impl RunOn for Send {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let s = self;
-        let _ = cx;
         let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
         write(
             conn,
@@ -332,9 +331,8 @@ pub(super) async fn write(
 }
 
 impl RunOn for Expect {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let e = self;
-        let _ = cx;
         match &e.expected {
             Expected::Bytes(matcher) => expect_with(conn, Some(matcher), e.within).await,
             Expected::Echo => expect_with(conn, None, e.within).await,
@@ -407,9 +405,8 @@ async fn expect_with(
 }
 
 impl RunOn for EchoBack {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let e = self;
-        let _ = cx;
         let t = conn.transcript.clone();
         let want = e.payload.bytes();
         match conn.echo_back(&want, within(e.within)).await {
@@ -442,9 +439,8 @@ impl RunOn for EchoBack {
 }
 
 impl RunOn for ExpectEof {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let c = self;
-        let _ = cx;
         conn.expect_end(PeerState::Eof, within(c.within))
             .await
             .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))
@@ -459,9 +455,8 @@ impl RunOn for ExpectEof {
 /// grader's unread (a server that stops reading a head too long, answers
 /// and closes). Either is a close; only what came before it counts.
 impl RunOn for ExpectClosed {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let c = self;
-        let _ = cx;
         if c.whatever_arrives {
             let (taken, total) = conn.take_until_end(within(c.within)).await.or_failed()?;
             if total > 0 {
@@ -500,9 +495,8 @@ impl RunOn for ExpectClosed {
 }
 
 impl RunOn for ExpectReset {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let c = self;
-        let _ = cx;
         conn.expect_end(PeerState::Reset, within(c.within))
             .await
             .inspect_err(|_| drawn_end(conn, "a reset (RST)"))
@@ -535,8 +529,7 @@ fn drawn_end(conn: &Conn, expected: &str) {
 }
 
 impl RunOn for Shutdown {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let _ = cx;
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         conn.transcript
             .record_wire(&conn.name, Wire::Shutdown { with_last_bytes: false });
         conn.shutdown().or_failed()
@@ -544,17 +537,15 @@ impl RunOn for Shutdown {
 }
 
 impl RunOn for Close {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let c = self;
-        let _ = cx;
         conn.transcript.record_wire(&conn.name, Wire::Close);
         conn.close(within(c.within)).await.or_failed()
     }
 }
 
 impl RunOn for Abort {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let _ = cx;
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         conn.transcript.record_wire(&conn.name, Wire::Abort);
         conn.abort().await;
         Ok(())
@@ -647,9 +638,8 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::lang::
 }
 
 impl RunOn for ExpectSilence {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let s = self;
-        let _ = cx;
         conn.expect_silence(s.duration.0)
             .await
             .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))
@@ -661,9 +651,8 @@ impl RunOn for ExpectSilence {
 }
 
 impl RunOn for ReadSlowly {
-    async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
+    async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
         let r = self;
-        let _ = cx;
         conn.transcript
             .record(&conn.name, format!("reads slowly: {} bytes every {}", r.chunk, r.gap));
         conn.read_slowly(r.chunk, r.gap.0);
