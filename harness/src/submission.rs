@@ -216,6 +216,9 @@ fn make_in(dir: &Path, uid: Option<u32>, room: &Room) -> std::io::Result<Build> 
             None => sandbox::kill_tree(make.pid),
         }
         make.wait(Duration::from_secs(2)).await;
+        // Its last words may still be in the pipes when it has ended: a
+        // compiler's last error is the one a student needs.
+        make.output_drained().await;
         let mut output = combined_output(&make.stdout.lock().unwrap(), &make.stderr.lock().unwrap());
         if status == BuildStatus::Timeout {
             output.push_str(&format!(

@@ -455,6 +455,52 @@ pub fn tree_at_rest(pid: i32) -> bool {
     })
 }
 
+/// The CPU time the kernel counted for each thread of the program's tree
+/// (the first field of `/proc/PID/task/TID/schedstat`, in ns), by thread.
+/// `None` where the kernel keeps no such count.
+pub fn tree_run_times(pid: i32) -> Option<HashMap<i32, u64>> {
+    let mut out = HashMap::new();
+    for p in tree(pid, &processes()) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(tid) = task.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            out.insert(tid, text.split_whitespace().next()?.parse().ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// Every thread of the program's tree that could run has had the CPU since
+/// `before` (`tree_run_times`), or is gone: none is still waiting for the
+/// CPU with work it was handed before. A thread asleep in the kernel, or one
+/// that came since, counts as done.
+pub fn tree_ran_since(pid: i32, before: &HashMap<i32, u64>) -> bool {
+    let Some(now) = tree_run_times(pid) else {
+        return true;
+    };
+    tree(pid, &processes()).into_iter().all(|p| {
+        let Ok(process) = Process::new(p) else {
+            return true;
+        };
+        let Ok(tasks) = process.tasks() else {
+            return true;
+        };
+        tasks.flatten().all(|t| {
+            let runnable = t.stat().map(|s| s.state == 'R').unwrap_or(false);
+            let ran = match (before.get(&t.tid), now.get(&t.tid)) {
+                (Some(then), Some(now)) => now > then,
+                _ => true,
+            };
+            !runnable || ran
+        })
+    })
+}
+
 /// The program's tree is at rest (`tree_at_rest`) and nothing is in flight
 /// on its TCP sockets: none holds bytes unread or unacknowledged.
 pub fn tree_settled(pid: i32) -> bool {

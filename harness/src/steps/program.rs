@@ -379,16 +379,26 @@ impl Run for SignalStep {
         if !matches!(sig, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) {
             at_rest(prog.pid).await;
         }
+        let pid = prog.pid;
+        let run_times = (sig == Signal::SIGCONT).then(|| witness::tree_run_times(pid)).flatten();
         // Stopping and resuming is for the whole group: a forking server's
         // children are part of the server.
         let r = if matches!(sig, Signal::SIGSTOP | Signal::SIGCONT) {
-            killpg(Pid::from_raw(prog.pid), sig)
+            killpg(Pid::from_raw(pid), sig)
         } else {
-            send_signal(Pid::from_raw(prog.pid), sig)
+            send_signal(Pid::from_raw(pid), sig)
         };
         r.map_err(|e| format!("could not send {sig} to {name}: {e}"))
             .or_failed()?;
         play.transcript.record(name, sig.as_str());
+        // What came while the program was stopped (a reset that fails the
+        // write it was blocked in) it meets before the next step, on a
+        // loaded machine as on an idle one: once every thread the events
+        // woke has had the CPU. Bounded; a program that gets no CPU within
+        // the bound is no failure here.
+        if let Some(before) = run_times {
+            let _ = witness::poll_until(DEFAULT_WITHIN, || (witness::tree_ran_since(pid, &before), ())).await;
+        }
         Ok(())
     }
 }
