@@ -73,7 +73,10 @@ impl FromName for ProgramRef {
 
 /// `signal: { program: server, signal: STOP }`. STOP and CONT go to the
 /// whole process group (a forking server's children are the server too),
-/// other signals to the program's process.
+/// other signals to the program's process. After CONT the step returns once
+/// every thread that could run has had the CPU: what came while the program
+/// was stopped (a reset that fails its blocked write) it has met before the
+/// next step.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalStep {
