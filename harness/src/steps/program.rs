@@ -507,110 +507,106 @@ impl Run for ExpectOutput {
 }
 
 async fn expect_output(play: &mut Play<'_>, o: &ExpectOutput) -> StepResult {
-    {
-        let name = &o.program.value;
-        let prog = play.program(name)?;
-        let stream = o.stream.as_str();
-        let bound = within(o.within);
-        let mut deadline = Deadline::after(bound);
-        let captured = prog.output(o.stream).clone();
-        let changed = prog.changed.clone();
-        // When the bound passes, or the kernel shows that nothing more can
-        // come (`stillness`), one more look: output that arrived with the
-        // program's end may have been read just after the wake-up.
-        let mut last_look = false;
-        let mut watch = super::stillness::Watch::of(play);
-        let mut still = false;
-        loop {
-            let notified = changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let ended = prog.output_complete();
-            let (text, total) = {
-                let c = captured.lock().unwrap_or_else(|e| e.into_inner());
-                (c.whole().unwrap_or_default(), c.total)
-            };
-            let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
-            // Some(Ok(line for the transcript)), Some(Err(why)), or None: not yet.
-            let verdict: Option<Result<String, String>> = match &o.matcher {
-                None => Some(Ok(String::new())),
-                // Empty and nonempty count every byte, also those beyond the
-                // capture's cap.
-                Some(Matcher::Empty) if total == 0 => Some(Ok(format!("{stream} is empty"))),
-                Some(Matcher::Empty) => Some(Err(format!(
-                    "expected {name}'s {stream} to be empty; it is {}",
-                    escape::quote(&text, 200)
-                ))),
-                Some(Matcher::NonEmpty) => (total > 0).then(|| Ok(format!("{stream} is not empty"))),
-                Some(m) => match m.check_whole(&text) {
-                    Check::Done(_) => Some(Ok(passed(m, stream))),
-                    Check::Differs => Some(Err(differs(m, name, stream, &text))),
-                    Check::More if ended && matches!(m, Matcher::Exact(_)) => {
-                        Some(Err(differs(m, name, stream, &text)))
+    let name = &o.program.value;
+    let prog = play.program(name)?;
+    let stream = o.stream.as_str();
+    let bound = within(o.within);
+    let mut deadline = Deadline::after(bound);
+    let captured = prog.output(o.stream).clone();
+    let changed = prog.changed.clone();
+    // When the bound passes, or the kernel shows that nothing more can
+    // come (`stillness`), one more look: output that arrived with the
+    // program's end may have been read just after the wake-up.
+    let mut last_look = false;
+    let mut watch = super::stillness::Watch::of(play);
+    let mut still = false;
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let ended = prog.output_complete();
+        let (text, total) = {
+            let c = captured.lock().unwrap_or_else(|e| e.into_inner());
+            (c.whole().unwrap_or_default(), c.total)
+        };
+        let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        // Some(Ok(line for the transcript)), Some(Err(why)), or None: not yet.
+        let verdict: Option<Result<String, String>> = match &o.matcher {
+            None => Some(Ok(String::new())),
+            // Empty and nonempty count every byte, also those beyond the
+            // capture's cap.
+            Some(Matcher::Empty) if total == 0 => Some(Ok(format!("{stream} is empty"))),
+            Some(Matcher::Empty) => Some(Err(format!(
+                "expected {name}'s {stream} to be empty; it is {}",
+                escape::quote(&text, 200)
+            ))),
+            Some(Matcher::NonEmpty) => (total > 0).then(|| Ok(format!("{stream} is not empty"))),
+            Some(m) => match m.check_whole(&text) {
+                Check::Done(_) => Some(Ok(passed(m, stream))),
+                Check::Differs => Some(Err(differs(m, name, stream, &text))),
+                Check::More if ended && matches!(m, Matcher::Exact(_)) => Some(Err(differs(m, name, stream, &text))),
+                Check::More => None,
+            },
+        };
+        // "At most N lines" can only be judged once the program is done
+        // writing: wait for its end (or the bound) before counting.
+        let verdict = match verdict {
+            Some(Ok(_)) if o.max_lines.is_some() && !ended && !last_look => None,
+            v => v,
+        };
+        match verdict {
+            Some(Ok(ok)) => {
+                if let Some(max) = o.max_lines {
+                    if lines > max {
+                        return Err(StepError::failed(format!(
+                            "expected at most {max} line(s) on {name}'s {stream}; it wrote {lines}: {}",
+                            escape::quote(&text, 300)
+                        )));
                     }
-                    Check::More => None,
-                },
-            };
-            // "At most N lines" can only be judged once the program is done
-            // writing: wait for its end (or the bound) before counting.
-            let verdict = match verdict {
-                Some(Ok(_)) if o.max_lines.is_some() && !ended && !last_look => None,
-                v => v,
-            };
-            match verdict {
-                Some(Ok(ok)) => {
-                    if let Some(max) = o.max_lines {
-                        if lines > max {
-                            return Err(StepError::failed(format!(
-                                "expected at most {max} line(s) on {name}'s {stream}; it wrote {lines}: {}",
-                                escape::quote(&text, 300)
-                            )));
-                        }
-                    }
-                    if !ok.is_empty() {
-                        play.transcript.record(name, ok);
-                    }
-                    return Ok(());
                 }
-                Some(Err(why)) => return Err(StepError::failed(why)),
-                None => {}
+                if !ok.is_empty() {
+                    play.transcript.record(name, ok);
+                }
+                return Ok(());
             }
-            if ended {
+            Some(Err(why)) => return Err(StepError::failed(why)),
+            None => {}
+        }
+        if ended {
+            return Err(StepError::failed(format!(
+                "{name} ended, and its {stream} never satisfied the expectation; it is {}",
+                escape::quote(&text, 300)
+            )));
+        }
+        let woke = match tokio::time::timeout(crate::conn::LOOK_EVERY, deadline.within(notified)).await {
+            Ok(woke) => woke,
+            Err(_) if watch.still() => {
+                still = true;
+                None
+            }
+            Err(_) => Some(()),
+        };
+        if woke.is_none() {
+            if !last_look {
+                last_look = true;
+                prog.output_caught_up().await;
+                continue;
+            }
+            if still {
                 return Err(StepError::failed(format!(
-                    "{name} ended, and its {stream} never satisfied the expectation; it is {}",
+                    "expected {name}'s {stream} to satisfy the expectation; it is {}, and {}",
+                    escape::quote(&text, 300),
+                    super::stillness::why_nothing_more(&watch, "write")
+                )));
+            }
+            return Err(StepError::failed(with_busy_note(
+                format!(
+                    "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
+                    bound.as_millis(),
                     escape::quote(&text, 300)
-                )));
-            }
-            let woke = match tokio::time::timeout(crate::conn::LOOK_EVERY, deadline.within(notified)).await {
-                Ok(woke) => woke,
-                Err(_) if watch.still() => {
-                    still = true;
-                    None
-                }
-                Err(_) => Some(()),
-            };
-            if woke.is_none() {
-                if !last_look {
-                    last_look = true;
-                    prog.output_caught_up().await;
-                    continue;
-                }
-                if still {
-                    return Err(StepError::failed(format!(
-                        "expected {name}'s {stream} to satisfy the expectation; it is {}, and {}",
-                        escape::quote(&text, 300),
-                        super::stillness::why_nothing_more(&watch, "write")
-                    )));
-                }
-                return Err(StepError::failed(with_busy_note(
-                    format!(
-                        "expected {name}'s {stream} to satisfy the expectation within {}ms; it is {}",
-                        bound.as_millis(),
-                        escape::quote(&text, 300)
-                    ),
-                    &deadline,
-                )));
-            }
+                ),
+                &deadline,
+            )));
         }
     }
 }

@@ -179,172 +179,170 @@ impl Run for ExpectDatagram {
 }
 
 async fn expect_datagram(play: &mut Play<'_>, e: &ExpectDatagram) -> StepResult {
-    {
-        let bound = within(e.within);
-        let name = e.on.value.clone();
-        let mut watch = super::stillness::Watch::of(play);
-        let endpoint = play.endpoint(&e.on)?;
-        let role = endpoint.role;
-        let expected_from = endpoint.peer;
-        let previous = endpoint.last_arrival;
-        let previous_mark = endpoint.last_mark.take();
-        let echo = endpoint.last_sent.clone();
-        let mut deadline = Deadline::after(bound);
-        // Looks at the kernel between waits (`stillness`): once no program can
-        // send any more, the step fails then rather than at its bound.
-        let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
-        let still = received.is_none();
-        let received = received.unwrap_or(Ok(None));
-        let Some(d) = received
-            .map_err(|err| format!("reading a datagram failed: {}", crate::escape::os_error(&err)))
-            .or_failed()?
-        else {
-            if still {
-                play.transcript
-                    .record(&name, "<- no datagram, and nothing more could come");
-                return Err(StepError::failed(format!(
-                    "expected {} on `{name}`; nothing arrived, and {}{}",
-                    describe_expected(&e.expected),
-                    super::stillness::why_nothing_more(&watch, "send one"),
-                    play.who_ended()
-                )));
-            }
+    let bound = within(e.within);
+    let name = e.on.value.clone();
+    let mut watch = super::stillness::Watch::of(play);
+    let endpoint = play.endpoint(&e.on)?;
+    let role = endpoint.role;
+    let expected_from = endpoint.peer;
+    let previous = endpoint.last_arrival;
+    let previous_mark = endpoint.last_mark.take();
+    let echo = endpoint.last_sent.clone();
+    let mut deadline = Deadline::after(bound);
+    // Looks at the kernel between waits (`stillness`): once no program can
+    // send any more, the step fails then rather than at its bound.
+    let received = watch.unless_still(endpoint.recv(&mut deadline)).await;
+    let still = received.is_none();
+    let received = received.unwrap_or(Ok(None));
+    let Some(d) = received
+        .map_err(|err| format!("reading a datagram failed: {}", crate::escape::os_error(&err)))
+        .or_failed()?
+    else {
+        if still {
             play.transcript
-                .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
-            return Err(StepError::failed(with_busy_note(
-                format!(
-                    "expected {} on `{name}` within {}ms; nothing arrived{}",
-                    describe_expected(&e.expected),
-                    bound.as_millis(),
-                    play.who_ended()
-                ),
-                &deadline,
+                .record(&name, "<- no datagram, and nothing more could come");
+            return Err(StepError::failed(format!(
+                "expected {} on `{name}`; nothing arrived, and {}{}",
+                describe_expected(&e.expected),
+                super::stillness::why_nothing_more(&watch, "send one"),
+                play.who_ended()
             )));
-        };
-        endpoint.last_arrival = Some(d.arrived);
-        endpoint.last_mark = Some(crate::program_time::Mark::now());
-        // What fails this step from here on is in this datagram (see
-        // `impl Run for ExpectDatagram`).
-        play.datagram_arrived = Some(d.arrived);
-        if role == Role::Server {
-            play.request = Some(d.bytes.clone());
-            play.offered.clear();
         }
-        let whom = match role {
-            Role::Server => "from the client".to_string(),
-            // What a member sees of a sender: its address, the TTL and the
-            // interface the datagram came through (the sender's port is its own
-            // business).
-            Role::Member => {
-                let ttl = d.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default();
-                let through = d
-                    .interface
-                    .map(|i| format!(", through {}", datagram::interface_name(i)))
-                    .unwrap_or_default();
-                format!("from {}{ttl}{through}", d.from.ip())
-            }
-            _ => format!("from {}", play.describe_addr(d.from)),
-        };
-        let matcher = match (&e.expected, echo) {
-            (ExpectedDatagram::Bytes(m), _) => m,
-            (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
-            (ExpectedDatagram::Echo, None) => {
+        play.transcript
+            .record(&name, format!("<- no datagram within {}ms", bound.as_millis()));
+        return Err(StepError::failed(with_busy_note(
+            format!(
+                "expected {} on `{name}` within {}ms; nothing arrived{}",
+                describe_expected(&e.expected),
+                bound.as_millis(),
+                play.who_ended()
+            ),
+            &deadline,
+        )));
+    };
+    endpoint.last_arrival = Some(d.arrived);
+    endpoint.last_mark = Some(crate::program_time::Mark::now());
+    // What fails this step from here on is in this datagram (see
+    // `impl Run for ExpectDatagram`).
+    play.datagram_arrived = Some(d.arrived);
+    if role == Role::Server {
+        play.request = Some(d.bytes.clone());
+        play.offered.clear();
+    }
+    let whom = match role {
+        Role::Server => "from the client".to_string(),
+        // What a member sees of a sender: its address, the TTL and the
+        // interface the datagram came through (the sender's port is its own
+        // business).
+        Role::Member => {
+            let ttl = d.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default();
+            let through = d
+                .interface
+                .map(|i| format!(", through {}", datagram::interface_name(i)))
+                .unwrap_or_default();
+            format!("from {}{ttl}{through}", d.from.ip())
+        }
+        _ => format!("from {}", play.describe_addr(d.from)),
+    };
+    let matcher = match (&e.expected, echo) {
+        (ExpectedDatagram::Bytes(m), _) => m,
+        (ExpectedDatagram::Echo, Some(sent)) => &crate::matcher::Matcher::Exact(sent.into()),
+        (ExpectedDatagram::Echo, None) => {
+            return Err(StepError::failed(format!(
+                "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
+            )))
+        }
+    };
+    let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
+    let mismatch = (!matched).then(|| Mismatch {
+        expected: describe_matcher(matcher),
+        got: escape::quote(&d.bytes, 200),
+    });
+    let interval = previous.and_then(|p| d.arrived.duration_since(p).ok());
+    let detail = interval.map(|i| format!("{}ms after the previous datagram", i.as_millis()));
+    let wire = Wire::Datagram {
+        outgoing: false,
+        shown: escape::quote(&d.bytes, 80),
+        bytes: d.bytes.len(),
+        whom,
+        mismatch: mismatch.clone(),
+        fate: None,
+    };
+    match (&detail, e.interval) {
+        (Some(detail), Some(_)) => play.transcript.record_wire_with_detail(&name, wire, detail.clone()),
+        _ => play.transcript.record_wire(&name, wire),
+    }
+    // Where it came from, before what it holds: a reply from the wrong
+    // port is wrong whatever its bytes.
+    if role == Role::Client && Some(d.from) != expected_from {
+        return Err(StepError::failed(format!(
+            "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
+            play.describe_addr(d.from)
+        )));
+    }
+    if role == Role::Member {
+        through_loopback(play, &name, &d)?;
+    }
+    if d.truncated {
+        return Err(StepError::failed(format!(
+            "a datagram on `{name}` was longer than {} bytes",
+            d.bytes.len()
+        )));
+    }
+    if let Some(m) = mismatch {
+        let diff = matcher
+            .mismatch(&d.bytes)
+            .map(|(_, _, diff)| diff)
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("; {d}"))
+            .unwrap_or_default();
+        return Err(StepError::failed(format!(
+            "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
+            m.expected,
+            m.got,
+            escape::bytes(d.bytes.len())
+        )));
+    }
+    if let Some(want) = e.ttl {
+        match d.ttl {
+            Some(ttl) if ttl == i32::from(want) => {}
+            Some(ttl) => {
                 return Err(StepError::failed(format!(
-                    "`echo: true` on `{name}`, which has sent nothing yet to be echoed"
+                    "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
                 )))
             }
-        };
-        let matched = matches!(matcher.check_whole(&d.bytes), crate::matcher::Check::Done(_));
-        let mismatch = (!matched).then(|| Mismatch {
-            expected: describe_matcher(matcher),
-            got: escape::quote(&d.bytes, 200),
-        });
-        let interval = previous.and_then(|p| d.arrived.duration_since(p).ok());
-        let detail = interval.map(|i| format!("{}ms after the previous datagram", i.as_millis()));
-        let wire = Wire::Datagram {
-            outgoing: false,
-            shown: escape::quote(&d.bytes, 80),
-            bytes: d.bytes.len(),
-            whom,
-            mismatch: mismatch.clone(),
-            fate: None,
-        };
-        match (&detail, e.interval) {
-            (Some(detail), Some(_)) => play.transcript.record_wire_with_detail(&name, wire, detail.clone()),
-            _ => play.transcript.record_wire(&name, wire),
-        }
-        // Where it came from, before what it holds: a reply from the wrong
-        // port is wrong whatever its bytes.
-        if role == Role::Client && Some(d.from) != expected_from {
-            return Err(StepError::failed(format!(
-                "a datagram arrived on `{name}` from {}, not from {{port}}, where its request went",
-                play.describe_addr(d.from)
-            )));
-        }
-        if role == Role::Member {
-            through_loopback(play, &name, &d)?;
-        }
-        if d.truncated {
-            return Err(StepError::failed(format!(
-                "a datagram on `{name}` was longer than {} bytes",
-                d.bytes.len()
-            )));
-        }
-        if let Some(m) = mismatch {
-            let diff = matcher
-                .mismatch(&d.bytes)
-                .map(|(_, _, diff)| diff)
-                .filter(|d| !d.is_empty())
-                .map(|d| format!("; {d}"))
-                .unwrap_or_default();
-            return Err(StepError::failed(format!(
-                "expected a datagram holding {} on `{name}`, got {} ({}){diff}",
-                m.expected,
-                m.got,
-                escape::bytes(d.bytes.len())
-            )));
-        }
-        if let Some(want) = e.ttl {
-            match d.ttl {
-                Some(ttl) if ttl == i32::from(want) => {}
-                Some(ttl) => {
-                    return Err(StepError::failed(format!(
-                        "expected the datagram's TTL to be {want}, it was {ttl} (set IP_MULTICAST_TTL)"
-                    )))
-                }
-                None => {
-                    return Err(StepError::failed(format!(
-                        "`{name}` does not read TTLs: `ttl` needs a `join` endpoint"
-                    )))
-                }
+            None => {
+                return Err(StepError::failed(format!(
+                    "`{name}` does not read TTLs: `ttl` needs a `join` endpoint"
+                )))
             }
         }
-        if let Some(bounds) = e.interval {
-            let Some(gap) = interval else {
-                return Err(StepError::failed(format!(
-                    "`interval` measures from the previous datagram on `{name}`, and this is the first"
-                )));
-            };
-            // Too late only in the programs' time: what a busy machine kept
-            // them waiting for a CPU in between is not the program's delay.
-            // (Too soon needs no such care: load never makes anything sooner.)
-            let stolen = || previous_mark.as_ref().map(|m| m.waited_since()).unwrap_or_default();
-            if gap < bounds.at_least.0 || (gap > bounds.at_most.0 && gap > bounds.at_most.0 + stolen()) {
-                let how = if gap < bounds.at_least.0 {
-                    "too soon"
-                } else {
-                    "too late"
-                };
-                return Err(StepError::failed(format!(
-                    "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
-                    gap.as_millis(),
-                    bounds.at_least,
-                    bounds.at_most
-                )));
-            }
-        }
-        Ok(())
     }
+    if let Some(bounds) = e.interval {
+        let Some(gap) = interval else {
+            return Err(StepError::failed(format!(
+                "`interval` measures from the previous datagram on `{name}`, and this is the first"
+            )));
+        };
+        // Too late only in the programs' time: what a busy machine kept
+        // them waiting for a CPU in between is not the program's delay.
+        // (Too soon needs no such care: load never makes anything sooner.)
+        let stolen = || previous_mark.as_ref().map(|m| m.waited_since()).unwrap_or_default();
+        if gap < bounds.at_least.0 || (gap > bounds.at_most.0 && gap > bounds.at_most.0 + stolen()) {
+            let how = if gap < bounds.at_least.0 {
+                "too soon"
+            } else {
+                "too late"
+            };
+            return Err(StepError::failed(format!(
+                "the datagram came {}ms after the previous one, {how}: expected between {} and {}",
+                gap.as_millis(),
+                bounds.at_least,
+                bounds.at_most
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A datagram a member heard through another interface than `lo`: the
