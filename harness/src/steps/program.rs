@@ -30,8 +30,9 @@ impl Run for Start {
         // so (a restart, or a second receiver on the same port, does not).
         let first_of_scenario = play.order.is_empty();
         if let Some(p) = play.programs.get(&name) {
+            // The spec starts it twice: the spec's to fix.
             if p.is_running() {
-                return Err(StepError::failed(format!(
+                return Err(StepError::cannot_run(format!(
                     "{name} is already running; `stop` or `kill` it first, or use `restart`"
                 )));
             }
