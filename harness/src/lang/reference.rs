@@ -246,7 +246,28 @@ impl<'a> Reference<'a> {
         let def = &self.defs[def];
         push_paragraph(&mut out, def);
         out.push_str(&short_form);
-        out.push_str(&self.fields_table(def));
+        // A keyword that takes another's options (`kill` those of a step
+        // that names a program): its own words above, then those options,
+        // written once.
+        let shared = match def["allOf"].as_array().map(Vec::as_slice) {
+            Some([only]) => ref_name(only),
+            _ => None,
+        };
+        let Some(shared) = shared else {
+            out.push_str(&self.fields_table(def));
+            return out;
+        };
+        match described.get(shared) {
+            Some(first) => {
+                let first = format!("[`{first}`](#{})", anchor(&format!("`{first}`")));
+                out.push_str(&format!("The same fields as {first}.\n\n"));
+            }
+            None => {
+                described.insert(shared.to_string(), keyword.to_string());
+                let shared = &self.defs[shared];
+                out.push_str(&self.fields_table(shared));
+            }
+        }
         out
     }
 

@@ -86,7 +86,7 @@ pub(super) fn gaps(gap: Option<super::TimeSpan>, split: &tcp::Split, size: usize
 macro_rules! same_options {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
         #[serde(transparent)]
         pub struct $name(pub $inner);
         impl $crate::lang::FromName for $name {
@@ -243,14 +243,14 @@ keywords! { $
     #[schemars(with = "schema::Short<program::Stop>")]
     scenario "stop" Stop(program::Stop),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
+    #[schemars(with = "schema::Short<program::Kill>")]
     scenario "kill" Kill(program::Kill),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::Start>")]
+    #[schemars(with = "schema::Short<program::Restart>")]
     scenario "restart" Restart(program::Restart),
     scenario "signal" Signal(program::SignalStep),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
+    #[schemars(with = "schema::Short<program::ExpectRunning>")]
     scenario "expect_running" ExpectRunning(program::ExpectRunning),
     scenario "expect_exit" ExpectExit(program::ExpectExit),
     scenario "expect_output" ExpectOutput(program::ExpectOutput),
@@ -268,22 +268,22 @@ keywords! { $
     connection "expect" Expect(tcp::Expect),
     connection "echo" Echo(tcp::EchoBack),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    #[schemars(with = "schema::Short<tcp::ExpectEof>")]
     connection "expect_eof" ExpectEof(tcp::ExpectEof),
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<tcp::ExpectClosed>")]
     connection "expect_closed" ExpectClosed(tcp::ExpectClosed),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    #[schemars(with = "schema::Short<tcp::ExpectReset>")]
     connection "expect_reset" ExpectReset(tcp::ExpectReset),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    #[schemars(with = "schema::Short<tcp::Shutdown>")]
     connection "shutdown" Shutdown(tcp::Shutdown),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    #[schemars(with = "schema::Short<tcp::Close>")]
     connection "close" Close(tcp::Close),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<tcp::ConnRef>")]
+    #[schemars(with = "schema::Short<tcp::Abort>")]
     connection "abort" Abort(tcp::Abort),
     connection "read_slowly" ReadSlowly(tcp::ReadSlowly),
     connection "expect_silence" ExpectSilence(tcp::ExpectSilence),
@@ -327,11 +327,11 @@ keywords! { $
 
     // --- witness: what the kernel shows of the program --------------------
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
+    #[schemars(with = "schema::Short<witness::FdBaseline>")]
     scenario "fd_baseline" FdBaseline(witness::FdBaseline),
     scenario "expect_fds" ExpectFds(witness::ExpectFds),
     #[serde(deserialize_with = "short")]
-    #[schemars(with = "schema::Short<program::ProgramRef>")]
+    #[schemars(with = "schema::Short<witness::MemoryBaseline>")]
     scenario "memory_baseline" MemoryBaseline(witness::MemoryBaseline),
     scenario "expect_memory" ExpectMemory(witness::ExpectMemory),
     scenario "expect_accepted" ExpectAccepted(witness::ExpectAccepted),
