@@ -40,13 +40,14 @@ fn step_reference_is_current() {
     }
 }
 
-/// A keyword added to the language gets a family in the reference.
+/// Every keyword's family (the module its struct is in) is one the
+/// reference says what it is about.
 #[test]
 fn every_step_has_a_family() {
     let generated = harness::lang::steps_markdown();
     assert!(
         !generated.contains(&format!("## {}", harness::lang::STEPS_WITHOUT_FAMILY)),
-        "a step keyword has no family: add it to FAMILIES in harness/src/lang/reference.rs"
+        "a step keyword's family (its module in harness/src/lang/) has no entry in FAMILIES in harness/src/lang/reference.rs"
     );
 }
 
