@@ -16,8 +16,7 @@ use std::pin::Pin;
 
 impl Run for Each {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let e = self;
-        let members = play.groups.get(&e.connections.value).cloned().unwrap_or_default();
+        let members = play.groups.get(&self.connections.value).cloned().unwrap_or_default();
         let mut conns: Vec<Conn> = Vec::new();
         for m in &members {
             // Closed by an earlier step of the spec.
@@ -28,7 +27,7 @@ impl Run for Each {
             c.transcript = play.transcript.branch();
             conns.push(c);
         }
-        let steps = &e.steps;
+        let steps = &self.steps;
         let placeholders = play.placeholders();
         let cx = &OnContext {
             spec: play.spec,
@@ -47,7 +46,7 @@ impl Run for Each {
         let done = join_all(futures.collect()).await;
         // Members' events go in member order, and only once when they are
         // alike, so the transcript is the same whatever the scheduler did.
-        let group = &e.connections.value;
+        let group = &self.connections.value;
         let texts: Vec<Vec<(String, String)>> = done
             .iter()
             .map(|(c, _)| {
@@ -81,7 +80,7 @@ impl Run for Each {
             play.conns.insert(conn.name.clone(), conn);
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }
@@ -89,19 +88,18 @@ impl Run for Each {
 
 impl Run for Repeat {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let r = self;
         let parent = play.transcript.clone();
         let mut first: Option<Vec<(String, String)>> = None;
         let mut alike = true;
-        for round in 1..=r.times {
+        for round in 1..=self.times {
             play.transcript = parent.branch();
             play.rounds.push(round);
             let mut result = Ok(());
-            for step in &r.steps {
+            for step in &self.steps {
                 match run(play, step).await {
                     Ok(()) => {}
                     Err(StepError::Failed(mut failure)) => {
-                        failure.detail = format!("round {round} of {}: {}", r.times, failure.detail);
+                        failure.detail = format!("round {round} of {}: {}", self.times, failure.detail);
                         result = Err(StepError::Failed(failure));
                         break;
                     }
@@ -134,7 +132,7 @@ impl Run for Repeat {
         play.transcript = parent;
         let note = if alike { "alike" } else { "not all alike" };
         play.transcript
-            .record("", format!("repeated {} times, {note}", r.times));
+            .record("", format!("repeated {} times, {note}", self.times));
         Ok(())
     }
 }

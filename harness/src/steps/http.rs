@@ -20,31 +20,34 @@ use std::time::Duration;
 
 impl RunOn for SendRequest {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let s = self;
         let ph = cx.placeholders;
-        let bytes: Vec<u8> = s.requests.iter().flat_map(|r| r.bytes(ph)).collect();
-        let what: Vec<String> = s.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
-        super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
+        let bytes: Vec<u8> = self.requests.iter().flat_map(|r| r.bytes(ph)).collect();
+        let what: Vec<String> = self.requests.iter().map(|r| ph.fill_round(&r.describe())).collect();
+        super::tcp::write(conn, bytes, what.join(", "), &self.split, self.gap, None, false).await
     }
 }
 
 impl RunOn for SendResponse {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let s = self;
         let ph = cx.placeholders;
-        let body = s.body.bytes();
-        let framing = match s.framing {
+        let body = self.body.bytes();
+        let framing = match self.framing {
             crate::lang::http::Framing::Length => format!("Content-Length: {}", body.len()),
             crate::lang::http::Framing::Chunked => "chunked".into(),
             crate::lang::http::Framing::Close => "until close".into(),
         };
-        let cut = s
+        let cut = self
             .truncate
             .map(|t| format!(", cut after {t} bytes of it"))
             .unwrap_or_default();
-        let what = format!("{} {}, body {} ({framing}{cut})", s.status, s.reason, summary(&body));
-        super::tcp::write(conn, s.bytes(ph), what, &s.split, s.gap, None, false).await?;
-        if s.closes() {
+        let what = format!(
+            "{} {}, body {} ({framing}{cut})",
+            self.status,
+            self.reason,
+            summary(&body)
+        );
+        super::tcp::write(conn, self.bytes(ph), what, &self.split, self.gap, None, false).await?;
+        if self.closes() {
             conn.transcript.record_wire(&conn.name, Wire::Close);
             conn.close(within(None)).await.or_failed()?;
         }
@@ -54,10 +57,9 @@ impl RunOn for SendResponse {
 
 impl RunOn for ExpectResponse {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let e = self;
         let spec = cx.spec;
         let ph = cx.placeholders;
-        let message = read(conn, false, e.to_head, within(e.within)).await.or_failed()?;
+        let message = read(conn, false, self.to_head, within(self.within)).await.or_failed()?;
         let Start::Status { code, .. } = &message.head.start else {
             // The grader's parser answered the wrong question: its fault.
             return Err(StepError::cannot_run(
@@ -65,7 +67,7 @@ impl RunOn for ExpectResponse {
             ));
         };
         let mut wrong = Vec::new();
-        if let Some(status) = &e.status {
+        if let Some(status) = &self.status {
             if !status.accepts(*code) {
                 wrong.push(format!(
                     "expected status {}, got `{}`",
@@ -74,12 +76,19 @@ impl RunOn for ExpectResponse {
                 ));
             }
         }
-        wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, false));
-        if let Some(f) = e.framing {
+        wrong.extend(check_fields(
+            &message,
+            &self.headers,
+            &self.present,
+            &self.absent,
+            ph,
+            false,
+        ));
+        if let Some(f) = self.framing {
             let ok = match f {
                 FramingCheck::Length => {
                     matches!(message.framing, Framing::Length(_))
-                        || (e.to_head && message.head.value("content-length").is_some())
+                        || (self.to_head && message.head.value("content-length").is_some())
                 }
                 FramingCheck::Chunked => message.framing == Framing::Chunked,
                 FramingCheck::Close => message.framing == Framing::Close,
@@ -99,7 +108,7 @@ impl RunOn for ExpectResponse {
                 wrong.push(format!("expected the body delimited by {want}, got {how}"));
             }
         }
-        if let Some(body) = &e.body {
+        if let Some(body) = &self.body {
             if let Some(why) = check_body(&message.body.bytes, body, spec) {
                 wrong.push(why);
             }
@@ -110,9 +119,8 @@ impl RunOn for ExpectResponse {
 
 impl RunOn for ExpectRequest {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let e = self;
         let ph = cx.placeholders;
-        let message = read(conn, true, false, within(e.within)).await.or_failed()?;
+        let message = read(conn, true, false, within(self.within)).await.or_failed()?;
         let Start::Request {
             method,
             target,
@@ -126,9 +134,9 @@ impl RunOn for ExpectRequest {
         let fill = |s: &str| ph.fill(s);
         let mut wrong = Vec::new();
         for (part, want, got) in [
-            ("method", &e.method, method),
-            ("target", &e.target, target),
-            ("version", &e.version, version),
+            ("method", &self.method, method),
+            ("target", &self.target, target),
+            ("version", &self.version, version),
         ] {
             if let Some(want) = want {
                 if fill(want) != *got {
@@ -136,8 +144,15 @@ impl RunOn for ExpectRequest {
                 }
             }
         }
-        wrong.extend(check_fields(&message, &e.headers, &e.present, &e.absent, ph, true));
-        wrong.extend(once_each(&message, &e.headers));
+        wrong.extend(check_fields(
+            &message,
+            &self.headers,
+            &self.present,
+            &self.absent,
+            ph,
+            true,
+        ));
+        wrong.extend(once_each(&message, &self.headers));
         finish(conn, &message, wrong, ph)
     }
 }

@@ -13,29 +13,27 @@ use std::net::Ipv4Addr;
 
 impl Run for Join {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let j = self;
-        let group = play.group_of(j.group);
-        let name = &j.name.value;
+        let group = play.group_of(self.group);
+        let name = &self.name.value;
         let endpoint = Endpoint::member(name, group, play.setting.port, play.decoy)
             .map_err(|e| StepError::CannotRun(format!("the grader could not join the group on 127.0.0.1: {e}")))?;
         play.endpoints.insert(name.clone(), endpoint);
         play.transcript
-            .record(name, format!("joined {} on lo, port {{port}}", j.group));
+            .record(name, format!("joined {} on lo, port {{port}}", self.group));
         Ok(())
     }
 }
 
 impl Run for MulticastSender {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let group = play.group_of(s.group);
-        let name = &s.name.value;
+        let group = play.group_of(self.group);
+        let name = &self.name.value;
         let endpoint = Endpoint::sender(name, group, play.setting.port)
             .map_err(|e| StepError::CannotRun(format!("the grader could not open its multicast socket: {e}")))?;
         play.endpoints.insert(name.clone(), endpoint);
         play.transcript.record(
             name,
-            format!("udp socket, peer {} port {{port}}, through lo, TTL 1", s.group),
+            format!("udp socket, peer {} port {{port}}, through lo, TTL 1", self.group),
         );
         Ok(())
     }
@@ -43,12 +41,11 @@ impl Run for MulticastSender {
 
 impl Run for ExpectMembers {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let m = self;
-        let group = play.group_of(m.group);
-        let bound = within(m.within);
+        let group = play.group_of(self.group);
+        let bound = within(self.within);
         let (found, count) = match witness::poll_until(bound, || {
             let count = witness::igmp_members(None, group);
-            (count == m.count, count)
+            (count == self.count, count)
         })
         .await
         {
@@ -56,13 +53,13 @@ impl Run for ExpectMembers {
             Err(count) => (false, count),
         };
         play.transcript
-            .record("", format!("members of {} on lo: {count}", m.group));
+            .record("", format!("members of {} on lo: {count}", self.group));
         if found {
             return Ok(());
         }
         Err(StepError::failed(format!(
             "expected {} sockets joined to the group on lo within {}ms; the kernel shows {count}",
-            m.count,
+            self.count,
             bound.as_millis()
         )))
     }

@@ -22,8 +22,7 @@ use tokio::time::Instant;
 
 impl Run for Start {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let name = s.program.value.clone();
+        let name = self.program.value.clone();
         let program = &play.spec.programs[&name];
         // The first program of the scenario, on a port nothing else has held:
         // whether it listens says something of every scenario that starts it
@@ -37,7 +36,7 @@ impl Run for Start {
                 )));
             }
         }
-        let (mut argv, shown) = argv(play, &program.command, &s.args);
+        let (mut argv, shown) = argv(play, &program.command, &self.args);
         if program.reference {
             let exe = play
                 .setting
@@ -53,7 +52,7 @@ impl Run for Start {
             }
         }
         // A program given `{port2}` (one behind a relay) is ready on that port.
-        let given_port2 = match &s.args {
+        let given_port2 = match &self.args {
             Some(args) => args.iter().any(|a| a.contains("{port2}")),
             None => program.command.iter().any(|a| a.contains("{port2}")),
         };
@@ -69,7 +68,7 @@ impl Run for Start {
                 argv[0]
             )));
         }
-        let stdin = s.stdin.as_ref().map(|p| p.bytes());
+        let stdin = self.stdin.as_ref().map(|p| p.bytes());
         // Members before the start, so that a second receiver of the same
         // group is seen joining too.
         let joins = program.joins.map(|g| {
@@ -87,7 +86,7 @@ impl Run for Start {
         .map_err(|e| StepError::CannotRun(format!("could not start `{}`: {e}", argv[0])))?;
         play.started.push(prog.pid);
         crate::program_time::Scenario::started(prog.pid);
-        match &s.stdin {
+        match &self.stdin {
             Some(p) => play
                 .transcript
                 .record(&name, format!("start {shown} < {}", p.describe())),
@@ -100,13 +99,17 @@ impl Run for Start {
         // listens is reported with its exit and its stderr.
         play.programs.insert(name.clone(), prog);
         if let Some(protocol) = program.listens {
-            let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
+            let bound = self
+                .within
+                .or(program.ready_within)
+                .map(|w| w.0)
+                .unwrap_or(DEFAULT_READY);
             let port = if given_port2 {
                 play.setting.port2
             } else {
                 play.setting.port
             };
-            let stdin = s.stdin.as_ref().map(|p| p.describe()).unwrap_or_default();
+            let stdin = self.stdin.as_ref().map(|p| p.describe()).unwrap_or_default();
             let command = format!("{name}: {shown} < {stdin}");
             let its_own_clause = program
                 .preconditions
@@ -141,7 +144,11 @@ impl Run for Start {
             play.transcript.record(&name, format!("{what} {shown_port}"));
         }
         if let Some((shown, group, before)) = joins {
-            let bound = s.within.or(program.ready_within).map(|w| w.0).unwrap_or(DEFAULT_READY);
+            let bound = self
+                .within
+                .or(program.ready_within)
+                .map(|w| w.0)
+                .unwrap_or(DEFAULT_READY);
             let prog = play.programs.get_mut(&name).expect("inserted above");
             let pid = prog.pid;
             let joined = witness::poll_until(bound, || {
@@ -276,9 +283,8 @@ async fn wait_ready(
 
 impl Run for Stop {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let name = &s.program.value;
-        let bound = within(s.within);
+        let name = &self.program.value;
+        let bound = within(self.within);
         let prog = play.running(name)?;
         prog.end_expected = true;
         at_rest(prog.pid).await;
@@ -307,8 +313,7 @@ impl Run for Stop {
 
 impl Run for Kill {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let p = self;
-        let name = &p.program.value;
+        let name = &self.program.value;
         let prog = play.running(name)?;
         prog.end_expected = true;
         // The whole group: a forking server's children are the server too, and
@@ -333,8 +338,7 @@ async fn group_gone(pgid: i32) {
 
 impl Run for Restart {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let name = &s.program.value;
+        let name = &self.program.value;
         if let Some(p) = play.programs.get_mut(name) {
             if p.is_running() {
                 let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
@@ -351,7 +355,7 @@ impl Run for Restart {
         }
         // Listening again on the same port at once is what a restart checks:
         // its failure stays the scenario's, not the readiness clause's.
-        s.0.run(play).await.map_err(|mut error| {
+        self.0.run(play).await.map_err(|mut error| {
             if let Some(failure) = error.failure_mut() {
                 failure.precondition = None;
             }
@@ -371,9 +375,8 @@ async fn at_rest(pid: i32) {
 
 impl Run for SignalStep {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let name = &s.program.value;
-        let sig = s.signal.0;
+        let name = &self.program.value;
+        let sig = self.signal.0;
         let prog = play.running(name)?;
         // A handler meets the program at rest; STOP, CONT and KILL have no
         // handler, and a stopped program would never rest (it waits for CONT).
@@ -406,8 +409,7 @@ impl Run for SignalStep {
 
 impl Run for ExpectRunning {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let p = self;
-        let name = &p.program.value;
+        let name = &self.program.value;
         match play.program(name)?.exit_status() {
             None => {
                 play.transcript.record(name, "running");
@@ -423,13 +425,12 @@ impl Run for ExpectRunning {
 
 impl Run for ExpectExit {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let e = self;
         use std::os::unix::process::ExitStatusExt;
-        let name = &e.program.value;
+        let name = &self.program.value;
         // Where `not_before` counts from (see `ExpectExit`).
         let began = std::time::SystemTime::now();
         let origin = play.datagram_arrived.filter(|at| *at < began).unwrap_or(began);
-        let bound = e.within.map(|w| w.0).unwrap_or(DEFAULT_EXIT);
+        let bound = self.within.map(|w| w.0).unwrap_or(DEFAULT_EXIT);
         let mut watch = super::stillness::Watch::of(play);
         let prog = play
             .programs
@@ -463,7 +464,7 @@ impl Run for ExpectExit {
         };
         play.transcript.record(name, describe_exit(&status));
         let how = ended(&status);
-        if let Some(min) = e.not_before {
+        if let Some(min) = self.not_before {
             let ran = origin.elapsed().unwrap_or_default();
             if ran < min.0 {
                 let since = if origin < began {
@@ -477,7 +478,7 @@ impl Run for ExpectExit {
                 )));
             }
         }
-        match e.ending {
+        match self.ending {
             Ending::Status(code) if status.code() != Some(code) => Err(StepError::failed(format!(
                 "expected {name} to exit with status {code}; it {how}"
             ))),

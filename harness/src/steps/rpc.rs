@@ -12,27 +12,25 @@ use crate::transcript::{Mismatch, Wire};
 
 impl RunOn for SendMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let s = self;
         let frames = cx.frames().or_cannot_run()?;
-        let bytes: Vec<u8> = s.messages.iter().flat_map(|m| frames.encode(m)).collect();
-        let what: Vec<String> = s.messages.iter().map(|m| m.describe(Some(frames))).collect();
-        super::tcp::write(conn, bytes, what.join(", "), &s.split, s.gap, None, false).await
+        let bytes: Vec<u8> = self.messages.iter().flat_map(|m| frames.encode(m)).collect();
+        let what: Vec<String> = self.messages.iter().map(|m| m.describe(Some(frames))).collect();
+        super::tcp::write(conn, bytes, what.join(", "), &self.split, self.gap, None, false).await
     }
 }
 
 impl RunOn for ExpectMessage {
     async fn run_on(&self, conn: &mut Conn, cx: &OnContext<'_>) -> StepResult {
-        let e = self;
         let frames = cx.frames().or_cannot_run()?;
         let t = conn.transcript.clone();
-        let want = &e.message;
+        let want = &self.message;
         let expected = want.describe(Some(frames));
         let prefix = frames.length.size();
         let body = frames.body_size(&want.kind).unwrap_or(0);
         // The frame of the expected kind, by its size: what follows it belongs
         // to the next expectation.
         let matcher = crate::matcher::Matcher::Size(prefix + body);
-        let frame = match conn.expect(&matcher, within(e.within)).await {
+        let frame = match conn.expect(&matcher, within(self.within)).await {
             Outcome::Matched(bytes) => bytes,
             Outcome::Failed(why) => {
                 t.record_wire(

@@ -22,16 +22,15 @@ use std::time::Duration;
 
 impl Run for Connect {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let c = self;
-        let bound = within(c.within);
-        let base = c.name.value.clone();
-        let names: Vec<String> = match c.count {
+        let bound = within(self.within);
+        let base = self.name.value.clone();
+        let names: Vec<String> = match self.count {
             None => vec![base.clone()],
             Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], play.setting.port));
         let mut outcomes = Vec::new();
-        let mut pacing = (c.count.is_some() && !c.burst).then(|| Pacing::new(play.setting.port));
+        let mut pacing = (self.count.is_some() && !self.burst).then(|| Pacing::new(play.setting.port));
         // One after the other: each handshake completes (or not) before the
         // next begins, so a full backlog is seen exactly where it fills.
         for (i, name) in names.iter().enumerate() {
@@ -39,7 +38,7 @@ impl Run for Connect {
                 pacing.before_connect().await;
             }
             let outcome = match Deadline::after(bound)
-                .within(conn::connect(addr, c.rcvbuf.map(|s| s.0)))
+                .within(conn::connect(addr, self.rcvbuf.map(|s| s.0)))
                 .await
             {
                 Some(Ok(stream)) => {
@@ -61,7 +60,7 @@ impl Run for Connect {
                 None => ConnectOutcome::Pending,
             };
             outcomes.push(outcome);
-            if outcome != c.expect {
+            if outcome != self.expect {
                 let done = outcomes.iter().filter(|o| **o == ConnectOutcome::Established).count();
                 play.transcript.record_wire(
                     name,
@@ -71,18 +70,18 @@ impl Run for Connect {
                         outcome,
                     },
                 );
-                let count = match c.count {
+                let count = match self.count {
                     Some(n) => format!("connection {} of {n}: ", i + 1),
                     None => String::new(),
                 };
-                let extra = if outcome == ConnectOutcome::Pending && c.count.is_some() {
+                let extra = if outcome == ConnectOutcome::Pending && self.count.is_some() {
                     format!(" ({done} completed their handshake before it)")
                 } else {
                     String::new()
                 };
                 return Err(StepError::failed(format!(
                     "{count}expected the connection to be {} within {}ms; it was {}{extra}",
-                    c.expect.as_str(),
+                    self.expect.as_str(),
                     bound.as_millis(),
                     outcome.as_str()
                 )));
@@ -90,11 +89,11 @@ impl Run for Connect {
         }
         let connected = Wire::Connect {
             peer: play.spec.server().map(String::from),
-            count: c.count,
-            outcome: c.expect,
+            count: self.count,
+            outcome: self.expect,
         };
         play.transcript.record_wire(&base, connected);
-        if c.count.is_some() {
+        if self.count.is_some() {
             play.groups.insert(base, names);
         }
         Ok(())
@@ -163,9 +162,8 @@ impl Pacing {
 
 impl Run for Listen {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let l = self;
-        let name = &l.name.value;
-        let port = match l.port {
+        let name = &self.name.value;
+        let port = match self.port {
             Some(ListenPort::Number(port)) if !play.setting.own_netns => {
                 return Err(super::StepError::CannotRun(format!(
                     "this scenario needs port {port} of its own, which only a network namespace gives \
@@ -178,7 +176,7 @@ impl Run for Listen {
         };
         let mut listener = Listener::bind(port)
             .map_err(|e| super::StepError::CannotRun(format!("the grader could not listen on port {port}: {e}")))?;
-        match l.port {
+        match self.port {
             Some(ListenPort::Number(port)) => play.transcript.record(name, format!("listening on port {port}")),
             Some(ListenPort::Own(_)) => {
                 listener.own_port = true;
@@ -193,14 +191,13 @@ impl Run for Listen {
 
 impl Run for Accept {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let a = self;
-        let bound = within(a.within);
+        let bound = within(self.within);
         let listener = play
             .listeners
-            .get(&a.on.value)
-            .ok_or_else(|| format!("`{}` is not listening", a.on.value))
+            .get(&self.on.value)
+            .ok_or_else(|| format!("`{}` is not listening", self.on.value))
             .or_failed()?;
-        let name = a.name.value.clone();
+        let name = self.name.value.clone();
         let mut deadline = Deadline::after(bound);
         // Looks at the kernel between waits: once no program can connect any
         // more, the step fails then rather than at its bound (a proxy that
@@ -209,8 +206,8 @@ impl Run for Accept {
         let Some(accepted) = watch.unless_still(deadline.within(listener.accept())).await else {
             return Err(StepError::failed(format!(
                 "expected a program to connect to `{}` (port {}); {}",
-                a.on.value,
-                shown_port(listener, &a.on.value),
+                self.on.value,
+                shown_port(listener, &self.on.value),
                 super::stillness::why_nothing_more(&watch, "connect"),
             )));
         };
@@ -227,8 +224,8 @@ impl Run for Accept {
             None => Err(StepError::failed(with_busy_note(
                 format!(
                     "expected a program to connect to `{}` (port {}) within {}ms; none did",
-                    a.on.value,
-                    shown_port(listener, &a.on.value),
+                    self.on.value,
+                    shown_port(listener, &self.on.value),
                     bound.as_millis()
                 ),
                 &deadline,
@@ -249,19 +246,19 @@ fn shown_port(listener: &crate::conn::Listener, name: &str) -> String {
 
 impl Run for ExpectNoConnection {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let e = self;
-        let on = &e.on.value;
+        let on = &self.on.value;
         let listener = play
             .listeners
             .get(on)
             .ok_or_else(|| format!("`{on}` is not listening"))
             .or_cannot_run()?;
-        match Deadline::on_the_wall_clock(e.duration.0)
+        match Deadline::on_the_wall_clock(self.duration.0)
             .within(listener.accept())
             .await
         {
             None => {
-                play.transcript.record(on, format!("no connection for {}", e.duration));
+                play.transcript
+                    .record(on, format!("no connection for {}", self.duration));
                 Ok(())
             }
             Some(Err(e)) => Err(StepError::of_socket("accept", &e)),
@@ -274,7 +271,7 @@ impl Run for ExpectNoConnection {
                 play.conns.insert(name, conn);
                 Err(StepError::failed(format!(
                     "expected nothing to connect to `{on}` for {}; a connection came from port {}",
-                    e.duration,
+                    self.duration,
                     from.port()
                 )))
             }
@@ -284,16 +281,15 @@ impl Run for ExpectNoConnection {
 
 impl RunOn for Send {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let s = self;
-        let wait = s.wait.then_some(DEFAULT_WITHIN * 5);
+        let wait = self.wait.then_some(DEFAULT_WITHIN * 5);
         write(
             conn,
-            s.payload.bytes(),
-            s.payload.describe(),
-            &s.split,
-            s.gap,
+            self.payload.bytes(),
+            self.payload.describe(),
+            &self.split,
+            self.gap,
             wait,
-            s.shutdown,
+            self.shutdown,
         )
         .await
     }
@@ -332,10 +328,9 @@ pub(super) async fn write(
 
 impl RunOn for Expect {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let e = self;
-        match &e.expected {
-            Expected::Bytes(matcher) => expect_with(conn, Some(matcher), e.within).await,
-            Expected::Echo => expect_with(conn, None, e.within).await,
+        match &self.expected {
+            Expected::Bytes(matcher) => expect_with(conn, Some(matcher), self.within).await,
+            Expected::Echo => expect_with(conn, None, self.within).await,
             // The checker keeps `same_as` out of `each`, and `super::run`
             // answers it at the top level, where the other connection is.
             Expected::SameAs(_) => Err(StepError::cannot_run(
@@ -406,15 +401,14 @@ async fn expect_with(
 
 impl RunOn for EchoBack {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let e = self;
         let t = conn.transcript.clone();
-        let want = e.payload.bytes();
-        match conn.echo_back(&want, within(e.within)).await {
+        let want = self.payload.bytes();
+        match conn.echo_back(&want, within(self.within)).await {
             Ok(()) => {
                 // How many writes it took depends on how the kernel split the
                 // bytes, so it stays out of the transcript.
                 let echo = Wire::Echo {
-                    what: e.payload.describe(),
+                    what: self.payload.describe(),
                     echoed: Some(want.len()),
                     mismatch: None,
                 };
@@ -424,10 +418,10 @@ impl RunOn for EchoBack {
             Err(why) => {
                 // conn.rs says what arrived in words: the bytes stay there.
                 let echo = Wire::Echo {
-                    what: e.payload.describe(),
+                    what: self.payload.describe(),
                     echoed: None,
                     mismatch: Some(Mismatch {
-                        expected: e.payload.describe(),
+                        expected: self.payload.describe(),
                         got: why.clone(),
                     }),
                 };
@@ -440,8 +434,7 @@ impl RunOn for EchoBack {
 
 impl RunOn for ExpectEof {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let c = self;
-        conn.expect_end(PeerState::Eof, within(c.within))
+        conn.expect_end(PeerState::Eof, within(self.within))
             .await
             .inspect_err(|_| drawn_end(conn, "end of stream (EOF)"))
             .or_failed()?;
@@ -456,9 +449,8 @@ impl RunOn for ExpectEof {
 /// and closes). Either is a close; only what came before it counts.
 impl RunOn for ExpectClosed {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let c = self;
-        if c.whatever_arrives {
-            let (taken, total) = conn.take_until_end(within(c.within)).await.or_failed()?;
+        if self.whatever_arrives {
+            let (taken, total) = conn.take_until_end(within(self.within)).await.or_failed()?;
             if total > 0 {
                 conn.transcript.record_wire(
                     &conn.name,
@@ -478,7 +470,7 @@ impl RunOn for ExpectClosed {
             conn.transcript.record_wire(&conn.name, end);
             return Ok(());
         }
-        match conn.expect_end(PeerState::Eof, within(c.within)).await {
+        match conn.expect_end(PeerState::Eof, within(self.within)).await {
             Ok(()) => conn.transcript.record_wire(&conn.name, Wire::Eof),
             Err(_) if conn.peer == PeerState::Reset && conn.inbox.is_empty() => {
                 conn.transcript.record_wire(&conn.name, Wire::Reset)
@@ -496,8 +488,7 @@ impl RunOn for ExpectClosed {
 
 impl RunOn for ExpectReset {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let c = self;
-        conn.expect_end(PeerState::Reset, within(c.within))
+        conn.expect_end(PeerState::Reset, within(self.within))
             .await
             .inspect_err(|_| drawn_end(conn, "a reset (RST)"))
             .or_failed()?;
@@ -538,9 +529,8 @@ impl RunOn for Shutdown {
 
 impl RunOn for Close {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let c = self;
         conn.transcript.record_wire(&conn.name, Wire::Close);
-        conn.close(within(c.within)).await.or_failed()
+        conn.close(within(self.within)).await.or_failed()
     }
 }
 
@@ -639,36 +629,35 @@ pub(super) async fn reset_arrived(play: &mut Play<'_>, on: Option<&crate::lang::
 
 impl RunOn for ExpectSilence {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let s = self;
-        conn.expect_silence(s.duration.0)
+        conn.expect_silence(self.duration.0)
             .await
-            .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", s.duration)))
+            .inspect_err(|_| drawn_end(conn, &format!("nothing for {}", self.duration)))
             .or_failed()?;
         conn.transcript
-            .record(&conn.name, format!("<- nothing for {}", s.duration));
+            .record(&conn.name, format!("<- nothing for {}", self.duration));
         Ok(())
     }
 }
 
 impl RunOn for ReadSlowly {
     async fn run_on(&self, conn: &mut Conn, _: &OnContext<'_>) -> StepResult {
-        let r = self;
-        conn.transcript
-            .record(&conn.name, format!("reads slowly: {} bytes every {}", r.chunk, r.gap));
-        conn.read_slowly(r.chunk, r.gap.0);
+        conn.transcript.record(
+            &conn.name,
+            format!("reads slowly: {} bytes every {}", self.chunk, self.gap),
+        );
+        conn.read_slowly(self.chunk, self.gap.0);
         Ok(())
     }
 }
 
 impl Run for Fill {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let f = self;
-        let pid = play.running(&f.program.value)?.pid;
+        let pid = play.running(&self.program.value)?.pid;
         let spec = play.spec;
-        let conn = play.conn(Some(&f.on))?;
+        let conn = play.conn(Some(&self.on))?;
         let t = conn.transcript.clone();
-        let bound = f.within.map(|w| w.0).unwrap_or(Duration::from_secs(10));
-        let filled = match conn.push_until_full(f.at_most, bound).await {
+        let bound = self.within.map(|w| w.0).unwrap_or(Duration::from_secs(10));
+        let filled = match conn.push_until_full(self.at_most, bound).await {
             Ok(filled) => filled,
             Err(why) => {
                 // A program that reset the connection stopped serving it: the
@@ -691,7 +680,7 @@ impl Run for Fill {
             .await
             .is_ok();
         if !rested {
-            t.record(&f.program.value, "never at rest (still running after 500ms)");
+            t.record(&self.program.value, "never at rest (still running after 500ms)");
         }
         Ok(())
     }

@@ -19,9 +19,8 @@ use std::net::SocketAddr;
 
 impl Run for UdpOpen {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let o = self;
-        let base = &o.name.value;
-        let names: Vec<String> = match o.count {
+        let base = &self.name.value;
+        let names: Vec<String> = match self.count {
             None => vec![base.clone()],
             Some(n) => (1..=n).map(|i| format!("{base}#{i}")).collect(),
         };
@@ -30,7 +29,7 @@ impl Run for UdpOpen {
                 .map_err(|e| StepError::CannotRun(format!("the grader could not open a UDP socket: {e}")))?;
             play.endpoints.insert(name.clone(), endpoint);
         }
-        let what = match o.count {
+        let what = match self.count {
             None => "udp socket, peer {port}".to_string(),
             Some(n) => format!("{n} udp sockets, peer {{port}}"),
         };
@@ -41,8 +40,7 @@ impl Run for UdpOpen {
 
 impl Run for UdpBind {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let b = self;
-        let name = &b.name.value;
+        let name = &self.name.value;
         let endpoint = Endpoint::server(name, play.setting.port).map_err(|e| {
             let port = play.setting.port;
             StepError::CannotRun(format!("the grader could not bind port {port} for the client: {e}"))
@@ -55,9 +53,8 @@ impl Run for UdpBind {
 
 impl Run for Relay {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let r = self;
         crate::relay::start(
-            r,
+            self,
             play.setting.port,
             play.setting.port2,
             play.transcript.clone(),
@@ -67,7 +64,7 @@ impl Run for Relay {
             let port = play.setting.port;
             StepError::CannotRun(format!("the grader could not bind port {port} for its relay: {e}"))
         })?;
-        let mut decisions: Vec<_> = r.plan.iter().collect();
+        let mut decisions: Vec<_> = self.plan.iter().collect();
         decisions.sort_by_key(|(nth, _)| (nth.reply, nth.n));
         let mut plan: Vec<String> = decisions
             .into_iter()
@@ -78,7 +75,7 @@ impl Run for Relay {
                 Fate::Delay(d) => format!("{nth}: {}ms late", d.as_millis()),
             })
             .collect();
-        play.relay_replies = r
+        play.relay_replies = self
             .plan
             .iter()
             .filter(|(nth, fate)| nth.reply && matches!(fate, Fate::Duplicate | Fate::Delay(_)))
@@ -88,7 +85,7 @@ impl Run for Relay {
                 Fate::Deliver | Fate::Drop => String::new(),
             })
             .collect();
-        if let Some((seed, loss)) = r.random {
+        if let Some((seed, loss)) = self.random {
             plan.push(format!("the others: {loss}% lost (seed {seed})"));
         }
         let plan = if plan.is_empty() {
@@ -97,8 +94,8 @@ impl Run for Relay {
             plan.join("; ")
         };
         play.transcript.record(
-            &r.name.value,
-            format!("relay {{port}} <-> {} at {{port2}}: {plan}", r.to.value),
+            &self.name.value,
+            format!("relay {{port}} <-> {} at {{port2}}: {plan}", self.to.value),
         );
         Ok(())
     }
@@ -106,54 +103,53 @@ impl Run for Relay {
 
 impl Run for SendDatagram {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let s = self;
-        let to = match &s.to {
+        let to = match &self.to {
             Some(other) => play.endpoint(other)?.peer,
-            None => play.endpoint(&s.on)?.peer,
+            None => play.endpoint(&self.on)?.peer,
         };
-        let peer_of = s.to.as_ref().unwrap_or(&s.on).value.clone();
+        let peer_of = self.to.as_ref().unwrap_or(&self.on).value.clone();
         let Some(to) = to else {
             return Err(StepError::failed(format!(
                 "`{peer_of}` has nobody to send to yet: a `udp_bind` endpoint answers the sender of the last datagram it received, and none has arrived"
             )));
         };
         let whom = play.describe_addr(to);
-        let bytes = s.payload.bytes();
-        if play.endpoint(s.to.as_ref().unwrap_or(&s.on))?.role == Role::Server {
-            play.offered.extend((0..s.copies).map(|_| Offered {
-                from: s.on.value.clone(),
+        let bytes = self.payload.bytes();
+        if play.endpoint(self.to.as_ref().unwrap_or(&self.on))?.role == Role::Server {
+            play.offered.extend((0..self.copies).map(|_| Offered {
+                from: self.on.value.clone(),
                 bytes: bytes.clone(),
-                foreign: s.to.is_some(),
+                foreign: self.to.is_some(),
             }));
         }
         let transcript = play.transcript.clone();
-        let endpoint = play.endpoint(&s.on)?;
-        if let Some(gap) = s.gap {
-            endpoint.send_in_background(bytes.clone(), to, s.copies, gap.0);
+        let endpoint = play.endpoint(&self.on)?;
+        if let Some(gap) = self.gap {
+            endpoint.send_in_background(bytes.clone(), to, self.copies, gap.0);
             transcript.record_wire(
-                &s.on.value,
+                &self.on.value,
                 Wire::Datagram {
                     outgoing: true,
-                    shown: s.payload.describe(),
+                    shown: self.payload.describe(),
                     bytes: bytes.len(),
-                    whom: format!("to {whom}, {} copies {gap} apart", s.copies),
+                    whom: format!("to {whom}, {} copies {gap} apart", self.copies),
                     mismatch: None,
                     fate: None,
                 },
             );
             return Ok(());
         }
-        for _ in 0..s.copies {
+        for _ in 0..self.copies {
             endpoint
                 .send_to(&bytes, to)
                 .await
                 .map_err(|e| format!("sending a datagram failed: {}", crate::escape::os_error(&e)))
                 .or_failed()?;
             transcript.record_wire(
-                &s.on.value,
+                &self.on.value,
                 Wire::Datagram {
                     outgoing: true,
-                    shown: s.payload.describe(),
+                    shown: self.payload.describe(),
                     bytes: bytes.len(),
                     whom: format!("to {whom}"),
                     mismatch: None,
@@ -372,10 +368,9 @@ fn through_loopback(play: &mut Play<'_>, name: &str, d: &Datagram) -> StepResult
 
 impl Run for ExpectNoDatagram {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let e = self;
-        let name = e.on.value.clone();
+        let name = self.on.value.clone();
         let arrived = play.datagram_arrived;
-        let endpoint = play.endpoint(&e.on)?;
+        let endpoint = play.endpoint(&self.on)?;
         // Counted from the arrival of the datagram the step before received on
         // this endpoint, as the kernel stamped it, if there is one (a client
         // must not resend within 300 ms of its request): a grader that got to
@@ -385,7 +380,7 @@ impl Run for ExpectNoDatagram {
         let from = arrived
             .filter(|at| Some(*at) == endpoint.last_arrival && *at <= now)
             .unwrap_or(now);
-        let until = from + e.duration.0;
+        let until = from + self.duration.0;
         let span = until.duration_since(now).unwrap_or_default();
         let mut got = endpoint
             .recv(&mut Deadline::on_the_wall_clock(span))
@@ -399,7 +394,7 @@ impl Run for ExpectNoDatagram {
         match got {
             None => {
                 play.transcript
-                    .record(&name, format!("<- no datagram for {}", e.duration));
+                    .record(&name, format!("<- no datagram for {}", self.duration));
                 Ok(())
             }
             Some(d) => {
@@ -424,7 +419,7 @@ impl Run for ExpectNoDatagram {
                 }
                 Err(StepError::failed(format!(
                     "expected no datagram on `{name}` for {}; {} arrived",
-                    e.duration,
+                    self.duration,
                     escape::quote(&d.bytes, 80)
                 ))
                 .observed(reply_taken(play))

@@ -31,8 +31,7 @@ const MEMORY_ADVICE: &str =
 
 impl Run for FdBaseline {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let p = self;
-        let name = &p.program.value;
+        let name = &self.program.value;
         let pid = play.running(name)?.pid;
         // The baseline is what the program holds with no client connected. A
         // connection the harness just closed may not be closed by the program
@@ -57,8 +56,7 @@ impl Run for FdBaseline {
 
 impl Run for ExpectFds {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let f = self;
-        let name = &f.program.value;
+        let name = &self.program.value;
         let baseline = play
             .fd_baselines
             .get(name)
@@ -66,9 +64,9 @@ impl Run for ExpectFds {
             .ok_or_else(|| format!("`expect_fds` needs an earlier `fd_baseline: {name}`"))
             .or_cannot_run()?;
         let pid = play.running(name)?.pid;
-        let limit = baseline.len() + f.above_baseline;
+        let limit = baseline.len() + self.above_baseline;
         let prog = &play.programs[name];
-        let now = poll_until(within(f.within), || {
+        let now = poll_until(within(self.within), || {
             if !prog.is_running() || !witness::alive(pid) {
                 return (true, None);
             }
@@ -118,8 +116,7 @@ impl Run for ExpectFds {
 
 impl Run for MemoryBaseline {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let p = self;
-        let name = &p.program.value;
+        let name = &self.program.value;
         let pid = play.running(name)?.pid;
         let rss = tree_rss(pid);
         play.transcript.record_with_detail(
@@ -134,18 +131,17 @@ impl Run for MemoryBaseline {
 
 impl Run for ExpectMemory {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let m = self;
-        let name = &m.program.value;
+        let name = &self.program.value;
         let baseline = *play
             .memory_baselines
             .get(name)
             .ok_or_else(|| format!("`expect_memory` needs an earlier `memory_baseline: {name}`"))
             .or_cannot_run()?;
         let pid = play.running(name)?.pid;
-        let limit = baseline + m.growth_at_most.0 as u64;
+        let limit = baseline + self.growth_at_most.0 as u64;
         // Children that are still finishing their clients hold memory too: wait
         // (bounded) for the tree to settle.
-        let rss = poll_until(within(m.within), || {
+        let rss = poll_until(within(self.within), || {
             if !witness::alive(pid) {
                 return (true, 0);
             }
@@ -161,14 +157,14 @@ impl Run for ExpectMemory {
             Ok(rss) => {
                 play.transcript.record_with_detail(
                     name,
-                    format!("resident memory within {} KiB of the baseline", m.growth_at_most.0 >> 10),
+                    format!("resident memory within {} KiB of the baseline", self.growth_at_most.0 >> 10),
                     format!("{} KiB, baseline {} KiB", rss >> 10, baseline >> 10),
                 );
                 Ok(())
             }
             Err(rss) => Err(StepError::failed(format!(
                 "expected {name}'s resident memory to stay within {} KiB of its baseline ({} KiB) once its clients were gone; it is {} KiB, {} KiB more.\n  {MEMORY_ADVICE}",
-                m.growth_at_most.0 >> 10,
+                self.growth_at_most.0 >> 10,
                 baseline >> 10,
                 rss >> 10,
                 rss.saturating_sub(baseline) >> 10
@@ -179,9 +175,8 @@ impl Run for ExpectMemory {
 
 impl Run for ExpectAccepted {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let a = self;
-        let name = &a.program.value;
-        let target = &a.connection.value;
+        let name = &self.program.value;
+        let target = &self.connection.value;
         // A group stands for its members.
         let members = play.groups.get(target).cloned().unwrap_or_else(|| vec![target.clone()]);
         let ports = members
@@ -192,7 +187,7 @@ impl Run for ExpectAccepted {
             .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let port = play.setting.port;
-        let waiting = poll_until(within(a.within), || {
+        let waiting = poll_until(within(self.within), || {
             let tree = witness::tree(pid, &witness::processes());
             let waiting: Vec<String> = ports
                 .iter()
@@ -219,7 +214,7 @@ impl Run for ExpectAccepted {
                     1 => format!("`{target}`"),
                     n => format!("the {n} connections of `{target}`"),
                 },
-                within(a.within).as_millis(),
+                within(self.within).as_millis(),
                 waiting.len(),
                 waiting.join(", ")
             ))),
@@ -229,9 +224,8 @@ impl Run for ExpectAccepted {
 
 impl Run for ExpectRead {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let r = self;
-        let name = &r.program.value;
-        let conn = &r.connection.value;
+        let name = &self.program.value;
+        let conn = &self.connection.value;
         // The program's port and the harness's, whichever side connected.
         let (port, peer_port, pending) = play
             .conns
@@ -241,7 +235,7 @@ impl Run for ExpectRead {
             .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         // The harness's own writes first: what it queued must be in the kernel.
-        let read = poll_until(within(r.within), || {
+        let read = poll_until(within(self.within), || {
             let queues = witness::connection_queues(pid, port, peer_port);
             let done = !pending() && matches!(queues, Some(((0, _), (_, 0))));
             (done || !witness::alive(pid), queues)
@@ -260,7 +254,7 @@ impl Run for ExpectRead {
             }
             Err(queues) => Err(StepError::failed(format!(
                 "expected {name} to read everything sent on `{conn}` within {}ms; {}",
-                within(r.within).as_millis(),
+                within(self.within).as_millis(),
                 match queues {
                     Some(((_, _), (_, unread))) if unread > 0 =>
                         format!("{unread} bytes still wait in its receive queue"),
@@ -274,9 +268,8 @@ impl Run for ExpectRead {
 
 impl Run for ExpectReleased {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let r = self;
-        let name = &r.program.value;
-        let conn = &r.connection.value;
+        let name = &self.program.value;
+        let conn = &self.connection.value;
         let peer_port = play
             .conns
             .get(conn)
@@ -285,7 +278,7 @@ impl Run for ExpectReleased {
             .or_cannot_run()?;
         let pid = play.running(name)?.pid;
         let port = play.setting.port;
-        let hold = poll_until(within(r.within), || {
+        let hold = poll_until(within(self.within), || {
             if !witness::alive(pid) {
                 return (true, None);
             }
@@ -307,14 +300,14 @@ impl Run for ExpectReleased {
             }
             Err(Some(witness::Hold::Waiting)) => Err(StepError::failed(format!(
                 "expected {name} to accept `{conn}` and close it within {}ms; it never accepted it",
-                within(r.within).as_millis()
+                within(self.within).as_millis()
             ))),
             Err(_) => {
                 Err(StepError::failed(format!(
                     "expected {name} to close its end of `{conn}` within {}ms of the client leaving; a descriptor of {name} still refers to it.\n  {RELEASE_ADVICE}",
-                    within(r.within).as_millis()
+                    within(self.within).as_millis()
                 ))
-                .observed(super::tcp::copy_kept(play, Some(&r.connection))))
+                .observed(super::tcp::copy_kept(play, Some(&self.connection))))
             }
         }
     }
@@ -330,13 +323,12 @@ pub(super) fn settled(play: &Play<'_>, pids: impl IntoIterator<Item = i32>) -> b
 
 impl Run for ExpectAtRest {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let r = self;
-        let name = &r.program.value;
+        let name = &self.program.value;
         let pid = play.running(name)?.pid;
         // Twice in a row: a thread between two system calls may look asleep
         // for a moment (waiting on a lock another thread holds while it works).
         let mut calm = 0;
-        let settled = poll_until(within(r.within), || {
+        let settled = poll_until(within(self.within), || {
             let quiet = settled(&*play, [pid]);
             calm = if quiet { calm + 1 } else { 0 };
             (calm >= 2, ())
@@ -350,7 +342,7 @@ impl Run for ExpectAtRest {
             Err(()) => Err(StepError::failed(format!(
                 "expected {name} to come to rest (every thread waiting in the kernel, nothing in flight) within {}ms; \
                  it did not: a thread kept running, or bytes kept waiting in its sockets",
-                within(r.within).as_millis()
+                within(self.within).as_millis()
             ))),
         }
     }
@@ -358,11 +350,10 @@ impl Run for ExpectAtRest {
 
 impl Run for ExpectZombies {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let z = self;
-        let name = &z.program.value;
+        let name = &self.program.value;
         let pid = play.running(name)?.pid;
-        let at_most = z.at_most;
-        let r = poll_until(within(z.within), || {
+        let at_most = self.at_most;
+        let r = poll_until(within(self.within), || {
             let n = witness::zombies(pid, &witness::processes()).len();
             (n <= at_most, n)
         })
@@ -381,14 +372,13 @@ impl Run for ExpectZombies {
 
 impl Run for ExpectIdle {
     async fn run(&self, play: &mut Play<'_>) -> StepResult {
-        let i = self;
-        let name = &i.program.value;
+        let name = &self.program.value;
         let pid = play.running(name)?.pid;
         let (t0, rss0, _) = tree_usage(pid);
         let demand0 = witness::tree_demand(pid);
         let began = Instant::now();
         // Watching over time is the point of this step: nothing to wait for.
-        tokio::time::sleep(i.duration.0).await;
+        tokio::time::sleep(self.duration.0).await;
         let (t1, rss1, procs) = tree_usage(pid);
         let demand1 = witness::tree_demand(pid);
         if !witness::alive(pid) {
@@ -413,21 +403,21 @@ impl Run for ExpectIdle {
                 "used the CPU",
             ),
         };
-        if let Some(max) = i.max_cpu_percent {
+        if let Some(max) = self.max_cpu_percent {
             if cpu > max as f64 {
                 return Err(StepError::failed(format!(
                     "expected {name} to use at most {max}% CPU while idle; it {what} {cpu:.0}% of {secs:.1}s: a loop that polls or yields instead of blocking in accept/read/poll"
                 )));
             }
         }
-        if let Some(max) = i.max_processes {
+        if let Some(max) = self.max_processes {
             if procs > max {
                 return Err(StepError::failed(format!(
                     "expected at most {max} processes while idle; {name} has {procs}"
                 )));
             }
         }
-        if let Some(max) = i.max_rss_growth {
+        if let Some(max) = self.max_rss_growth {
             let growth = rss1.saturating_sub(rss0);
             if growth > max.0 as u64 {
                 return Err(StepError::failed(format!(
@@ -437,7 +427,7 @@ impl Run for ExpectIdle {
             }
         }
         play.transcript
-            .record(name, format!("idle for {}: within bounds", i.duration));
+            .record(name, format!("idle for {}: within bounds", self.duration));
         Ok(())
     }
 }
