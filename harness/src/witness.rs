@@ -455,24 +455,11 @@ pub fn tree_at_rest(pid: i32) -> bool {
     })
 }
 
-/// The CPU time the kernel counted for each thread of the program's tree
-/// (the first field of `/proc/PID/task/TID/schedstat`, in ns), by thread.
-/// `None` where the kernel keeps no such count.
+/// The CPU time each thread of the program's tree has had (`schedstat`'s
+/// run time, ns), by thread. `None` where the kernel keeps no schedstat.
 pub fn tree_run_times(pid: i32) -> Option<HashMap<i32, u64>> {
-    let mut out = HashMap::new();
-    for p in tree(pid, &processes()) {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(tid) = task.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            out.insert(tid, text.split_whitespace().next()?.parse().ok()?);
-        }
-    }
-    Some(out)
+    let threads = tree_schedstats(pid)?;
+    Some(threads.into_iter().map(|(t, s)| (t.tid, s.sum_exec_runtime)).collect())
 }
 
 /// Every thread of the program's tree that could run has had the CPU since
@@ -480,24 +467,13 @@ pub fn tree_run_times(pid: i32) -> Option<HashMap<i32, u64>> {
 /// CPU with work it was handed before. A thread asleep in the kernel, or one
 /// that came since, counts as done.
 pub fn tree_ran_since(pid: i32, before: &HashMap<i32, u64>) -> bool {
-    let Some(now) = tree_run_times(pid) else {
+    let Some(threads) = tree_schedstats(pid) else {
         return true;
     };
-    tree(pid, &processes()).into_iter().all(|p| {
-        let Ok(process) = Process::new(p) else {
-            return true;
-        };
-        let Ok(tasks) = process.tasks() else {
-            return true;
-        };
-        tasks.flatten().all(|t| {
-            let runnable = t.stat().map(|s| s.state == 'R').unwrap_or(false);
-            let ran = match (before.get(&t.tid), now.get(&t.tid)) {
-                (Some(then), Some(now)) => now > then,
-                _ => true,
-            };
-            !runnable || ran
-        })
+    threads.iter().all(|(task, s)| {
+        let runnable = task.stat().is_ok_and(|stat| stat.state == 'R');
+        let ran = before.get(&task.tid).is_none_or(|then| s.sum_exec_runtime > *then);
+        !runnable || ran
     })
 }
 
@@ -715,16 +691,27 @@ pub fn tree_usage(pid: i32) -> (u64, u64, usize) {
 /// busy machine as on an idle one, while a thread blocked in the kernel is
 /// neither.
 pub fn tree_demand(pid: i32) -> Option<HashMap<i32, u64>> {
-    let mut out = HashMap::new();
+    let threads = tree_schedstats(pid)?;
+    Some(
+        threads
+            .into_iter()
+            .map(|(t, s)| (t.tid, s.sum_exec_runtime + s.run_delay))
+            .collect(),
+    )
+}
+
+/// Each thread of a process and its descendants, with what the kernel
+/// counted of its time (`/proc/PID/task/TID/schedstat`). `None` where the
+/// kernel keeps no schedstat (gVisor).
+fn tree_schedstats(pid: i32) -> Option<Vec<(procfs::process::Task, procfs::process::Schedstat)>> {
+    let mut out = Vec::new();
     for p in tree(pid, &processes()) {
         let Ok(tasks) = Process::new(p).and_then(|p| p.tasks()) else {
             continue;
         };
         for task in tasks.flatten() {
             match task.schedstat() {
-                Ok(s) => {
-                    out.insert(task.tid, s.sum_exec_runtime + s.run_delay);
-                }
+                Ok(s) => out.push((task, s)),
                 // Gone since the listing: its time no longer matters.
                 Err(procfs::ProcError::NotFound(_)) => {}
                 Err(_) => return None,

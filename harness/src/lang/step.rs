@@ -234,8 +234,10 @@ macro_rules! keywords {
     };
 }
 
+// Grouped by family, the module of each struct; what each family is about
+// is said once, in `reference::FAMILIES`.
 keywords! { $
-    // --- program: the programs under test ---------------------------------
+    // --- program
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<program::Start>")]
     scenario "start" Start(program::Start),
@@ -255,7 +257,7 @@ keywords! { $
     scenario "expect_exit" ExpectExit(program::ExpectExit),
     scenario "expect_output" ExpectOutput(program::ExpectOutput),
 
-    // --- tcp: the harness as a client or a server of the program ----------
+    // --- tcp
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<tcp::Connect>")]
     scenario "connect" Connect(tcp::Connect),
@@ -289,7 +291,7 @@ keywords! { $
     connection "expect_silence" ExpectSilence(tcp::ExpectSilence),
     scenario "fill" Fill(tcp::Fill),
 
-    // --- udp: the harness's datagram endpoints ------------------------------
+    // --- udp
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<udp::UdpOpen>")]
     scenario "udp_open" UdpOpen(udp::UdpOpen),
@@ -301,17 +303,17 @@ keywords! { $
     scenario "expect_no_datagram" ExpectNoDatagram(udp::ExpectNoDatagram),
     scenario "relay" Relay(udp::Relay),
 
-    // --- http: HTTP/1.1 messages on a connection ------------------------------
+    // --- http
     connection "send_request" SendRequest(http::SendRequest),
     connection "expect_response" ExpectResponse(http::ExpectResponse),
     connection "expect_request" ExpectRequest(http::ExpectRequest),
     connection "send_response" SendResponse(http::SendResponse),
 
-    // --- rpc: binary messages on a connection ---------------------------------
+    // --- rpc
     connection "send_message" SendMessage(rpc::SendMessage),
     connection "expect_message" ExpectMessage(rpc::ExpectMessage),
 
-    // --- multicast: the group -------------------------------------------------
+    // --- multicast
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<multicast::Join>")]
     scenario "join" Join(multicast::Join),
@@ -320,12 +322,11 @@ keywords! { $
     scenario "multicast_sender" MulticastSender(multicast::MulticastSender),
     scenario "expect_members" ExpectMembers(multicast::ExpectMembers),
 
-    // --- flow: steps that hold steps (here, so that serde's list of
-    // keywords keeps its order) -----------------------------------------------
+    // --- flow (here, so that serde's list of keywords keeps its order)
     holds "each" Each(flow::RawEach => flow::Each),
     holds "repeat" Repeat(flow::RawRepeat => flow::Repeat),
 
-    // --- witness: what the kernel shows of the program --------------------
+    // --- witness
     #[serde(deserialize_with = "short")]
     #[schemars(with = "schema::Short<witness::FdBaseline>")]
     scenario "fd_baseline" FdBaseline(witness::FdBaseline),
